@@ -1,0 +1,419 @@
+//! Message routes: post, reserve, peek, get, delete (one, many, all), touch, release, webhook.
+
+use super::extract::{JsonBody, MessagePath, QueuePath, RawBody};
+use super::input::{lenient_bool, opt_string, opt_u64, query_u64};
+use super::{ApiError, AppState};
+use crate::model::{
+    DeleteRef, MAX_BATCH, MAX_DELAY, MAX_MESSAGE_TIMEOUT, MAX_PUSH_HEADERS, MAX_WAIT, Message,
+    NewMessage, ReserveRequest,
+};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Longest push header name, and value, in bytes.
+const MAX_PUSH_HEADER_NAME: usize = 64;
+const MAX_PUSH_HEADER_VALUE: usize = 1024;
+/// Header names the pusher sets itself, which a message may not override.
+const RESERVED_PUSH_HEADERS: [&str; 6] = [
+    "content-type",
+    "user-agent",
+    "iron-message-id",
+    "iron-reservation-id",
+    "iron-subscriber-name",
+    "iron-subscriber-message-url",
+];
+
+fn message_json(m: &Message) -> Value {
+    let mut v = json!({ "id": m.id, "body": m.body, "reserved_count": m.reserved_count });
+    if let Some(rid) = &m.reservation_id {
+        v["reservation_id"] = json!(rid);
+    }
+    v
+}
+
+fn messages_json(messages: &[Message]) -> Json<Value> {
+    Json(json!({ "messages": messages.iter().map(message_json).collect::<Vec<_>>() }))
+}
+
+fn check_delay(delay: Option<u64>) -> Result<u64, ApiError> {
+    match delay {
+        Some(d) if d > MAX_DELAY => Err(ApiError::bad_request(format!(
+            "delay must be between 0 and {MAX_DELAY} seconds"
+        ))),
+        d => Ok(d.unwrap_or(0)),
+    }
+}
+
+fn check_push_headers(headers: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if headers.len() > MAX_PUSH_HEADERS {
+        return Err(ApiError::bad_request(format!(
+            "A message may carry at most {MAX_PUSH_HEADERS} push_headers"
+        )));
+    }
+    for (name, value) in headers {
+        if name.is_empty() || name.len() > MAX_PUSH_HEADER_NAME {
+            return Err(ApiError::bad_request(format!(
+                "push_headers names must be 1 to {MAX_PUSH_HEADER_NAME} bytes"
+            )));
+        }
+        if RESERVED_PUSH_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "push_headers may not set {name}"
+            )));
+        }
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "{name:?} is not a valid header name"
+            )));
+        }
+        if value.is_empty() || value.len() > MAX_PUSH_HEADER_VALUE {
+            return Err(ApiError::bad_request(format!(
+                "push_headers values must be 1 to {MAX_PUSH_HEADER_VALUE} bytes"
+            )));
+        }
+        if axum::http::HeaderValue::from_str(value).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "The value of push header {name} is not valid"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_body_size(body: &str, state: &AppState) -> Result<(), ApiError> {
+    let limit = state.limits.max_message_size;
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "Message body too large ({} bytes, limit {limit})",
+            body.len()
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PostBody {
+    #[serde(default)]
+    messages: Option<Vec<PostMessage>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PostMessage {
+    body: Option<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    delay: Option<u64>,
+    #[serde(default)]
+    push_headers: Option<BTreeMap<String, String>>,
+}
+
+impl PostBody {
+    fn validate(self, state: &AppState) -> Result<Vec<NewMessage>, ApiError> {
+        let messages = self.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Err(ApiError::bad_request(
+                "No messages: send {\"messages\": [{\"body\": \"...\"}]}",
+            ));
+        }
+        if messages.len() > MAX_BATCH {
+            return Err(ApiError::bad_request(format!(
+                "At most {MAX_BATCH} messages may be posted at once"
+            )));
+        }
+        messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let body = m
+                    .body
+                    .ok_or_else(|| ApiError::bad_request(format!("messages[{i}] has no body")))?;
+                check_body_size(&body, state)?;
+                let push_headers = m.push_headers.unwrap_or_default();
+                check_push_headers(&push_headers)?;
+                Ok(NewMessage {
+                    body,
+                    delay: check_delay(m.delay)?,
+                    push_headers,
+                })
+            })
+            .collect()
+    }
+}
+
+fn posted(ids: Vec<String>) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::CREATED,
+        Json(json!({ "ids": ids, "msg": "Messages put on queue." })),
+    )
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    path: QueuePath,
+    JsonBody(body): JsonBody<PostBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let messages = body.validate(&state)?;
+    let ids = state
+        .store
+        .post(&path.project, &path.queue, &messages)
+        .await?;
+    Ok(posted(ids))
+}
+
+/// The raw body becomes one message; `X-Subscribers-NAME` headers become push header `NAME`
+/// (invalid ones are dropped, as IronMQ does).
+pub async fn webhook(
+    State(state): State<AppState>,
+    path: QueuePath,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("Webhook body must be UTF-8 text"))?;
+    check_body_size(&body, &state)?;
+    let mut push_headers = BTreeMap::new();
+    for (name, value) in &headers {
+        let Some(target) = name.as_str().strip_prefix("x-subscribers-") else {
+            continue;
+        };
+        let Ok(value) = value.to_str() else { continue };
+        let single = BTreeMap::from([(target.to_string(), value.to_string())]);
+        if push_headers.len() < MAX_PUSH_HEADERS && check_push_headers(&single).is_ok() {
+            push_headers.extend(single);
+        }
+    }
+    let message = NewMessage {
+        body,
+        delay: 0,
+        push_headers,
+    };
+    let ids = state
+        .store
+        .post(&path.project, &path.queue, &[message])
+        .await?;
+    Ok(posted(ids))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReserveBody {
+    #[serde(default, deserialize_with = "opt_u64")]
+    n: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    timeout: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    wait: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    delete: bool,
+}
+
+impl ReserveBody {
+    fn validate(self) -> Result<(ReserveRequest, Duration), ApiError> {
+        let n = self.n.unwrap_or(1);
+        if n > MAX_BATCH as u64 {
+            return Err(ApiError::bad_request(format!(
+                "n must be between 1 and {MAX_BATCH}"
+            )));
+        }
+        if let Some(t) = self.timeout
+            && t > MAX_MESSAGE_TIMEOUT
+        {
+            return Err(ApiError::bad_request(format!(
+                "timeout must be between 1 and {MAX_MESSAGE_TIMEOUT} seconds"
+            )));
+        }
+        let wait = self.wait.unwrap_or(0);
+        if wait > MAX_WAIT {
+            return Err(ApiError::bad_request(format!(
+                "wait must be between 0 and {MAX_WAIT} seconds"
+            )));
+        }
+        let request = ReserveRequest {
+            n: n as usize,
+            timeout: self.timeout,
+            delete: self.delete,
+        };
+        Ok((request, Duration::from_secs(wait)))
+    }
+}
+
+pub async fn reserve(
+    State(state): State<AppState>,
+    path: QueuePath,
+    JsonBody(body): JsonBody<ReserveBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (request, wait) = body.validate()?;
+    let messages = state
+        .store
+        .reserve(&path.project, &path.queue, &request, wait)
+        .await?;
+    Ok(messages_json(&messages))
+}
+
+pub async fn peek(
+    State(state): State<AppState>,
+    path: QueuePath,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let n = query_u64("n", query.get("n"))?
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
+    if n > MAX_BATCH as u64 {
+        return Err(ApiError::bad_request(format!(
+            "n must be between 1 and {MAX_BATCH}"
+        )));
+    }
+    let messages = state
+        .store
+        .peek(&path.project, &path.queue, n as usize)
+        .await?;
+    Ok(messages_json(&messages))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    path: MessagePath,
+) -> Result<Json<Value>, ApiError> {
+    let message = state
+        .store
+        .get_message(&path.project, &path.queue, &path.id)
+        .await?;
+    Ok(Json(json!({ "message": message_json(&message) })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteBody {
+    #[serde(default, deserialize_with = "opt_string")]
+    reservation_id: Option<String>,
+}
+
+/// The reservation id may also come in the query string (a subscriber-message URL carries it).
+pub async fn delete(
+    State(state): State<AppState>,
+    path: MessagePath,
+    Query(query): Query<HashMap<String, String>>,
+    JsonBody(body): JsonBody<DeleteBody>,
+) -> Result<Json<Value>, ApiError> {
+    let rid = body.reservation_id.or_else(|| {
+        query
+            .get("reservation_id")
+            .cloned()
+            .filter(|r| !r.is_empty())
+    });
+    state
+        .store
+        .delete_message(&path.project, &path.queue, &path.id, rid.as_deref())
+        .await?;
+    Ok(Json(json!({ "msg": "Deleted" })))
+}
+
+/// One entry of `ids`: `{"id", "reservation_id"}`, or a bare id string (the v1 shape).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum IdEntry {
+    Bare(String),
+    Full {
+        id: String,
+        #[serde(default, deserialize_with = "opt_string")]
+        reservation_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteManyBody {
+    #[serde(default)]
+    ids: Option<Vec<IdEntry>>,
+}
+
+/// With `ids`, deletes those messages (all or none); without, clears the queue.
+pub async fn delete_many(
+    State(state): State<AppState>,
+    path: QueuePath,
+    JsonBody(body): JsonBody<DeleteManyBody>,
+) -> Result<Json<Value>, ApiError> {
+    let ids = body.ids.unwrap_or_default();
+    if ids.is_empty() {
+        state.store.clear(&path.project, &path.queue).await?;
+        return Ok(Json(json!({ "msg": "Cleared" })));
+    }
+    if ids.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "At most {MAX_BATCH} ids may be deleted at once"
+        )));
+    }
+    let refs: Vec<DeleteRef> = ids
+        .into_iter()
+        .map(|entry| match entry {
+            IdEntry::Bare(id) => DeleteRef {
+                id,
+                reservation_id: None,
+            },
+            IdEntry::Full { id, reservation_id } => DeleteRef { id, reservation_id },
+        })
+        .collect();
+    if refs.iter().any(|r| r.id.is_empty()) {
+        return Err(ApiError::bad_request("Every entry of ids needs an id"));
+    }
+    state
+        .store
+        .delete_messages(&path.project, &path.queue, &refs)
+        .await?;
+    Ok(Json(json!({ "msg": "Deleted" })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TouchBody {
+    #[serde(default, deserialize_with = "opt_string")]
+    reservation_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    timeout: Option<u64>,
+}
+
+fn required_reservation(rid: Option<String>) -> Result<String, ApiError> {
+    rid.ok_or_else(|| ApiError::bad_request("reservation_id is required"))
+}
+
+pub async fn touch(
+    State(state): State<AppState>,
+    path: MessagePath,
+    JsonBody(body): JsonBody<TouchBody>,
+) -> Result<Json<Value>, ApiError> {
+    let rid = required_reservation(body.reservation_id)?;
+    if let Some(t) = body.timeout
+        && t > MAX_MESSAGE_TIMEOUT
+    {
+        return Err(ApiError::bad_request(format!(
+            "timeout must be between 1 and {MAX_MESSAGE_TIMEOUT} seconds"
+        )));
+    }
+    let new_rid = state
+        .store
+        .touch(&path.project, &path.queue, &path.id, &rid, body.timeout)
+        .await?;
+    Ok(Json(json!({ "reservation_id": new_rid, "msg": "Touched" })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReleaseBody {
+    #[serde(default, deserialize_with = "opt_string")]
+    reservation_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    delay: Option<u64>,
+}
+
+pub async fn release(
+    State(state): State<AppState>,
+    path: MessagePath,
+    JsonBody(body): JsonBody<ReleaseBody>,
+) -> Result<Json<Value>, ApiError> {
+    let rid = required_reservation(body.reservation_id)?;
+    let delay = check_delay(body.delay)?;
+    state
+        .store
+        .release(&path.project, &path.queue, &path.id, &rid, delay)
+        .await?;
+    Ok(Json(json!({ "msg": "Released" })))
+}

@@ -1,0 +1,139 @@
+//! The IronMQ v3 REST API: routes under `/3/projects/{project}`, token checks, tolerant input,
+//! and `{"msg": ...}` errors. Handlers parse, call the store, and shape the answer.
+
+mod auth;
+mod error;
+mod extract;
+mod input;
+mod messages;
+mod queues;
+
+pub use auth::Tokens;
+pub use error::ApiError;
+
+use crate::store::Store;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, Method};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::Layer;
+
+/// Size limits on what clients send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest message body, in bytes (413 beyond).
+    pub max_message_size: usize,
+    /// Largest request body, in bytes (413 beyond); read no further than this.
+    pub max_request_size: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub tokens: Arc<Tokens>,
+    pub limits: Limits,
+}
+
+pub fn router(state: AppState) -> Router {
+    const QUEUE: &str = "/3/projects/{project}/queues/{queue}";
+    let project_routes = Router::new()
+        .route("/3/projects/{project}/queues", get(queues::list))
+        .route(
+            QUEUE,
+            get(queues::get)
+                .put(queues::apply)
+                .post(queues::apply)
+                .patch(queues::apply)
+                .delete(queues::delete),
+        )
+        .route(
+            &format!("{QUEUE}/messages"),
+            get(messages::peek)
+                .post(messages::post)
+                .delete(messages::delete_many),
+        )
+        .route(
+            &format!("{QUEUE}/messages/{{id}}"),
+            get(messages::get).delete(messages::delete),
+        )
+        .route(
+            &format!("{QUEUE}/messages/{{id}}/touch"),
+            post(messages::touch),
+        )
+        .route(
+            &format!("{QUEUE}/messages/{{id}}/release"),
+            post(messages::release),
+        )
+        .route(&format!("{QUEUE}/reservations"), post(messages::reserve))
+        .route(&format!("{QUEUE}/webhook"), post(messages::webhook))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .merge(project_routes)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.limits.max_request_size))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Applied before routing, so an overridden POST is routed as the method it stands for.
+    let app = tower::util::MapRequestLayer::new(method_override).layer(router(state));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+static METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
+
+/// The Java client cannot send PATCH or DELETE: it POSTs with `X-HTTP-Method-Override`.
+fn method_override(mut request: Request) -> Request {
+    if request.method() == Method::POST {
+        let wanted = request
+            .headers()
+            .get(&METHOD_OVERRIDE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_uppercase());
+        match wanted.as_deref() {
+            Some("DELETE") => *request.method_mut() = Method::DELETE,
+            Some("PATCH") => *request.method_mut() = Method::PATCH,
+            Some("PUT") => *request.method_mut() = Method::PUT,
+            _ => {}
+        }
+    }
+    request
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "msg": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.store.ping().await {
+        Ok(Json(json!({ "msg": "ready" })))
+    } else {
+        Err(ApiError::Unavailable)
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Not found".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

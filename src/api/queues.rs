@@ -1,0 +1,192 @@
+//! Queue routes: list, create, read, update, delete.
+
+use super::extract::{JsonBody, ProjectPath, QueuePath, check_queue_name};
+use super::input::{opt_string, opt_u64, query_u64};
+use super::{ApiError, AppState};
+use crate::model::{
+    MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, QueueInfo, QueueSettings, QueueType,
+};
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Default and largest page of a queue listing.
+const DEFAULT_PER_PAGE: u64 = 30;
+const MAX_PER_PAGE: u64 = 100;
+/// Shortest queue `message_timeout`, in seconds (a reserve may still ask for less).
+const MIN_MESSAGE_TIMEOUT: u64 = 30;
+
+/// Queue settings as clients send them, wrapped in `{"queue": {...}}` or bare.
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueBody {
+    #[serde(default)]
+    queue: Option<Value>,
+    #[serde(flatten)]
+    bare: HashMap<String, Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SettingsInput {
+    #[serde(default, rename = "type", deserialize_with = "opt_string")]
+    queue_type: Option<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    message_timeout: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    message_expiration: Option<u64>,
+    #[serde(default)]
+    push: Option<Value>,
+    #[serde(default)]
+    dead_letter: Option<Value>,
+    #[serde(default)]
+    alerts: Option<Value>,
+}
+
+/// True for `null`, `{}`, `[]` and `""`: what clients send for "nothing here".
+fn is_blank(value: &Option<Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    }
+}
+
+impl QueueBody {
+    fn settings(self) -> Result<QueueSettings, ApiError> {
+        let raw = match self.queue {
+            // PHP encodes an empty settings array as `"queue": []`.
+            Some(Value::Array(a)) if a.is_empty() => Value::Object(Default::default()),
+            Some(v) => v,
+            None => Value::Object(self.bare.into_iter().collect()),
+        };
+        let input: SettingsInput = super::extract::parse_json(raw.to_string().as_bytes())?;
+        input.validate()
+    }
+}
+
+impl SettingsInput {
+    fn validate(self) -> Result<QueueSettings, ApiError> {
+        let queue_type = match self.queue_type.as_deref() {
+            None => None,
+            Some(t) => Some(QueueType::parse(t).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid type {t:?}: use pull, unicast or multicast"
+                ))
+            })?),
+        };
+        if matches!(queue_type, Some(QueueType::Unicast | QueueType::Multicast))
+            || !is_blank(&self.push)
+        {
+            return Err(ApiError::bad_request(
+                "Push queues are not supported by this server yet",
+            ));
+        }
+        if !is_blank(&self.dead_letter) {
+            return Err(ApiError::bad_request(
+                "dead_letter is not supported by this server",
+            ));
+        }
+        if !is_blank(&self.alerts) {
+            return Err(ApiError::bad_request(
+                "Queue alerts are not supported by this server",
+            ));
+        }
+        if let Some(t) = self.message_timeout
+            && !(MIN_MESSAGE_TIMEOUT..=MAX_MESSAGE_TIMEOUT).contains(&t)
+        {
+            return Err(ApiError::bad_request(format!(
+                "message_timeout must be between {MIN_MESSAGE_TIMEOUT} and {MAX_MESSAGE_TIMEOUT} seconds"
+            )));
+        }
+        if let Some(e) = self.message_expiration
+            && e > MAX_MESSAGE_EXPIRATION
+        {
+            return Err(ApiError::bad_request(format!(
+                "message_expiration must be between 1 and {MAX_MESSAGE_EXPIRATION} seconds"
+            )));
+        }
+        Ok(QueueSettings {
+            queue_type,
+            message_timeout: self.message_timeout,
+            message_expiration: self.message_expiration,
+        })
+    }
+}
+
+/// The `queue` object of queue answers.
+pub fn queue_json(info: &QueueInfo) -> Value {
+    json!({
+        "id": info.id,
+        "project_id": info.project,
+        "name": info.name,
+        "type": info.queue_type.as_str(),
+        "size": info.size,
+        "total_messages": info.total_messages,
+        "message_timeout": info.message_timeout,
+        "message_expiration": info.message_expiration,
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    path: ProjectPath,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    // Clients ask for more than the maximum (the Go client's tests ask 101): clamp, don't fail.
+    let per_page = query_u64("per_page", query.get("per_page"))?
+        .unwrap_or(DEFAULT_PER_PAGE)
+        .clamp(1, MAX_PER_PAGE);
+    // `prev` is the Rust client's spelling of `previous`.
+    let previous = query
+        .get("previous")
+        .or_else(|| query.get("prev"))
+        .filter(|p| !p.is_empty());
+    let prefix = query.get("prefix").map(String::as_str).unwrap_or("");
+    let names = state
+        .store
+        .list_queues(
+            &path.project,
+            previous.map(String::as_str),
+            prefix,
+            per_page as usize,
+        )
+        .await?;
+    let queues: Vec<Value> = names
+        .into_iter()
+        .map(|name| json!({ "name": name }))
+        .collect();
+    Ok(Json(json!({ "queues": queues })))
+}
+
+pub async fn get(State(state): State<AppState>, path: QueuePath) -> Result<Json<Value>, ApiError> {
+    let info = state.store.queue_info(&path.project, &path.queue).await?;
+    Ok(Json(json!({ "queue": queue_json(&info) })))
+}
+
+/// PUT, POST and PATCH alike: IronMQ clients use all three to create or change a queue, and
+/// only the fields given change.
+pub async fn apply(
+    State(state): State<AppState>,
+    path: QueuePath,
+    JsonBody(body): JsonBody<QueueBody>,
+) -> Result<Json<Value>, ApiError> {
+    check_queue_name(&path.queue)?;
+    let settings = body.settings()?;
+    let (info, _created) = state
+        .store
+        .apply_queue(&path.project, &path.queue, &settings, true)
+        .await?;
+    Ok(Json(json!({ "queue": queue_json(&info) })))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    path: QueuePath,
+) -> Result<Json<Value>, ApiError> {
+    state.store.delete_queue(&path.project, &path.queue).await?;
+    // With the period: the Go and .NET clients compare the text exactly.
+    Ok(Json(json!({ "msg": "Deleted." })))
+}

@@ -1,0 +1,70 @@
+//! Settings of `ferromq serve`, from flags or the environment.
+
+use crate::api::{Limits, Tokens};
+use crate::store::RedisTarget;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the REST API listens on.
+    #[arg(long, env = "FERROMQ_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Redis to store queues in: redis://host:port, rediss://..., unix:///path, or several
+    /// comma-separated nodes of a Redis Cluster.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Treat REDIS_URL as a Redis Cluster even when it names one node.
+    #[arg(long, env = "FERROMQ_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+
+    /// Tokens and the projects they may use: `TOKEN=PROJECT[,PROJECT...]` or `TOKEN=*`,
+    /// separated by spaces or `;`.
+    #[arg(long, env = "FERROMQ_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
+
+    /// A file of token entries, one or more per line, `#` for comments.
+    #[arg(long, env = "FERROMQ_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// Largest message body in bytes.
+    #[arg(long, env = "FERROMQ_MAX_MESSAGE_SIZE", default_value_t = 256 * 1024)]
+    pub max_message_size: usize,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "FERROMQ_MAX_REQUEST_SIZE", default_value_t = 8 * 1024 * 1024)]
+    pub max_request_size: usize,
+}
+
+impl ServeArgs {
+    pub fn redis_target(&self) -> RedisTarget {
+        RedisTarget::parse(&self.redis_url, self.redis_cluster)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_message_size: self.max_message_size,
+            max_request_size: self.max_request_size,
+        }
+    }
+
+    /// All configured tokens; an error when none is configured (the API would refuse every call).
+    pub fn load_tokens(&self) -> Result<Tokens, String> {
+        let mut tokens = Tokens::default();
+        if let Some(text) = &self.tokens {
+            tokens.merge(Tokens::parse(text).map_err(|e| format!("FERROMQ_TOKENS: {e}"))?);
+        }
+        if let Some(path) = &self.tokens_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read tokens file {}: {e}", path.display()))?;
+            tokens.merge(Tokens::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+        }
+        if tokens.is_empty() {
+            return Err("no tokens configured: set FERROMQ_TOKENS (e.g. 'mytoken=*') or FERROMQ_TOKENS_FILE".into());
+        }
+        Ok(tokens)
+    }
+}

@@ -1,0 +1,19 @@
+//! ferromq: a message queue that speaks the IronMQ v3 REST API, stores its queues in Redis, and
+//! is declared as Kubernetes resources.
+//!
+//! The major components are:
+//!
+//! * `store`: the Redis store. Key layout, one Lua script per operation, long-poll wake-ups.
+//!   Every change to a message is one atomic script, O(log n) in the size of the queue.
+//! * `api`: the IronMQ v3 REST routes (axum), token checks, tolerant input, JSON errors.
+//! * `model`: plain types and limits shared by the layers (queue settings, messages).
+//! * `config`: settings of the `serve` job from flags and the environment.
+//! * `serve`: the `ferromq serve` job, wiring the store to the API.
+//! * `telemetry`: logging.
+
+pub mod api;
+pub mod config;
+pub mod model;
+pub mod serve;
+pub mod store;
+pub mod telemetry;

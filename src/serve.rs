@@ -1,0 +1,51 @@
+//! `ferromq serve`: the REST data plane against the configured Redis.
+
+use crate::api::{self, AppState};
+use crate::config::ServeArgs;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long start-up waits for the long-poll subscription before serving anyway (long polls
+/// then fall back to re-checking until it is up).
+const SUBSCRIBE_GRACE: Duration = Duration::from_secs(3);
+
+pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let tokens = args.load_tokens()?;
+    let store = Store::connect(&args.redis_target()).await?;
+    if !store.wait_subscribed(SUBSCRIBE_GRACE).await {
+        tracing::warn!("Redis is not reachable yet; answering 503 until it is");
+    }
+    let state = AppState {
+        store,
+        tokens: Arc::new(tokens),
+        limits: args.limits(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "ferromq data plane listening");
+    api::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

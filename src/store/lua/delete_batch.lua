@@ -1,0 +1,14 @@
+-- delete_batch: removes several messages, all or none: every entry is checked before any is
+-- removed. ARGV: message id and reservation id ('' when none), per message.
+-- Returns {status, index of the first entry that failed (1-based, 0 when OK)}. O(m log n).
+local now = now_ms()
+if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE, 0 } end
+maintain(now)
+for i = 1, #ARGV, 2 do
+  local status = check_holder(ARGV[i], ARGV[i + 1], now)
+  if status ~= OK then return { status, (i + 1) / 2 } end
+end
+for i = 1, #ARGV, 2 do
+  remove_message(ARGV[i])
+end
+return { OK, 0 }

@@ -1,0 +1,20 @@
+-- release: ends the reservation of a message and puts it back at the front of the queue, at
+-- once or after `delay` seconds. ARGV[1] wake channel, ARGV[2] message id, ARGV[3] current
+-- reservation id, ARGV[4] delay (s). Returns {status}. O(log n).
+local now = now_ms()
+if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
+maintain(now)
+local id = ARGV[2]
+local status = check_holder(id, ARGV[3], now)
+if status ~= OK then return { status } end
+if ARGV[3] == '' then return { WRONG_RESERVATION } end
+redis.call('ZREM', RESERVED, id)
+redis.call('HDEL', RID, id)
+local delay = tonumber(ARGV[4])
+if delay > 0 then
+  redis.call('ZADD', DELAYED, now + delay * 1000, id)
+else
+  push_front(id)
+  wake(ARGV[1], now)
+end
+return { OK }

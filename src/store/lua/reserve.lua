@@ -1,0 +1,59 @@
+-- reserve: hands out up to n ready messages from the front of a queue, each under a fresh
+-- reservation that lasts `timeout` seconds, or removes them at once when `delete` is set.
+-- ARGV[1] n, ARGV[2] timeout (s, 0 = the queue's message_timeout), ARGV[3] delete (1|0),
+-- ARGV[4] waiter id ('' = no long poll), ARGV[5] wait (ms), ARGV[6..] one new reservation id
+-- per message.
+-- Returns {status, next_due, then id, body, reserved_count, reservation_id per message}.
+-- When nothing is ready and a waiter id is given, the waiter is registered (so a later post
+-- publishes a wake-up) and next_due is the ms until a delayed message or a reservation falls
+-- due (-1 when none will). Atomic; O((n + batch) log n).
+local now = now_ms()
+if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
+maintain(now)
+local n = tonumber(ARGV[1])
+local timeout = tonumber(ARGV[2])
+if timeout == 0 then timeout = tonumber(redis.call('HGET', CFG, 'message_timeout')) end
+local deadline = now + timeout * 1000
+local delete = ARGV[3] == '1'
+local reply = { OK, -1 }
+local got = 0
+-- Expired entries met on the way are dropped; bound how many so the call stays short.
+local budget = n + MAINTENANCE_BATCH
+while got < n and budget > 0 do
+  local popped = redis.call('ZPOPMIN', READY, n - got)
+  if #popped == 0 then break end
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    budget = budget - 1
+    if is_live(id, now) then
+      got = got + 1
+      local body = redis.call('HGET', BODY, id)
+      local count = redis.call('HINCRBY', RC, id, 1)
+      local rid = ''
+      if delete then
+        remove_message(id)
+      else
+        rid = ARGV[5 + got]
+        redis.call('ZADD', RESERVED, deadline, id)
+        redis.call('HSET', RID, id, rid)
+      end
+      reply[#reply + 1] = id
+      reply[#reply + 1] = body
+      reply[#reply + 1] = count
+      reply[#reply + 1] = rid
+    end
+  end
+end
+if got == 0 and ARGV[4] ~= '' then
+  redis.call('ZADD', WAITERS, 'GT', now + tonumber(ARGV[5]), ARGV[4])
+  local next_due = -1
+  for _, set in ipairs({ DELAYED, RESERVED }) do
+    local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+    if #first > 0 then
+      local wait = math.max(0, tonumber(first[2]) - now)
+      if next_due < 0 or wait < next_due then next_due = wait end
+    end
+  end
+  reply[2] = next_due
+end
+return reply

@@ -1,0 +1,16 @@
+-- touch: extends the reservation of a message under a new reservation id; the old one stops
+-- being valid. ARGV[1] message id, ARGV[2] current reservation id, ARGV[3] timeout (s, 0 = the
+-- queue's message_timeout), ARGV[4] the new reservation id. Returns {status}. O(log n).
+local now = now_ms()
+if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
+maintain(now)
+local id = ARGV[1]
+local status = check_holder(id, ARGV[2], now)
+if status ~= OK then return { status } end
+if ARGV[2] == '' then return { WRONG_RESERVATION } end
+local timeout = tonumber(ARGV[3])
+if timeout == 0 then timeout = tonumber(redis.call('HGET', CFG, 'message_timeout')) end
+redis.call('ZADD', RESERVED, now + timeout * 1000, id)
+redis.call('HSET', RID, id, ARGV[4])
+redis.call('HINCRBY', RC, id, 1)
+return { OK }

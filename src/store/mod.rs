@@ -1,0 +1,533 @@
+//! The Redis store: one function per queue operation, each one Lua script (see `lua/`), so every
+//! state change of a message is atomic and O(log n) in the size of the queue.
+
+mod connection;
+mod keys;
+mod reply;
+mod wake;
+
+pub use connection::RedisTarget;
+
+use crate::model::{
+    DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DeleteRef, Message, NewMessage, QueueInfo,
+    QueueSettings, QueueType, ReserveRequest,
+};
+use connection::Connection;
+use keys::{QueueKeys, project_index};
+use redis::{AsyncCommands, Script, Value};
+use reply::Reply;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use wake::Wakeups;
+
+/// Longest a long poll sleeps without looking at the queue again. Posts wake it at once; this
+/// only bounds how long a missed wake-up (Redis restarting, say) can delay it.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Queue not found")]
+    QueueNotFound,
+    #[error("Message not found")]
+    MessageNotFound { id: String },
+    #[error("Message {id} is reserved: its reservation_id is required")]
+    ReservationRequired { id: String },
+    #[error("Reservation timed out or belongs to another holder")]
+    WrongReservation { id: String },
+    #[error("store unavailable: {0}")]
+    Unavailable(#[from] redis::RedisError),
+    #[error("unexpected reply from the store: {0}")]
+    BadReply(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Status codes the scripts answer with; see `lua/prelude.lua`.
+fn check_status(status: i64, id: &str) -> Result<()> {
+    let id = id.to_string();
+    match status {
+        0 => Ok(()),
+        1 => Err(StoreError::QueueNotFound),
+        2 => Err(StoreError::MessageNotFound { id }),
+        3 => Err(StoreError::ReservationRequired { id }),
+        4 => Err(StoreError::WrongReservation { id }),
+        other => Err(StoreError::BadReply(format!("unknown status {other}"))),
+    }
+}
+
+struct Scripts {
+    post: Script,
+    reserve: Script,
+    peek: Script,
+    get: Script,
+    delete: Script,
+    delete_batch: Script,
+    touch: Script,
+    release: Script,
+    clear: Script,
+    delete_queue: Script,
+    info: Script,
+    apply: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    let prelude = include_str!("lua/prelude.lua");
+    let script = |body: &str| Script::new(&format!("{prelude}\n{body}"));
+    Scripts {
+        post: script(include_str!("lua/post.lua")),
+        reserve: script(include_str!("lua/reserve.lua")),
+        peek: script(include_str!("lua/peek.lua")),
+        get: script(include_str!("lua/get.lua")),
+        delete: script(include_str!("lua/delete.lua")),
+        delete_batch: script(include_str!("lua/delete_batch.lua")),
+        touch: script(include_str!("lua/touch.lua")),
+        release: script(include_str!("lua/release.lua")),
+        clear: script(include_str!("lua/clear.lua")),
+        delete_queue: script(include_str!("lua/delete_queue.lua")),
+        info: script(include_str!("lua/info.lua")),
+        apply: script(include_str!("lua/apply.lua")),
+    }
+});
+
+/// A fresh random id: 128 bits, as 32 hex digits.
+fn random_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A handle on the store; cheap to clone, shared by every request of a process.
+#[derive(Clone)]
+pub struct Store {
+    conn: Connection,
+    wakeups: Arc<Wakeups>,
+    subscribed: watch::Receiver<bool>,
+    /// Names this process in the waiter sets of long-polled queues.
+    process_id: String,
+}
+
+impl Store {
+    /// Connects to Redis and starts the long-poll subscription in the background.
+    pub async fn connect(target: &RedisTarget) -> Result<Self> {
+        let conn = Connection::open(target).await?;
+        let wakeups = Arc::new(Wakeups::default());
+        let (tx, subscribed) = watch::channel(false);
+        tokio::spawn(wake::listen(target.clone(), wakeups.clone(), tx));
+        Ok(Store {
+            conn,
+            wakeups,
+            subscribed,
+            process_id: random_id(),
+        })
+    }
+
+    /// Waits (up to `timeout`) until long-poll wake-ups are subscribed; true when they are.
+    pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
+        let mut rx = self.subscribed.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|up| *up))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// True when Redis answers.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok()
+    }
+
+    async fn run(&self, script: &Script, keys: &QueueKeys, args: &[&[u8]]) -> Result<Reply> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys.all() {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut conn = self.conn.clone();
+        let value: Value = invocation.invoke_async(&mut conn).await?;
+        Reply::new(value)
+    }
+
+    /// Creates a queue or changes its settings. `create` false answers `QueueNotFound` for a
+    /// queue that does not exist. Returns the queue as it now stands and whether it was created.
+    pub async fn apply_queue(
+        &self,
+        project: &str,
+        name: &str,
+        settings: &QueueSettings,
+        create: bool,
+    ) -> Result<(QueueInfo, bool)> {
+        let keys = QueueKeys::new(project, name);
+        let queue_id = random_id()[..24].to_string();
+        let timeout = DEFAULT_MESSAGE_TIMEOUT.to_string();
+        let expiration = DEFAULT_MESSAGE_EXPIRATION.to_string();
+        let mut fields: Vec<String> = Vec::new();
+        if let Some(t) = settings.queue_type {
+            fields.extend(["type".into(), t.as_str().into()]);
+        }
+        if let Some(v) = settings.message_timeout {
+            fields.extend(["message_timeout".into(), v.to_string()]);
+        }
+        if let Some(v) = settings.message_expiration {
+            fields.extend(["message_expiration".into(), v.to_string()]);
+        }
+        let mut args: Vec<&[u8]> = vec![
+            queue_id.as_bytes(),
+            timeout.as_bytes(),
+            expiration.as_bytes(),
+            if create { b"1" } else { b"0" },
+        ];
+        args.extend(fields.iter().map(|f| f.as_bytes()));
+        let mut reply = self.run(&SCRIPTS.apply, &keys, &args).await?;
+        check_status(reply.int()?, "")?;
+        let created = reply.int()? == 1;
+        if created {
+            self.index_add(project, name).await?;
+        }
+        Ok((reply.queue_info(project, name)?, created))
+    }
+
+    pub async fn queue_info(&self, project: &str, name: &str) -> Result<QueueInfo> {
+        let keys = QueueKeys::new(project, name);
+        let mut reply = self.run(&SCRIPTS.info, &keys, &[]).await?;
+        check_status(reply.int()?, "")?;
+        reply.queue_info(project, name)
+    }
+
+    pub async fn delete_queue(&self, project: &str, name: &str) -> Result<()> {
+        let keys = QueueKeys::new(project, name);
+        let mut reply = self.run(&SCRIPTS.delete_queue, &keys, &[]).await?;
+        check_status(reply.int()?, "")?;
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.zrem(project_index(project), name).await?;
+        Ok(())
+    }
+
+    /// Queue names of a project in byte order: at most `per_page`, all after `previous` and
+    /// starting with `prefix`. O(log n + per_page).
+    pub async fn list_queues(
+        &self,
+        project: &str,
+        previous: Option<&str>,
+        prefix: &str,
+        per_page: usize,
+    ) -> Result<Vec<String>> {
+        let min: Vec<u8> = match previous {
+            Some(prev) if prev.as_bytes() >= prefix.as_bytes() => [b"(", prev.as_bytes()].concat(),
+            _ if prefix.is_empty() => b"-".to_vec(),
+            _ => [b"[", prefix.as_bytes()].concat(),
+        };
+        // No UTF-8 text holds the byte 0xFF, so it closes the range of names with the prefix.
+        let max: Vec<u8> = if prefix.is_empty() {
+            b"+".to_vec()
+        } else {
+            [b"[", prefix.as_bytes(), &[0xff]].concat()
+        };
+        let mut conn = self.conn.clone();
+        let names: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(project_index(project))
+            .arg(min)
+            .arg(max)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(per_page)
+            .query_async(&mut conn)
+            .await?;
+        Ok(names)
+    }
+
+    async fn index_add(&self, project: &str, name: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.zadd(project_index(project), name, 0).await?;
+        Ok(())
+    }
+
+    /// Posts messages, creating the queue with default settings when it does not exist.
+    /// Returns the new message ids in the order given.
+    pub async fn post(
+        &self,
+        project: &str,
+        name: &str,
+        messages: &[NewMessage],
+    ) -> Result<Vec<String>> {
+        let keys = QueueKeys::new(project, name);
+        let channel = keys.wake_channel();
+        let queue_id = random_id()[..24].to_string();
+        let timeout = DEFAULT_MESSAGE_TIMEOUT.to_string();
+        let expiration = DEFAULT_MESSAGE_EXPIRATION.to_string();
+        let encoded: Vec<(String, String)> = messages
+            .iter()
+            .map(|m| {
+                let headers = if m.push_headers.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::to_string(&m.push_headers).unwrap_or_default()
+                };
+                (m.delay.to_string(), headers)
+            })
+            .collect();
+        let mut args: Vec<&[u8]> = vec![
+            channel.as_bytes(),
+            queue_id.as_bytes(),
+            timeout.as_bytes(),
+            expiration.as_bytes(),
+        ];
+        for (message, (delay, headers)) in messages.iter().zip(&encoded) {
+            args.extend([
+                message.body.as_bytes(),
+                delay.as_bytes(),
+                headers.as_bytes(),
+            ]);
+        }
+        let mut reply = self.run(&SCRIPTS.post, &keys, &args).await?;
+        if reply.int()? == 1 {
+            self.index_add(project, name).await?;
+        }
+        (0..messages.len()).map(|_| reply.text()).collect()
+    }
+
+    /// Reserves up to `request.n` messages. With a `wait`, holds on (long poll) until at least
+    /// one message is ready or the wait is over; a post through any process wakes it.
+    pub async fn reserve(
+        &self,
+        project: &str,
+        name: &str,
+        request: &ReserveRequest,
+        wait: Duration,
+    ) -> Result<Vec<Message>> {
+        let keys = QueueKeys::new(project, name);
+        if wait.is_zero() {
+            return Ok(self.reserve_once(&keys, request, None).await?.0);
+        }
+        let deadline = Instant::now() + wait;
+        let notify = self.wakeups.watch(keys.tag());
+        loop {
+            // Armed before looking, so a post between the look and the sleep still wakes us.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let poll = (!left.is_zero()).then_some(left);
+            let (messages, next_due) = self.reserve_once(&keys, request, poll).await?;
+            if !messages.is_empty() || left.is_zero() {
+                return Ok(messages);
+            }
+            let mut nap = left.min(RECHECK_INTERVAL);
+            if let Some(due) = next_due {
+                nap = nap.min(due.max(Duration::from_millis(1)));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    /// One reserve attempt. With `wait`, registers this process as a waiter when nothing is
+    /// ready, and tells how long until something falls due.
+    async fn reserve_once(
+        &self,
+        keys: &QueueKeys,
+        request: &ReserveRequest,
+        wait: Option<Duration>,
+    ) -> Result<(Vec<Message>, Option<Duration>)> {
+        let n = request.n.to_string();
+        let timeout = request.timeout.unwrap_or(0).to_string();
+        let wait_ms = wait.map(|w| w.as_millis().to_string()).unwrap_or_default();
+        let waiter = if wait.is_some() {
+            self.process_id.as_str()
+        } else {
+            ""
+        };
+        let reservation_ids: Vec<String> = if request.delete {
+            Vec::new()
+        } else {
+            (0..request.n).map(|_| random_id()).collect()
+        };
+        let mut args: Vec<&[u8]> = vec![
+            n.as_bytes(),
+            timeout.as_bytes(),
+            if request.delete { b"1" } else { b"0" },
+            waiter.as_bytes(),
+            wait_ms.as_bytes(),
+        ];
+        args.extend(reservation_ids.iter().map(|r| r.as_bytes()));
+        let mut reply = self.run(&SCRIPTS.reserve, keys, &args).await?;
+        check_status(reply.int()?, "")?;
+        let next_due = u64::try_from(reply.int()?).ok().map(Duration::from_millis);
+        let mut messages = Vec::new();
+        while !reply.is_empty() {
+            let id = reply.text()?;
+            let body = reply.text()?;
+            let reserved_count = reply.count()?;
+            let reservation_id = Some(reply.text()?).filter(|r| !r.is_empty());
+            messages.push(Message {
+                id,
+                body,
+                reserved_count,
+                reservation_id,
+            });
+        }
+        Ok((messages, next_due))
+    }
+
+    /// Up to `n` ready messages from the front, without reserving them.
+    pub async fn peek(&self, project: &str, name: &str, n: usize) -> Result<Vec<Message>> {
+        let keys = QueueKeys::new(project, name);
+        let n = n.to_string();
+        let mut reply = self.run(&SCRIPTS.peek, &keys, &[n.as_bytes()]).await?;
+        check_status(reply.int()?, "")?;
+        let mut messages = Vec::new();
+        while !reply.is_empty() {
+            let id = reply.text()?;
+            let body = reply.text()?;
+            let reserved_count = reply.count()?;
+            messages.push(Message {
+                id,
+                body,
+                reserved_count,
+                reservation_id: None,
+            });
+        }
+        Ok(messages)
+    }
+
+    pub async fn get_message(&self, project: &str, name: &str, id: &str) -> Result<Message> {
+        let keys = QueueKeys::new(project, name);
+        let mut reply = self.run(&SCRIPTS.get, &keys, &[id.as_bytes()]).await?;
+        check_status(reply.int()?, id)?;
+        Ok(Message {
+            id: id.to_string(),
+            body: reply.text()?,
+            reserved_count: reply.count()?,
+            reservation_id: None,
+        })
+    }
+
+    /// Deletes one message; a reserved one needs its current reservation id.
+    pub async fn delete_message(
+        &self,
+        project: &str,
+        name: &str,
+        id: &str,
+        reservation_id: Option<&str>,
+    ) -> Result<()> {
+        let keys = QueueKeys::new(project, name);
+        let rid = reservation_id.unwrap_or("");
+        let mut reply = self
+            .run(&SCRIPTS.delete, &keys, &[id.as_bytes(), rid.as_bytes()])
+            .await?;
+        check_status(reply.int()?, id)
+    }
+
+    /// Deletes several messages, all or none.
+    pub async fn delete_messages(
+        &self,
+        project: &str,
+        name: &str,
+        refs: &[DeleteRef],
+    ) -> Result<()> {
+        let keys = QueueKeys::new(project, name);
+        let mut args: Vec<&[u8]> = Vec::with_capacity(refs.len() * 2);
+        for r in refs {
+            args.push(r.id.as_bytes());
+            args.push(r.reservation_id.as_deref().unwrap_or("").as_bytes());
+        }
+        let mut reply = self.run(&SCRIPTS.delete_batch, &keys, &args).await?;
+        let status = reply.int()?;
+        let failed = usize::try_from(reply.int()?).unwrap_or(0);
+        let id = failed
+            .checked_sub(1)
+            .and_then(|i| refs.get(i))
+            .map(|r| r.id.as_str());
+        check_status(status, id.unwrap_or(""))
+    }
+
+    /// Extends a reservation; returns the new reservation id (the old one stops being valid).
+    pub async fn touch(
+        &self,
+        project: &str,
+        name: &str,
+        id: &str,
+        reservation_id: &str,
+        timeout: Option<u64>,
+    ) -> Result<String> {
+        let keys = QueueKeys::new(project, name);
+        let timeout = timeout.unwrap_or(0).to_string();
+        let new_id = random_id();
+        let args: [&[u8]; 4] = [
+            id.as_bytes(),
+            reservation_id.as_bytes(),
+            timeout.as_bytes(),
+            new_id.as_bytes(),
+        ];
+        let mut reply = self.run(&SCRIPTS.touch, &keys, &args).await?;
+        check_status(reply.int()?, id)?;
+        Ok(new_id)
+    }
+
+    /// Ends a reservation: the message goes back to the front, at once or after `delay` s.
+    pub async fn release(
+        &self,
+        project: &str,
+        name: &str,
+        id: &str,
+        reservation_id: &str,
+        delay: u64,
+    ) -> Result<()> {
+        let keys = QueueKeys::new(project, name);
+        let channel = keys.wake_channel();
+        let delay = delay.to_string();
+        let args: [&[u8]; 4] = [
+            channel.as_bytes(),
+            id.as_bytes(),
+            reservation_id.as_bytes(),
+            delay.as_bytes(),
+        ];
+        let mut reply = self.run(&SCRIPTS.release, &keys, &args).await?;
+        check_status(reply.int()?, id)
+    }
+
+    /// Removes every message of a queue.
+    pub async fn clear(&self, project: &str, name: &str) -> Result<()> {
+        let keys = QueueKeys::new(project, name);
+        let mut reply = self.run(&SCRIPTS.clear, &keys, &[]).await?;
+        check_status(reply.int()?, "")
+    }
+}
+
+/// Reads a queue's fields out of a script reply.
+fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) -> Result<QueueInfo> {
+    let mut info = QueueInfo {
+        id: String::new(),
+        project: project.to_string(),
+        name: name.to_string(),
+        queue_type: QueueType::Pull,
+        message_timeout: DEFAULT_MESSAGE_TIMEOUT,
+        message_expiration: DEFAULT_MESSAGE_EXPIRATION,
+        size: 0,
+        total_messages: 0,
+    };
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| StoreError::BadReply(format!("not a number: {v}")))
+    };
+    for (field, value) in fields {
+        match field.as_str() {
+            "id" => info.id = value,
+            "type" => {
+                info.queue_type = QueueType::parse(&value)
+                    .ok_or_else(|| StoreError::BadReply(format!("unknown queue type {value}")))?
+            }
+            "message_timeout" => info.message_timeout = number(&value)?,
+            "message_expiration" => info.message_expiration = number(&value)?,
+            "size" => info.size = number(&value)?,
+            "total_messages" => info.total_messages = number(&value)?,
+            _ => {}
+        }
+    }
+    Ok(info)
+}

@@ -1,0 +1,84 @@
+//! Wake-ups for long polls. The post and release scripts publish on a queue's wake channel when
+//! a long poll waits on it (in any process); each process keeps one pattern subscription and
+//! fans the news out to its own waiters.
+
+use super::connection::RedisTarget;
+use super::keys::{WAKE_PATTERN, tag_of_wake_channel};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Pause between attempts to (re)subscribe after the subscription connection failed.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+pub struct Wakeups {
+    queues: Mutex<HashMap<String, Weak<Notify>>>,
+}
+
+impl Wakeups {
+    /// The notifier of one queue; it lives as long as someone holds it.
+    pub fn watch(&self, tag: &str) -> Arc<Notify> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(notify) = queues.get(tag).and_then(Weak::upgrade) {
+            return notify;
+        }
+        // Forget queues nobody waits on any more before adding one, so the map stays small.
+        queues.retain(|_, weak| weak.strong_count() > 0);
+        let notify = Arc::new(Notify::new());
+        queues.insert(tag.to_string(), Arc::downgrade(&notify));
+        notify
+    }
+
+    fn wake(&self, tag: &str) {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(notify) = queues.get(tag).and_then(Weak::upgrade) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// After a gap in the subscription, every waiter looks again: it may have missed news.
+    fn wake_all(&self) {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for notify in queues.values().filter_map(Weak::upgrade) {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// Keeps the pattern subscription up for the life of the process. `subscribed` turns true
+/// each time the subscription is in place (and false while it is down).
+pub async fn listen(target: RedisTarget, wakeups: Arc<Wakeups>, subscribed: watch::Sender<bool>) {
+    // PUBLISH reaches every node of a cluster, so one node's subscription hears every queue.
+    let url = target.urls.first().cloned().unwrap_or_default();
+    loop {
+        match subscribe(&url).await {
+            Ok(mut pubsub) => {
+                subscribed.send_replace(true);
+                wakeups.wake_all();
+                let mut messages = pubsub.on_message();
+                while let Some(msg) = messages.next().await {
+                    if let Some(tag) = tag_of_wake_channel(msg.get_channel_name()) {
+                        wakeups.wake(tag);
+                    }
+                }
+                tracing::warn!("long-poll subscription to Redis lost; reconnecting");
+            }
+            Err(err) => tracing::debug!(%err, "cannot subscribe to Redis yet"),
+        }
+        subscribed.send_replace(false);
+        if subscribed.is_closed() {
+            return;
+        }
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+async fn subscribe(url: &str) -> redis::RedisResult<redis::aio::PubSub> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(WAKE_PATTERN).await?;
+    Ok(pubsub)
+}
