@@ -4,7 +4,7 @@
 Every test drives a running ferromq server through the unmodified client library, so what passes here
 is what a Python user of IronMQ v3 gets: queue create/info/update/list/delete, post, reserve (FIFO),
 peek, get by id, touch, release, delete (single and batch) and clear, with the status codes and
-`msg` strings of the wire contract (/work/shared/ironmq-v3-api.md).
+`msg` strings of the IronMQ v3 API.
 
 Run: `make test` starts a server and runs this script against it. By hand:
 

@@ -1,0 +1,62 @@
+# ferromq: build, run and test. `make run` and `make test` work on a fresh Debian machine with
+# the Rust toolchain: they install redis-server (and the Python client for the compatibility
+# test) when missing.
+
+CARGO      ?= cargo
+PYTHON     ?= python3
+VENV       := .venv
+RUN_DIR    := $(CURDIR)/.run
+DEV_TOKEN  ?= dev-token
+LISTEN     ?= 127.0.0.1:8080
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build run test lint deps python-client clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## deps: install redis-server from Debian's packages when it is missing.
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server not found: installing it from Debian's packages"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
+
+## python-client: a virtualenv with the official IronMQ Python client, for the compatibility test.
+python-client: $(VENV)/.installed
+$(VENV)/.installed:
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/pip install -q iron-mq==0.9 iron-core==1.2.1
+	@touch $@
+
+## run: the data plane on $(LISTEN), against $$REDIS_URL or a local redis-server started here.
+run: deps build
+	@mkdir -p $(RUN_DIR)
+	@set -e; \
+	if [ -z "$$REDIS_URL" ]; then \
+	  redis-server --port 0 --unixsocket $(RUN_DIR)/redis.sock --dir $(RUN_DIR) \
+	    --appendonly yes --appendfsync everysec --save "" \
+	    --daemonize yes --pidfile $(RUN_DIR)/redis.pid --logfile $(RUN_DIR)/redis.log; \
+	  trap 'kill $$(cat $(RUN_DIR)/redis.pid) 2>/dev/null' EXIT INT TERM; \
+	  export REDIS_URL=unix://$(RUN_DIR)/redis.sock; \
+	  echo "started a local redis-server at $$REDIS_URL (data in $(RUN_DIR))"; \
+	fi; \
+	echo "ferromq: http://$(LISTEN)  token: $(DEV_TOKEN)  (any project id)"; \
+	FERROMQ_TOKENS="$${FERROMQ_TOKENS:-$(DEV_TOKEN)=*}" FERROMQ_LISTEN=$(LISTEN) \
+	  ./target/release/ferromq serve
+
+## test: every test against real redis-server processes, then the official Python client.
+test: deps python-client
+	$(CARGO) test
+	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
+
+## lint: formatting and clippy, warnings as errors.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) $(RUN_DIR)

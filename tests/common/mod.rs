@@ -1,0 +1,360 @@
+//! Test fixtures: a private redis-server per test, the data plane served in-process or as a
+//! separate `ferromq` process, and an HTTP client that checks every answer is JSON.
+#![allow(dead_code)]
+
+use ferromq::api::{AppState, Limits, Tokens};
+use ferromq::store::{RedisTarget, Store};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Token with access to every project.
+pub const TOKEN: &str = "test-token";
+/// Token limited to the project `allowed`.
+pub const LIMITED_TOKEN: &str = "limited-token";
+pub const TOKENS: &str = "test-token=* limited-token=allowed";
+/// Message body limit the test servers use, small enough to exceed cheaply.
+pub const MAX_MESSAGE_SIZE: usize = 1024;
+
+/// A redis-server of the test's own, on a unix socket in a temporary directory, without
+/// persistence. Killed when dropped.
+pub struct RedisServer {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (make test installs it)");
+        let server = RedisServer { child, dir };
+        server.wait_until_up();
+        server
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn wait_until_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut conn) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not come up");
+    }
+
+    /// A direct Redis connection, for checking what the store wrote.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("redis connection")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The data plane served in-process on a free loopback port, against `redis`.
+pub struct TestServer {
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start(redis: &RedisServer) -> Self {
+        let store = Store::connect(&RedisTarget::parse(&redis.url(), false))
+            .await
+            .expect("store");
+        assert!(
+            store.wait_subscribed(Duration::from_secs(5)).await,
+            "wake-up subscription"
+        );
+        let state = AppState {
+            store,
+            tokens: Arc::new(Tokens::parse(TOKENS).unwrap()),
+            limits: Limits {
+                max_message_size: MAX_MESSAGE_SIZE,
+                max_request_size: 256 * 1024,
+            },
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(ferromq::api::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base, Some(TOKEN))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// `ferromq serve` as a separate process, on a free loopback port. Killed when dropped.
+pub struct ServerProcess {
+    pub base: String,
+    child: Child,
+}
+
+impl ServerProcess {
+    pub async fn start(redis: &RedisServer) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferromq"))
+            .arg("serve")
+            .env("REDIS_URL", redis.url())
+            .env("FERROMQ_TOKENS", TOKENS)
+            .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ferromq binary");
+        let base = format!("http://127.0.0.1:{port}");
+        let server = ServerProcess { base, child };
+        let client = server.client();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(resp) = client
+                .http
+                .get(format!("{}/readyz", server.base))
+                .send()
+                .await
+                && resp.status() == StatusCode::OK
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferromq serve did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base, Some(TOKEN))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP client for one server and token.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+/// Status and parsed JSON body of an answer.
+pub type Answer = (StatusCode, Value);
+
+impl Client {
+    pub fn new(base: &str, token: Option<&str>) -> Self {
+        Client {
+            base: base.to_string(),
+            token: token.map(String::from),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn with_token(&self, token: Option<&str>) -> Self {
+        Client {
+            token: token.map(String::from),
+            ..self.clone()
+        }
+    }
+
+    /// Sends a request with an optional raw body and checks the answer is JSON with exactly
+    /// `Content-Type: application/json` (clients compare it), and that errors carry a `msg`.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("OAuth {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = response.bytes().await.expect("body read");
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/json"),
+            "{path}: content type"
+        );
+        let json: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{path}: body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        if !status.is_success() {
+            assert!(json["msg"].is_string(), "{path}: error without msg: {json}");
+        }
+        (status, json)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+        self.raw(method, path, body, &[("Content-Type", "application/json")])
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, body: Option<Value>) -> Answer {
+        self.call(Method::DELETE, path, body).await
+    }
+}
+
+/// Path of a queue in project `p`.
+pub fn q(queue: &str) -> String {
+    format!("/3/projects/p/queues/{queue}")
+}
+
+/// Posts bodies to a queue and returns their ids.
+pub async fn post_bodies(client: &Client, queue: &str, bodies: &[&str]) -> Vec<String> {
+    let messages: Vec<Value> = bodies
+        .iter()
+        .map(|b| serde_json::json!({ "body": b }))
+        .collect();
+    let (status, json) = client
+        .post(
+            &format!("{}/messages", q(queue)),
+            serde_json::json!({ "messages": messages }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    json["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Reserves with the given request body and returns the messages.
+pub async fn reserve(client: &Client, queue: &str, body: Value) -> Vec<Value> {
+    let (status, json) = client
+        .post(&format!("{}/reservations", q(queue)), body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    json["messages"].as_array().expect("messages array").clone()
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reserves (with the default request) every 20 ms until something comes back or `limit`
+/// passes.
+pub async fn reserve_within(client: &Client, queue: &str, limit: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = reserve(client, queue, serde_json::json!({})).await;
+        if !got.is_empty() || Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

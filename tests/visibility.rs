@@ -1,0 +1,165 @@
+//! Time and visibility: reservations that run out, touch, delayed posts and releases, and
+//! message expiration. Each test waits for real time to pass, and checks both sides of the
+//! boundary: hidden before it, visible after it.
+
+mod common;
+
+use common::{RedisServer, TestServer, eventually, post_bodies, q, reserve, reserve_within};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn reserved_message_is_invisible_until_its_timeout_then_returns_counted() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let ids = post_bodies(&client, "vis", &["m", "behind"]).await;
+
+    let first = reserve(&client, "vis", json!({"timeout": 1})).await;
+    let reserved_at = Instant::now();
+    let rid = first[0]["reservation_id"].as_str().unwrap().to_string();
+    let next = reserve(&client, "vis", json!({"timeout": 30})).await;
+    assert_eq!(next[0]["body"], "behind", "the reserved message is skipped");
+    assert!(reserve(&client, "vis", json!({})).await.is_empty());
+
+    let back = reserve_within(&client, "vis", Duration::from_secs(5)).await;
+    assert!(!back.is_empty(), "never came back");
+    assert!(
+        reserved_at.elapsed() >= Duration::from_millis(900),
+        "came back too early"
+    );
+    assert_eq!(back[0]["id"], ids[0].as_str());
+    assert_eq!(back[0]["reserved_count"], 2);
+    // The timed-out reservation may no longer act on the message.
+    let path = format!("{}/messages/{}", q("vis"), ids[0]);
+    assert_eq!(
+        client
+            .delete(&path, Some(json!({"reservation_id": rid})))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn touch_extends_a_reservation() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let ids = post_bodies(&client, "touchy", &["m"]).await;
+    let path = format!("{}/messages/{}", q("touchy"), ids[0]);
+
+    let got = reserve(&client, "touchy", json!({"timeout": 1})).await;
+    let (_, touched) = client
+        .post(
+            &format!("{path}/touch"),
+            json!({"reservation_id": got[0]["reservation_id"], "timeout": 3}),
+        )
+        .await;
+    let touched_at = Instant::now();
+    // Past the first timeout the message stays reserved...
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        reserve(&client, "touchy", json!({})).await.is_empty(),
+        "touch did not extend"
+    );
+    // ...and the new reservation still deletes it.
+    let (status, _) = client
+        .delete(
+            &path,
+            Some(json!({"reservation_id": touched["reservation_id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(touched_at.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn release_with_delay_hides_the_message_that_long() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let ids = post_bodies(&client, "later", &["m"]).await;
+    let got = reserve(&client, "later", json!({})).await;
+    let path = format!("{}/messages/{}/release", q("later"), ids[0]);
+
+    let (status, _) = client
+        .post(
+            &path,
+            json!({"reservation_id": got[0]["reservation_id"], "delay": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let released_at = Instant::now();
+    assert!(
+        reserve(&client, "later", json!({})).await.is_empty(),
+        "visible before its delay"
+    );
+    let (_, peeked) = client.get(&format!("{}/messages", q("later"))).await;
+    assert_eq!(
+        peeked["messages"],
+        json!([]),
+        "delayed messages are not peeked"
+    );
+
+    let back = reserve_within(&client, "later", Duration::from_secs(5)).await;
+    assert!(!back.is_empty(), "never came back");
+    assert!(released_at.elapsed() >= Duration::from_millis(900));
+    assert_eq!(back[0]["reserved_count"], 2);
+}
+
+#[tokio::test]
+async fn delayed_post_is_invisible_until_due() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let (status, posted) = client
+        .post(
+            &format!("{}/messages", q("delayed")),
+            json!({"messages": [{"body": "later", "delay": 1}, {"body": "now"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let posted_at = Instant::now();
+    let now = reserve(&client, "delayed", json!({"n": 2})).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0]["body"], "now");
+    let (_, info) = client.get(&q("delayed")).await;
+    assert_eq!(info["queue"]["size"], 2, "delayed messages count in size");
+
+    let due = reserve_within(&client, "delayed", Duration::from_secs(5)).await;
+    assert!(!due.is_empty(), "never came back");
+    assert!(posted_at.elapsed() >= Duration::from_millis(900));
+    assert_eq!(due[0]["id"], posted["ids"][0]);
+    assert_eq!(due[0]["reserved_count"], 1);
+}
+
+#[tokio::test]
+async fn expiration_removes_a_message_that_was_never_deleted() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    client
+        .put(&q("short"), json!({"queue": {"message_expiration": 1}}))
+        .await;
+    let ids = post_bodies(&client, "short", &["ready", "reserved"]).await;
+    let got = reserve(&client, "short", json!({"n": 1, "timeout": 30})).await;
+    assert_eq!(got[0]["id"], ids[0].as_str());
+
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let (_, info) = client.get(&q("short")).await;
+            info["queue"]["size"] == 0
+        })
+        .await,
+        "expired messages leave the queue"
+    );
+    assert!(reserve(&client, "short", json!({})).await.is_empty());
+    for id in &ids {
+        let (status, _) = client.get(&format!("{}/messages/{id}", q("short"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (_, info) = client.get(&q("short")).await;
+    assert_eq!(info["queue"]["total_messages"], 2);
+}
