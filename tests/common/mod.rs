@@ -59,17 +59,7 @@ impl RedisServer {
     }
 
     fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(client) = redis::Client::open(self.url())
-                && let Ok(mut conn) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not come up");
+        wait_for_ping(&self.url());
     }
 
     /// A direct Redis connection, for checking what the store wrote.
@@ -95,7 +85,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(redis: &RedisServer) -> Self {
-        let store = Store::connect(&RedisTarget::parse(&redis.url(), false))
+        Self::start_on(&redis.url()).await
+    }
+
+    /// Serves against a Redis URL: one node, or comma-separated cluster nodes.
+    pub async fn start_on(redis_url: &str) -> Self {
+        let store = Store::connect(&RedisTarget::parse(redis_url, false))
             .await
             .expect("store");
         assert!(
@@ -357,4 +352,109 @@ pub async fn reserve_within(client: &Client, queue: &str, limit: Duration) -> Ve
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A Redis Cluster of three primaries on loopback ports, each in its own temporary directory.
+/// Killed when dropped.
+pub struct RedisCluster {
+    nodes: Vec<(Child, tempfile::TempDir)>,
+    pub ports: Vec<u16>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let mut nodes = Vec::new();
+        let mut ports = Vec::new();
+        while ports.len() < 3 {
+            // The cluster bus listens on port + 10000, which must be free as well.
+            let port = free_port();
+            if port > 55_000 || std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_err() {
+                continue;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            nodes.push((child, dir));
+            ports.push(port);
+        }
+        let cluster = RedisCluster { nodes, ports };
+        for port in &cluster.ports {
+            wait_for_ping(&format!("redis://127.0.0.1:{port}"));
+        }
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        for port in &cluster.ports {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let info: String = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c))
+                    .unwrap_or_default();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster did not settle");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// Every node, comma-separated, as REDIS_URL takes them.
+    pub fn url(&self) -> String {
+        let urls: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect();
+        urls.join(",")
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for_ping(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(client) = redis::Client::open(url)
+            && let Ok(mut conn) = client.get_connection()
+            && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("redis-server at {url} did not come up");
 }
