@@ -143,23 +143,43 @@ async fn expiration_removes_a_message_that_was_never_deleted() {
     client
         .put(&q("short"), json!({"queue": {"message_expiration": 1}}))
         .await;
-    let ids = post_bodies(&client, "short", &["ready", "reserved"]).await;
-    let got = reserve(&client, "short", json!({"n": 1, "timeout": 30})).await;
-    assert_eq!(got[0]["id"], ids[0].as_str());
+    let ids = post_bodies(&client, "short", &["reserved", "ready", "delayed"]).await;
+    // One message is held past its expiration, one waits, one is released with a delay.
+    let held = reserve(&client, "short", json!({"n": 1, "timeout": 2})).await;
+    assert_eq!(held[0]["id"], ids[0].as_str());
+    let second = reserve(&client, "short", json!({"n": 1, "timeout": 30})).await;
+    let third = reserve(&client, "short", json!({"n": 1, "timeout": 30})).await;
+    let release = format!("{}/messages/{}/release", q("short"), ids[2]);
+    client
+        .post(
+            &release,
+            json!({"reservation_id": third[0]["reservation_id"], "delay": 2}),
+        )
+        .await;
+    let release = format!("{}/messages/{}/release", q("short"), ids[1]);
+    client
+        .post(
+            &release,
+            json!({"reservation_id": second[0]["reservation_id"]}),
+        )
+        .await;
 
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(6), || async {
             let (_, info) = client.get(&q("short")).await;
             info["queue"]["size"] == 0
         })
         .await,
-        "expired messages leave the queue"
+        "expired messages leave the queue, held, ready or delayed"
     );
-    assert!(reserve(&client, "short", json!({})).await.is_empty());
+    assert!(
+        reserve(&client, "short", json!({})).await.is_empty(),
+        "never handed out again"
+    );
     for id in &ids {
         let (status, _) = client.get(&format!("{}/messages/{id}", q("short"))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     let (_, info) = client.get(&q("short")).await;
-    assert_eq!(info["queue"]["total_messages"], 2);
+    assert_eq!(info["queue"]["total_messages"], 3);
 }

@@ -10,7 +10,7 @@ pub const WAKE_PATTERN: &str = "fq:wake:*";
 /// The keys of one queue, in the order the Lua scripts expect them (see `lua/prelude.lua`).
 pub struct QueueKeys {
     tag: String,
-    keys: [String; 10],
+    keys: [String; 9],
 }
 
 impl QueueKeys {
@@ -25,14 +25,13 @@ impl QueueKeys {
             key("ready"),
             key("delayed"),
             key("reserved"),
-            key("expiry"),
             key("waiters"),
             key("headers"),
         ];
         QueueKeys { tag, keys }
     }
 
-    pub fn all(&self) -> &[String; 10] {
+    pub fn all(&self) -> &[String; 9] {
         &self.keys
     }
 

@@ -3,9 +3,10 @@
 -- Returns {status, index of the first entry that failed (1-based, 0 when OK)}. O(m log n).
 local now = now_ms()
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE, 0 } end
-maintain(now)
+local expiration = expiration_ms()
+maintain(now, expiration)
 for i = 1, #ARGV, 2 do
-  local status = check_holder(ARGV[i], ARGV[i + 1], now)
+  local status = check_holder(ARGV[i], ARGV[i + 1], now, expiration)
   if status ~= OK then return { status, (i + 1) / 2 } end
 end
 for i = 1, #ARGV, 2 do

@@ -3,5 +3,5 @@
 local now = now_ms()
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
 local id = ARGV[1]
-if not is_live(id, now) then return { NO_MESSAGE } end
+if not is_live(id, now, expiration_ms()) then return { NO_MESSAGE } end
 return { OK, redis.call('HGET', BODY, id), tonumber(redis.call('HGET', RC, id) or '0') }

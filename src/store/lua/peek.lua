@@ -1,21 +1,21 @@
 -- peek: reads up to n ready messages from the front of a queue without reserving them.
 -- ARGV[1] n. Returns {status, then id, body, reserved_count per message}.
--- O((n + batch) log n).
+-- O(n + batch): ids of deleted messages met on the way are skipped, at most `batch` of them.
 local now = now_ms()
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-maintain(now)
+local expiration = expiration_ms()
+maintain(now, expiration)
 local n = tonumber(ARGV[1])
 local reply = { OK }
 local got, offset = 0, 0
 local budget = n + MAINTENANCE_BATCH
 while got < n and budget > 0 do
-  local ids = redis.call('ZRANGE', READY, offset, offset + n - got - 1)
+  local ids = redis.call('LRANGE', READY, offset, offset + n - got - 1)
   if #ids == 0 then break end
   offset = offset + #ids
   for _, id in ipairs(ids) do
     budget = budget - 1
-    local expires = redis.call('ZSCORE', EXPIRY, id)
-    if not (expires and tonumber(expires) <= now) then
+    if is_live(id, now, expiration) then
       got = got + 1
       reply[#reply + 1] = id
       reply[#reply + 1] = redis.call('HGET', BODY, id)

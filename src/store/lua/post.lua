@@ -4,37 +4,40 @@
 -- ARGV[4] default message_expiration (s), then three values per message:
 -- body, delay (s), push headers as JSON ('' when none).
 -- Returns {created (0|1), id...} with the ids in the order given.
--- Atomic: all messages are stored or none. O(m log n) for m messages.
+-- Atomic: all messages are stored or none. O(m) for m messages.
 local now = now_ms()
 local created = 0
 if redis.call('EXISTS', CFG) == 0 then
   create_queue(now, ARGV[2], ARGV[3], ARGV[4])
   created = 1
 end
-maintain(now)
-local expires = now + tonumber(redis.call('HGET', CFG, 'message_expiration')) * 1000
+maintain(now, expiration_ms())
+local count = (#ARGV - 4) / 3
+local seq = redis.call('HINCRBY', CFG, 'tail', count) - count
 local reply = { created }
-local count = 0
+local ready = {}
 for i = 5, #ARGV, 3 do
-  -- Ids are the post time (ms) and a per-queue sequence: unique, ascending, numeric strings.
-  local seq, id
-  repeat
+  -- An id is the post time in ms and six digits of a per-queue sequence: unique, ascending,
+  -- numeric. Should the clock step back onto a used id, take the next sequence number.
+  seq = seq + 1
+  local id = string.format('%d%06d', now, seq % 1000000)
+  while redis.call('HSETNX', BODY, id, ARGV[i]) == 0 do
     seq = redis.call('HINCRBY', CFG, 'tail', 1)
     id = string.format('%d%06d', now, seq % 1000000)
-  until redis.call('HEXISTS', BODY, id) == 0
-  redis.call('HSET', BODY, id, ARGV[i])
-  redis.call('ZADD', EXPIRY, expires, id)
+  end
   local delay = tonumber(ARGV[i + 1])
   if delay > 0 then
     redis.call('ZADD', DELAYED, now + delay * 1000, id)
   else
-    redis.call('ZADD', READY, seq, id)
+    ready[#ready + 1] = id
   end
   if ARGV[i + 2] ~= '' then
     redis.call('HSET', HEADERS, id, ARGV[i + 2])
   end
-  count = count + 1
-  reply[count + 1] = id
+  reply[#reply + 1] = id
+end
+if #ready > 0 then
+  redis.call('RPUSH', READY, unpack(ready))
 end
 redis.call('HINCRBY', CFG, 'total_messages', count)
 wake(ARGV[1], now)

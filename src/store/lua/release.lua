@@ -3,9 +3,10 @@
 -- reservation id, ARGV[4] delay (s). Returns {status}. O(log n).
 local now = now_ms()
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-maintain(now)
+local expiration = expiration_ms()
+maintain(now, expiration)
 local id = ARGV[2]
-local status = check_holder(id, ARGV[3], now)
+local status = check_holder(id, ARGV[3], now, expiration)
 if status ~= OK then return { status } end
 if ARGV[3] == '' then return { WRONG_RESERVATION } end
 redis.call('ZREM', RESERVED, id)
@@ -14,7 +15,7 @@ local delay = tonumber(ARGV[4])
 if delay > 0 then
   redis.call('ZADD', DELAYED, now + delay * 1000, id)
 else
-  push_front(id)
+  redis.call('LPUSH', READY, id)
   wake(ARGV[1], now)
 end
 return { OK }

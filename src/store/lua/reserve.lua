@@ -6,10 +6,11 @@
 -- Returns {status, next_due, then id, body, reserved_count, reservation_id per message}.
 -- When nothing is ready and a waiter id is given, the waiter is registered (so a later post
 -- publishes a wake-up) and next_due is the ms until a delayed message or a reservation falls
--- due (-1 when none will). Atomic; O((n + batch) log n).
+-- due (-1 when none will). Atomic; O(n log n), plus one pop per deleted id met on the way.
 local now = now_ms()
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-maintain(now)
+local expiration = expiration_ms()
+maintain(now, expiration)
 local n = tonumber(ARGV[1])
 local timeout = tonumber(ARGV[2])
 if timeout == 0 then timeout = tonumber(redis.call('HGET', CFG, 'message_timeout')) end
@@ -17,15 +18,11 @@ local deadline = now + timeout * 1000
 local delete = ARGV[3] == '1'
 local reply = { OK, -1 }
 local got = 0
--- Expired entries met on the way are dropped; bound how many so the call stays short.
-local budget = n + MAINTENANCE_BATCH
-while got < n and budget > 0 do
-  local popped = redis.call('ZPOPMIN', READY, n - got)
-  if #popped == 0 then break end
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    budget = budget - 1
-    if is_live(id, now) then
+while got < n do
+  local ids = redis.call('LPOP', READY, n - got)
+  if not ids then break end
+  for _, id in ipairs(ids) do
+    if is_live(id, now, expiration) then
       got = got + 1
       local body = redis.call('HGET', BODY, id)
       local count = redis.call('HINCRBY', RC, id, 1)

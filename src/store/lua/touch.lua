@@ -3,9 +3,10 @@
 -- queue's message_timeout), ARGV[4] the new reservation id. Returns {status}. O(log n).
 local now = now_ms()
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-maintain(now)
+local expiration = expiration_ms()
+maintain(now, expiration)
 local id = ARGV[1]
-local status = check_holder(id, ARGV[2], now)
+local status = check_holder(id, ARGV[2], now, expiration)
 if status ~= OK then return { status } end
 if ARGV[2] == '' then return { WRONG_RESERVATION } end
 local timeout = tonumber(ARGV[3])

@@ -1,0 +1,267 @@
+//! `ferromq-bench`: the load generator behind `make bench`. In one run on this machine it
+//! measures ferromq's REST data plane, the Redis limit (redis-benchmark, pipelined) and a peer
+//! doing the same job (rsmq behind a small REST front), all over the same redis-server, and
+//! prints one table (also written to BENCHMARKS.md).
+
+mod limits;
+mod load;
+mod procs;
+mod report;
+
+use clap::Parser;
+use load::{Outcome, QueueApi};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Clone)]
+#[command(about = "Benchmarks ferromq against the Redis limit and the rsmq peer")]
+pub struct Args {
+    /// Seconds each throughput scenario runs.
+    #[arg(long, default_value_t = 8)]
+    duration: u64,
+    /// Concurrent connections for single-message scenarios.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Concurrent connections for 100-message batches.
+    #[arg(long, default_value_t = 16)]
+    batch_concurrency: usize,
+    /// Message body size in bytes for the throughput scenarios.
+    #[arg(long, default_value_t = 256)]
+    body_size: usize,
+    /// Long-poll wake-ups to time.
+    #[arg(long, default_value_t = 300)]
+    wakeups: usize,
+    /// Messages stored for the memory measurement (1 KB each).
+    #[arg(long, default_value_t = 100_000)]
+    memory_messages: usize,
+    /// Directory of the rsmq peer (server.js with node_modules); skip the peer when absent.
+    #[arg(long, default_value = "bench/peer")]
+    peer_dir: PathBuf,
+    /// Where to write the report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    output: PathBuf,
+}
+
+const TOKEN: &str = "bench-token";
+const PROJECT: &str = "bench";
+
+/// One line of the report.
+pub struct Row {
+    pub scenario: String,
+    pub ferromq: Option<Outcome>,
+    /// The limit in messages/s and what it is.
+    pub limit: Option<(f64, &'static str)>,
+    pub peer: Option<Outcome>,
+}
+
+pub struct Results {
+    pub args: Args,
+    pub rows: Vec<Row>,
+    pub wake: Option<Outcome>,
+    pub memory_per_message: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(results) => {
+            let text = report::render(&results);
+            println!("{text}");
+            if let Err(e) = std::fs::write(&results.args.output, &text) {
+                eprintln!("cannot write {}: {e}", results.args.output.display());
+                std::process::exit(1);
+            }
+            eprintln!("written to {}", results.args.output.display());
+        }
+        Err(err) => {
+            eprintln!("ferromq-bench: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn http_client(connections: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .tcp_nodelay(true)
+        .build()
+        .expect("http client")
+}
+
+async fn run(args: Args) -> Result<Results, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let redis = procs::Redis::start(dir.path())?;
+    let duration = Duration::from_secs(args.duration);
+
+    eprintln!("measuring the Redis limit with redis-benchmark...");
+    let limit = limits::measure(&redis, 2_000_000)?;
+
+    eprintln!("measuring ferromq...");
+    let port = procs::free_port();
+    let server = procs::start_ferromq(&redis, port, TOKEN)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let ferromq = scenarios(&args, &base, duration).await?;
+    let wake = Some(wake_latency(&base, args.wakeups).await?);
+    let memory_per_message = Some(memory(&redis, &base, args.memory_messages).await?);
+    drop(server);
+    redis.cli(&["FLUSHALL"])?;
+
+    let peer = if args.peer_dir.join("node_modules").exists() {
+        eprintln!("measuring the rsmq peer...");
+        let port = procs::free_port();
+        let _peer = procs::start_peer(&args.peer_dir, &redis, port)?;
+        Some(scenarios(&args, &format!("http://127.0.0.1:{port}"), duration).await?)
+    } else {
+        eprintln!(
+            "no rsmq peer at {} (run `make bench`): peer column left empty",
+            args.peer_dir.display()
+        );
+        None
+    };
+
+    let names = [
+        ("post, 1 message per request", Some((limit.lpush, "LPUSH"))),
+        (
+            "post, 100 messages per request",
+            Some((limit.lpush, "LPUSH")),
+        ),
+        ("reserve + delete, n = 1", Some((limit.rpop, "RPOP"))),
+        ("reserve + delete, n = 100", Some((limit.rpop, "RPOP"))),
+    ];
+    let mut peer = peer.map(|p| p.into_iter());
+    let rows = names
+        .into_iter()
+        .zip(ferromq)
+        .map(|((scenario, limit), ours)| Row {
+            scenario: scenario.to_string(),
+            ferromq: Some(ours),
+            limit,
+            peer: peer.as_mut().and_then(Iterator::next),
+        })
+        .chain(std::iter::once(Row {
+            scenario: "EVALSHA of a trivial script (the cost of one script call)".into(),
+            ferromq: None,
+            limit: Some((limit.evalsha, "EVALSHA")),
+            peer: None,
+        }))
+        .collect();
+    Ok(Results {
+        args,
+        rows,
+        wake,
+        memory_per_message,
+    })
+}
+
+/// The four throughput scenarios against one target, each on a queue of its own.
+async fn scenarios(args: &Args, base: &str, duration: Duration) -> Result<Vec<Outcome>, String> {
+    let http = http_client(args.concurrency);
+    let api = |queue: &str| QueueApi::new(http.clone(), base, PROJECT, queue, TOKEN);
+    let mut outcomes = Vec::new();
+
+    for (queue, batch, concurrency) in [
+        ("post-1", 1, args.concurrency),
+        ("post-100", 100, args.batch_concurrency),
+    ] {
+        let api = api(queue);
+        api.create().await?;
+        let body = load::post_body(batch, args.body_size);
+        let outcome = load::run(concurrency, duration, move || {
+            let api = api.clone();
+            let body = body.clone();
+            async move { api.post(body).await.map(|_| batch as u64) }
+        })
+        .await;
+        eprintln!("  {queue}: {:.0} msgs/s", outcome.rate());
+        api_clear(base, &http, queue).await;
+        outcomes.push(outcome);
+    }
+
+    for (queue, n, concurrency) in [
+        ("cycle-1", 1usize, args.concurrency),
+        ("cycle-100", 100, args.batch_concurrency),
+    ] {
+        let api = api(queue);
+        api.create().await?;
+        // Enough for the whole run at a rate well above what this machine reaches.
+        let stock = if n == 1 { 150_000 } else { 400_000 };
+        let filled = Instant::now();
+        load::fill(&api, stock, args.body_size).await?;
+        eprintln!(
+            "  {queue}: {stock} messages stocked in {:.1}s",
+            filled.elapsed().as_secs_f64()
+        );
+        let outcome = load::run(concurrency, duration, move || {
+            let api = api.clone();
+            async move {
+                let reserved = api.reserve(n, 0).await?;
+                match reserved.len() {
+                    0 => Ok(0),
+                    1 => api.delete(&reserved[0].0, &reserved[0].1).await.map(|_| 1),
+                    k => api.delete_many(&reserved).await.map(|_| k as u64),
+                }
+            }
+        })
+        .await;
+        eprintln!("  {queue}: {:.0} msgs/s", outcome.rate());
+        api_clear(base, &http, queue).await;
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+async fn api_clear(base: &str, http: &reqwest::Client, queue: &str) {
+    let _ = QueueApi::new(http.clone(), base, PROJECT, queue, TOKEN)
+        .clear()
+        .await;
+}
+
+/// Time from the moment a post is sent to the moment a waiting long poll returns the message.
+async fn wake_latency(base: &str, rounds: usize) -> Result<Outcome, String> {
+    let http = http_client(4);
+    let api = QueueApi::new(http, base, PROJECT, "wake", TOKEN);
+    api.create().await?;
+    let body = load::post_body(1, 64);
+    let mut latency =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let waiter = api.clone();
+        let waiting = tokio::spawn(async move {
+            let got = waiter.reserve(1, 5).await;
+            (got, Instant::now())
+        });
+        // Let the waiter reach the server and find the queue empty.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let sent = Instant::now();
+        api.post(body.clone()).await?;
+        let (got, returned) = waiting.await.map_err(|e| e.to_string())?;
+        let got = got?;
+        let (id, rid) = got.first().ok_or("a long poll returned nothing")?;
+        let _ = latency.record(returned.duration_since(sent).as_micros().max(1) as u64);
+        api.delete(id, rid).await?;
+    }
+    eprintln!(
+        "  long-poll wake p50 {:.2} ms",
+        latency.value_at_quantile(0.5) as f64 / 1000.0
+    );
+    Ok(Outcome {
+        messages: rounds as u64,
+        elapsed: started.elapsed(),
+        errors: 0,
+        latency,
+    })
+}
+
+/// Redis memory per stored 1 KB message: INFO memory before and after storing `count` of them.
+async fn memory(redis: &procs::Redis, base: &str, count: usize) -> Result<f64, String> {
+    let api = QueueApi::new(http_client(8), base, PROJECT, "memory", TOKEN);
+    api.create().await?;
+    let before = redis.used_memory()?;
+    load::fill(&api, count, 1024).await?;
+    let after = redis.used_memory()?;
+    let per_message = (after.saturating_sub(before)) as f64 / count as f64;
+    eprintln!("  memory: {per_message:.0} bytes per 1 KB message");
+    Ok(per_message)
+}

@@ -1,0 +1,129 @@
+//! The processes one benchmark run needs, all on this machine: a private redis-server, the
+//! ferromq data plane, and the rsmq peer. Each is killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Redis {
+    _proc: Proc,
+    pub socket: PathBuf,
+}
+
+impl Redis {
+    /// A redis-server on a unix socket, without persistence (the references run the same way).
+    pub fn start(dir: &Path) -> Result<Self, String> {
+        let socket = dir.join("redis.sock");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server: {e}"))?;
+        let redis = Redis {
+            _proc: Proc(child),
+            socket,
+        };
+        wait_for(Duration::from_secs(10), || {
+            redis.cli(&["PING"]).is_ok_and(|o| o == "PONG")
+        })?;
+        Ok(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Runs a redis-cli command and returns its trimmed output.
+    pub fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .map_err(|e| format!("redis-cli: {e}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `used_memory` from INFO memory, in bytes.
+    pub fn used_memory(&self) -> Result<u64, String> {
+        let info = self.cli(&["INFO", "memory"])?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| "no used_memory in INFO".to_string())
+    }
+}
+
+/// `ferromq serve` from the same build as this benchmark.
+pub fn start_ferromq(redis: &Redis, port: u16, token: &str) -> Result<Proc, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let ferromq = exe.with_file_name("ferromq");
+    let child = Command::new(&ferromq)
+        .arg("serve")
+        .env("REDIS_URL", redis.url())
+        .env("FERROMQ_TOKENS", format!("{token}=*"))
+        .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", ferromq.display()))?;
+    let proc = Proc(child);
+    wait_for_http(port)?;
+    Ok(proc)
+}
+
+/// The rsmq peer: a small REST front (bench/peer/server.js) over the same Redis.
+pub fn start_peer(peer_dir: &Path, redis: &Redis, port: u16) -> Result<Proc, String> {
+    let child = Command::new("node")
+        .arg(peer_dir.join("server.js"))
+        .env("REDIS_SOCKET", &redis.socket)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the rsmq peer (node): {e}"))?;
+    let proc = Proc(child);
+    wait_for_http(port)?;
+    Ok(proc)
+}
+
+fn wait_for_http(port: u16) -> Result<(), String> {
+    wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+}
+
+fn wait_for(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err("a benchmark process did not come up".into())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18_080)
+}
