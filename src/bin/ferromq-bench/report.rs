@@ -130,34 +130,34 @@ fn targets(results: &Results) -> Vec<String> {
     let mut lines = Vec::new();
     let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
     let find = |prefix: &str| results.rows.iter().find(|r| r.scenario.starts_with(prefix));
-    if let Some(row) = find("post, 100") {
-        if let (Some(o), Some((limit, _))) = (&row.ferromq, row.limit) {
-            let share = o.rate() / limit;
-            lines.push(format!(
-                "batched post ≥ 40 % of pipelined LPUSH: {:.0} % — {}",
-                share * 100.0,
-                verdict(share >= 0.4)
-            ));
-        }
+    if let Some(row) = find("post, 100")
+        && let (Some(o), Some((limit, _))) = (&row.ferromq, row.limit)
+    {
+        let share = o.rate() / limit;
+        lines.push(format!(
+            "batched post ≥ 40 % of pipelined LPUSH: {:.0} % — {}",
+            share * 100.0,
+            verdict(share >= 0.4)
+        ));
     }
-    if let Some(row) = find("reserve + delete, n = 1") {
-        if let (Some(o), Some(p)) = (&row.ferromq, &row.peer) {
-            let x = o.rate() / p.rate();
-            lines.push(format!(
-                "reserve + delete ≥ 3 × rsmq (n = 1): {x:.2} × — {}",
-                verdict(x >= 3.0)
-            ));
-        }
+    if let Some(row) = find("reserve + delete, n = 1")
+        && let (Some(o), Some(p)) = (&row.ferromq, &row.peer)
+    {
+        let x = o.rate() / p.rate();
+        lines.push(format!(
+            "reserve + delete ≥ 3 × rsmq (n = 1): {x:.2} × — {}",
+            verdict(x >= 3.0)
+        ));
     }
-    if let Some(row) = find("post, 1 ") {
-        if let Some(o) = &row.ferromq {
-            let p99 = o.percentile_ms(0.99);
-            lines.push(format!(
-                "single-message post p99 < 5 ms at {} connections: {p99:.2} ms — {}",
-                results.args.concurrency,
-                verdict(p99 < 5.0)
-            ));
-        }
+    if let Some(row) = find("post, 1 ")
+        && let Some(o) = &row.ferromq
+    {
+        let p99 = o.percentile_ms(0.99);
+        lines.push(format!(
+            "single-message post p99 < 5 ms at {} connections: {p99:.2} ms — {}",
+            results.args.concurrency,
+            verdict(p99 < 5.0)
+        ));
     }
     if let Some(w) = &results.wake {
         let p99 = w.percentile_ms(0.99);
