@@ -27,7 +27,7 @@ deps:
 ## python-client: a virtualenv with the official IronMQ Python client, for the compatibility test.
 python-client: $(VENV)/.installed
 $(VENV)/.installed:
-	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/pip install -q iron-mq==0.9 iron-core==1.2.1
 	@touch $@
 

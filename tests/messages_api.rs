@@ -430,7 +430,6 @@ async fn bad_post_and_reserve_bodies_answer_400_and_store_nothing() {
         json!({"n": -1}),
         json!({"n": "x"}),
         json!({"timeout": 86401}),
-        json!({"wait": 31}),
         json!({"delete": "maybe"}),
     ] {
         let (status, body) = client.post(&reserves, bad.clone()).await;
@@ -441,8 +440,13 @@ async fn bad_post_and_reserve_bodies_answer_400_and_store_nothing() {
         peeked["messages"][0]["reserved_count"], 0,
         "refused reserves reserve nothing"
     );
-    // Zeros and strings are tolerated as clients send them.
-    let got = reserve(&client, "input", json!({"n": "1", "timeout": 0, "wait": 0})).await;
+    // Zeros and strings are tolerated as clients send them; a wait beyond 30 s is cut to 30.
+    let got = reserve(
+        &client,
+        "input",
+        json!({"n": "1", "timeout": 0, "wait": 31}),
+    )
+    .await;
     assert_eq!(got.len(), 1);
 }
 
@@ -502,4 +506,49 @@ async fn webhook_stores_the_raw_body_with_subscriber_headers() {
         .query(&mut redis.connection())
         .unwrap();
     assert_eq!(stored, "{\"trace\":\"abc\"}");
+}
+
+#[tokio::test]
+async fn message_ids_are_unique_across_queues() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let mut posts = Vec::new();
+    for queue in 0..8 {
+        let client = client.clone();
+        posts.push(tokio::spawn(async move {
+            let bodies: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+            let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            post_bodies(&client, &format!("fresh-{queue}"), &bodies).await
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for post in posts {
+        ids.extend(post.await.unwrap());
+    }
+    assert_eq!(ids.len(), 400);
+}
+
+#[tokio::test]
+async fn a_delay_reaching_past_expiration_is_refused() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    client
+        .put(&q("brief"), json!({"queue": {"message_expiration": 60}}))
+        .await;
+    let posts = format!("{}/messages", q("brief"));
+    let (status, body) = client
+        .post(
+            &posts,
+            json!({"messages": [{"body": "fine", "delay": 59}, {"body": "lost", "delay": 60}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["msg"].as_str().unwrap().contains("messages[1]"),
+        "{body}"
+    );
+    let (_, info) = client.get(&q("brief")).await;
+    assert_eq!(info["queue"]["size"], 0, "nothing of the batch was stored");
 }

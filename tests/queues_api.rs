@@ -349,3 +349,43 @@ async fn health_and_readiness_answer() {
         "store calls answer 503 while Redis is down"
     );
 }
+
+#[tokio::test]
+async fn listing_hides_names_of_gone_queues_and_put_relists_a_queue() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    client.put(&q("real"), json!({})).await;
+    let mut conn = redis.connection();
+    // A name without its queue (left by a crash or a race between processes)...
+    let _: i64 = redis::cmd("ZADD")
+        .arg("fq:queues:{p}")
+        .arg(0)
+        .arg("ghost")
+        .query(&mut conn)
+        .unwrap();
+    let (_, list) = client.get("/3/projects/p/queues").await;
+    assert_eq!(list["queues"], json!([{"name": "real"}]));
+    let left: Vec<String> = redis::cmd("ZRANGE")
+        .arg("fq:queues:{p}")
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(left, ["real"], "and is dropped");
+    // ...and a queue whose name got lost is listed again by the next PUT.
+    let _: i64 = redis::cmd("ZREM")
+        .arg("fq:queues:{p}")
+        .arg("real")
+        .query(&mut conn)
+        .unwrap();
+    client.put(&q("real"), json!({})).await;
+    let (_, list) = client.get("/3/projects/p/queues").await;
+    assert_eq!(list["queues"], json!([{"name": "real"}]));
+    let (_, zero) = client.get("/3/projects/p/queues?per_page=0").await;
+    assert_eq!(
+        zero["queues"].as_array().unwrap().len(),
+        1,
+        "per_page=0 means the default"
+    );
+}

@@ -183,3 +183,44 @@ async fn expiration_removes_a_message_that_was_never_deleted() {
     let (_, info) = client.get(&q("short")).await;
     assert_eq!(info["queue"]["total_messages"], 3);
 }
+
+#[tokio::test]
+async fn a_lapsed_reservation_is_refused_even_when_many_lapse_at_once() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let bodies: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let mut held = Vec::new();
+    for chunk in bodies.chunks(100) {
+        post_bodies(&client, "many", chunk).await;
+        held.extend(reserve(&client, "many", json!({"n": 100, "timeout": 1})).await);
+    }
+    assert_eq!(held.len(), 300);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // More reservations lapsed than one call puts back; each one is still refused.
+    for m in held.iter().rev().take(3) {
+        let path = format!("{}/messages/{}", q("many"), m["id"].as_str().unwrap());
+        let (status, _) = client
+            .delete(&path, Some(json!({"reservation_id": m["reservation_id"]})))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "a lapsed reservation deleted a message"
+        );
+        let (status, _) = client
+            .post(
+                &format!("{path}/touch"),
+                json!({"reservation_id": m["reservation_id"]}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "a lapsed reservation was extended"
+        );
+    }
+    let first = reserve(&client, "many", json!({})).await;
+    assert_eq!(first[0]["id"], held[0]["id"], "the oldest comes back first");
+}

@@ -53,9 +53,14 @@ impl From<StoreError> for ApiError {
             StoreError::ReservationRequired { .. } | StoreError::WrongReservation { .. } => {
                 ApiError::Forbidden(err.to_string())
             }
+            StoreError::DelayTooLong { .. } => ApiError::BadRequest(err.to_string()),
             StoreError::Unavailable(err) => {
-                tracing::warn!(%err, "store call failed");
+                tracing::warn!(%err, "store unreachable");
                 ApiError::Unavailable
+            }
+            StoreError::Redis(err) => {
+                tracing::error!(%err, "store error");
+                ApiError::Internal
             }
             StoreError::BadReply(detail) => {
                 tracing::error!(%detail, "unexpected reply from the store");

@@ -7,6 +7,7 @@ use crate::model::{
     DeleteRef, MAX_BATCH, MAX_DELAY, MAX_MESSAGE_TIMEOUT, MAX_PUSH_HEADERS, MAX_WAIT, Message,
     NewMessage, ReserveRequest,
 };
+use crate::store::StoreError;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -225,12 +226,8 @@ impl ReserveBody {
                 "timeout must be between 1 and {MAX_MESSAGE_TIMEOUT} seconds"
             )));
         }
-        let wait = self.wait.unwrap_or(0);
-        if wait > MAX_WAIT {
-            return Err(ApiError::bad_request(format!(
-                "wait must be between 0 and {MAX_WAIT} seconds"
-            )));
-        }
+        // Longer waits are cut to the maximum, as IronMQ does, rather than refused.
+        let wait = self.wait.unwrap_or(0).min(MAX_WAIT);
         let request = ReserveRequest {
             n: n as usize,
             timeout: self.timeout,
@@ -328,16 +325,21 @@ pub struct DeleteManyBody {
     ids: Option<Vec<IdEntry>>,
 }
 
-/// With `ids`, deletes those messages (all or none); without, clears the queue.
+/// With `ids`, deletes those messages (all or none); without `ids`, clears the queue. An empty
+/// `ids` list deletes nothing: clients send one to acknowledge an empty reserve.
 pub async fn delete_many(
     State(state): State<AppState>,
     path: QueuePath,
     JsonBody(body): JsonBody<DeleteManyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let ids = body.ids.unwrap_or_default();
-    if ids.is_empty() {
+    let Some(ids) = body.ids else {
         state.store.clear(&path.project, &path.queue).await?;
         return Ok(Json(json!({ "msg": "Cleared" })));
+    };
+    if ids.is_empty() {
+        // Still answers 404 for a queue that does not exist.
+        state.store.queue_info(&path.project, &path.queue).await?;
+        return Ok(Json(json!({ "msg": "Deleted" })));
     }
     if ids.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
@@ -360,7 +362,18 @@ pub async fn delete_many(
     state
         .store
         .delete_messages(&path.project, &path.queue, &refs)
-        .await?;
+        .await
+        .map_err(|err| match err {
+            // Name the entry that failed: nothing was deleted because of it.
+            StoreError::MessageNotFound { id } => {
+                ApiError::NotFound(format!("Message not found: {id}"))
+            }
+            StoreError::ReservationRequired { ref id }
+            | StoreError::WrongReservation { ref id } => {
+                ApiError::Forbidden(format!("{err} (message {id})"))
+            }
+            other => other.into(),
+        })?;
     Ok(Json(json!({ "msg": "Deleted" })))
 }
 

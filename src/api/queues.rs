@@ -137,8 +137,9 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     // Clients ask for more than the maximum (the Go client's tests ask 101): clamp, don't fail.
     let per_page = query_u64("per_page", query.get("per_page"))?
+        .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_PER_PAGE)
-        .clamp(1, MAX_PER_PAGE);
+        .min(MAX_PER_PAGE);
     // `prev` is the Rust client's spelling of `previous`.
     let previous = query
         .get("previous")

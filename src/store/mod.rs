@@ -22,9 +22,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use wake::Wakeups;
 
-/// Longest a long poll sleeps without looking at the queue again. Posts wake it at once; this
-/// only bounds how long a missed wake-up (Redis restarting, say) can delay it.
-const RECHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest a long poll sleeps without looking at the queue again. Posts and releases wake it at
+/// once, and it knows when the next delayed message or reservation falls due; this only bounds
+/// how long a wake-up lost on the way could delay it.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The store-wide message sequence, which makes message ids unique across queues.
+const MESSAGE_SEQUENCE: &str = "fq:ids";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,10 +40,41 @@ pub enum StoreError {
     ReservationRequired { id: String },
     #[error("Reservation timed out or belongs to another holder")]
     WrongReservation { id: String },
+    #[error(
+        "messages[{index}] would expire before its delay is over: delay must be shorter than the queue's message_expiration"
+    )]
+    DelayTooLong { index: usize },
     #[error("store unavailable: {0}")]
-    Unavailable(#[from] redis::RedisError),
+    Unavailable(redis::RedisError),
+    #[error("store error: {0}")]
+    Redis(redis::RedisError),
     #[error("unexpected reply from the store: {0}")]
     BadReply(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    /// Failures to reach Redis are worth retrying (503); any other error is a fault (500).
+    fn from(err: redis::RedisError) -> Self {
+        let unreachable = err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_timeout()
+            || err.is_cluster_error()
+            || matches!(
+                err.kind(),
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::ClusterDown
+                        | redis::ServerErrorKind::MasterDown
+                )
+            );
+        if unreachable {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Redis(err)
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -129,13 +164,20 @@ impl Store {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// True when Redis answers.
+    /// True when Redis answers. Asks twice: the first call after Redis came back may only find
+    /// the old connection broken (the connection manager then reconnects).
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .is_ok()
+        for _ in 0..2 {
+            let mut conn = self.conn.clone();
+            if redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+        }
+        false
     }
 
     async fn run(&self, script: &Script, keys: &QueueKeys, args: &[&[u8]]) -> Result<Reply> {
@@ -184,9 +226,8 @@ impl Store {
         let mut reply = self.run(&SCRIPTS.apply, &keys, &args).await?;
         check_status(reply.int()?, "")?;
         let created = reply.int()? == 1;
-        if created {
-            self.index_add(project, name).await?;
-        }
+        // Also when it existed: this repairs a listing entry lost to a crash after creation.
+        self.index_add(project, name).await?;
         Ok((reply.queue_info(project, name)?, created))
     }
 
@@ -201,9 +242,26 @@ impl Store {
         let keys = QueueKeys::new(project, name);
         let mut reply = self.run(&SCRIPTS.delete_queue, &keys, &[]).await?;
         check_status(reply.int()?, "")?;
+        self.index_remove(project, name).await
+    }
+
+    /// Drops a queue from its project's listing. The listing lives in another Redis slot than
+    /// the queue, so this cannot be atomic with the queue's own change: every removal looks
+    /// again afterwards and puts the name back if a post re-created the queue meanwhile. Each
+    /// creation adds the name after creating, so an existing queue always ends up listed.
+    async fn index_remove(&self, project: &str, name: &str) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: i64 = conn.zrem(project_index(project), name).await?;
+        if self.queue_exists(project, name).await? {
+            self.index_add(project, name).await?;
+        }
         Ok(())
+    }
+
+    async fn queue_exists(&self, project: &str, name: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let keys = QueueKeys::new(project, name);
+        Ok(conn.exists(&keys.all()[0]).await?)
     }
 
     /// Queue names of a project in byte order: at most `per_page`, all after `previous` and
@@ -226,17 +284,39 @@ impl Store {
         } else {
             [b"[", prefix.as_bytes(), &[0xff]].concat()
         };
-        let mut conn = self.conn.clone();
-        let names: Vec<String> = redis::cmd("ZRANGEBYLEX")
-            .arg(project_index(project))
-            .arg(min)
-            .arg(max)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(per_page)
-            .query_async(&mut conn)
+        let mut listed = Vec::with_capacity(per_page);
+        let mut min = min;
+        loop {
+            let mut conn = self.conn.clone();
+            let names: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(project_index(project))
+                .arg(&min)
+                .arg(&max)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(per_page - listed.len())
+                .query_async(&mut conn)
+                .await?;
+            let Some(last) = names.last() else {
+                return Ok(listed);
+            };
+            min = [b"(", last.as_bytes()].concat();
+            // A name can outlive its queue for a moment (see index_remove): skip and drop it.
+            let exists = futures_util::future::try_join_all(
+                names.iter().map(|name| self.queue_exists(project, name)),
+            )
             .await?;
-        Ok(names)
+            for (name, exists) in names.into_iter().zip(exists) {
+                if exists {
+                    listed.push(name);
+                } else {
+                    self.index_remove(project, &name).await?;
+                }
+            }
+            if listed.len() == per_page {
+                return Ok(listed);
+            }
+        }
     }
 
     async fn index_add(&self, project: &str, name: &str) -> Result<()> {
@@ -269,11 +349,16 @@ impl Store {
                 (m.delay.to_string(), headers)
             })
             .collect();
+        let mut conn = self.conn.clone();
+        let count = messages.len() as i64;
+        let last: i64 = conn.incr(MESSAGE_SEQUENCE, count).await?;
+        let first = (last - count + 1).to_string();
         let mut args: Vec<&[u8]> = vec![
             channel.as_bytes(),
             queue_id.as_bytes(),
             timeout.as_bytes(),
             expiration.as_bytes(),
+            first.as_bytes(),
         ];
         for (message, (delay, headers)) in messages.iter().zip(&encoded) {
             args.extend([
@@ -283,6 +368,12 @@ impl Store {
             ]);
         }
         let mut reply = self.run(&SCRIPTS.post, &keys, &args).await?;
+        let status = reply.int()?;
+        if status == 5 {
+            let index = usize::try_from(reply.int()?).unwrap_or(1).saturating_sub(1);
+            return Err(StoreError::DelayTooLong { index });
+        }
+        check_status(status, "")?;
         if reply.int()? == 1 {
             self.index_add(project, name).await?;
         }

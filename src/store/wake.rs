@@ -13,36 +13,62 @@ use tokio::sync::{Notify, watch};
 /// Pause between attempts to (re)subscribe after the subscription connection failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
 
+/// A wake-up for this many messages or more wakes every waiter of the queue; fewer wake one
+/// waiter each, so a single post does not stampede a crowd of waiters.
+const WAKE_ALL_FROM: usize = 16;
+
 #[derive(Default)]
 pub struct Wakeups {
-    queues: Mutex<HashMap<String, Weak<Notify>>>,
+    queues: Mutex<Watched>,
+}
+
+#[derive(Default)]
+struct Watched {
+    by_queue: HashMap<String, Weak<Notify>>,
+    /// Size at which the map is next swept of queues nobody waits on.
+    sweep_at: usize,
 }
 
 impl Wakeups {
     /// The notifier of one queue; it lives as long as someone holds it.
     pub fn watch(&self, tag: &str) -> Arc<Notify> {
-        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(notify) = queues.get(tag).and_then(Weak::upgrade) {
+        let mut watched = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(notify) = watched.by_queue.get(tag).and_then(Weak::upgrade) {
             return notify;
         }
-        // Forget queues nobody waits on any more before adding one, so the map stays small.
-        queues.retain(|_, weak| weak.strong_count() > 0);
+        // Forget queues nobody waits on any more, whenever the map has doubled since the last
+        // sweep: amortized O(1) per new queue, and the map stays within twice what is watched.
+        if watched.by_queue.len() >= watched.sweep_at {
+            watched.by_queue.retain(|_, weak| weak.strong_count() > 0);
+            watched.sweep_at = (watched.by_queue.len() * 2).max(64);
+        }
         let notify = Arc::new(Notify::new());
-        queues.insert(tag.to_string(), Arc::downgrade(&notify));
+        watched
+            .by_queue
+            .insert(tag.to_string(), Arc::downgrade(&notify));
         notify
     }
 
-    fn wake(&self, tag: &str) {
-        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(notify) = queues.get(tag).and_then(Weak::upgrade) {
-            notify.notify_waiters();
+    /// `count` messages became ready on the queue.
+    fn wake(&self, tag: &str, count: usize) {
+        let watched = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(notify) = watched.by_queue.get(tag).and_then(Weak::upgrade) {
+            if count >= WAKE_ALL_FROM {
+                notify.notify_waiters();
+            } else {
+                // A woken waiter that gives up without looking passes its turn on (tokio's
+                // Notified does so when dropped), so no wake-up is lost.
+                for _ in 0..count {
+                    notify.notify_one();
+                }
+            }
         }
     }
 
     /// After a gap in the subscription, every waiter looks again: it may have missed news.
     fn wake_all(&self) {
-        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        for notify in queues.values().filter_map(Weak::upgrade) {
+        let watched = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for notify in watched.by_queue.values().filter_map(Weak::upgrade) {
             notify.notify_waiters();
         }
     }
@@ -61,7 +87,8 @@ pub async fn listen(target: RedisTarget, wakeups: Arc<Wakeups>, subscribed: watc
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     if let Some(tag) = tag_of_wake_channel(msg.get_channel_name()) {
-                        wakeups.wake(tag);
+                        let count = msg.get_payload::<usize>().unwrap_or(WAKE_ALL_FROM);
+                        wakeups.wake(tag, count.max(1));
                     }
                 }
                 tracing::warn!("long-poll subscription to Redis lost; reconnecting");

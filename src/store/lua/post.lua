@@ -1,29 +1,37 @@
 -- post: adds messages at the back of a queue (or to the delayed set), creating the queue with
 -- default settings when it does not exist.
 -- ARGV[1] wake channel, ARGV[2] id for a new queue, ARGV[3] default message_timeout (s),
--- ARGV[4] default message_expiration (s), then three values per message:
+-- ARGV[4] default message_expiration (s), ARGV[5] the first of as many numbers from the
+-- store-wide message sequence as there are messages, then three values per message:
 -- body, delay (s), push headers as JSON ('' when none).
--- Returns {created (0|1), id...} with the ids in the order given.
+-- Returns {OK, created (0|1), id...} with the ids in the order given, or {DELAY_TOO_LONG, index}
+-- when a message would expire before its delay is over (nothing is stored then).
 -- Atomic: all messages are stored or none. O(m) for m messages.
 local now = now_ms()
+local expiration = tonumber(redis.call('HGET', CFG, 'message_expiration') or ARGV[4]) * 1000
+for i = 6, #ARGV, 3 do
+  if tonumber(ARGV[i + 1]) * 1000 >= expiration then return { DELAY_TOO_LONG, (i - 3) / 3 } end
+end
 local created = 0
 if redis.call('EXISTS', CFG) == 0 then
   create_queue(now, ARGV[2], ARGV[3], ARGV[4])
   created = 1
 end
-maintain(now, expiration_ms())
-local count = (#ARGV - 4) / 3
-local seq = redis.call('HINCRBY', CFG, 'tail', count) - count
-local reply = { created }
+maintain(now, expiration)
+local count = (#ARGV - 5) / 3
+local seq = tonumber(ARGV[5]) - 1
+local reply = { OK, created }
 local ready = {}
-for i = 5, #ARGV, 3 do
-  -- An id is the post time in ms and six digits of a per-queue sequence: unique, ascending,
-  -- numeric. Should the clock step back onto a used id, take the next sequence number.
+for i = 6, #ARGV, 3 do
+  -- An id is the post time in ms and six digits of the store-wide sequence: unique, numeric,
+  -- and it tells when the message expires. Should the clock step back onto an id in use here,
+  -- take the next ms.
   seq = seq + 1
-  local id = string.format('%d%06d', now, seq % 1000000)
+  local stamp = now
+  local id = string.format('%d%06d', stamp, seq % 1000000)
   while redis.call('HSETNX', BODY, id, ARGV[i]) == 0 do
-    seq = redis.call('HINCRBY', CFG, 'tail', 1)
-    id = string.format('%d%06d', now, seq % 1000000)
+    stamp = stamp + 1
+    id = string.format('%d%06d', stamp, seq % 1000000)
   end
   local delay = tonumber(ARGV[i + 1])
   if delay > 0 then
@@ -40,5 +48,5 @@ if #ready > 0 then
   redis.call('RPUSH', READY, unpack(ready))
 end
 redis.call('HINCRBY', CFG, 'total_messages', count)
-wake(ARGV[1], now)
+if #ready > 0 then wake(ARGV[1], now, #ready) end
 return reply

@@ -1,7 +1,7 @@
 -- prelude: shared by every queue script; the store prepends it to each script when loading.
 -- KEYS[1..9] are the keys of one queue, all under the queue's hash tag (see src/store/keys.rs),
 -- so every script touches a single Redis Cluster slot:
---   CFG       hash: settings and counters ('tail' numbers new messages)
+--   CFG       hash: settings and counters
 --   BODY      hash: message id -> body; a message exists while it has a body
 --   RC        hash: message id -> reserved_count (only once reserved)
 --   RID       hash: message id -> current reservation id (only while reserved)
@@ -16,7 +16,8 @@ local CFG, BODY, RC, RID, READY, DELAYED, RESERVED, WAITERS, HEADERS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 -- First element of every reply; mirrored by `Status` in src/store/mod.rs.
-local OK, NO_QUEUE, NO_MESSAGE, RESERVATION_REQUIRED, WRONG_RESERVATION = 0, 1, 2, 3, 4
+local OK, NO_QUEUE, NO_MESSAGE, RESERVATION_REQUIRED, WRONG_RESERVATION, DELAY_TOO_LONG =
+  0, 1, 2, 3, 4, 5
 
 -- Most entries one call moves out of the reserved and delayed sets, or trims off the head of
 -- READY. Bounding it keeps every script O(log n) however far behind the sets are; the next
@@ -63,14 +64,22 @@ end
 -- front (their reservation ids stop being valid), makes due delayed messages ready (released
 -- ones, reserved before, at the front; new ones at the back), and trims deleted and expired
 -- messages off the head of READY, where the oldest messages sit.
+local function end_reservation(id, now, expiration)
+  redis.call('ZREM', RESERVED, id)
+  redis.call('HDEL', RID, id)
+  if is_live(id, now, expiration) then redis.call('LPUSH', READY, id) end
+end
+
 local function maintain(now, expiration)
-  local timed_out = due(RESERVED, now)
-  -- Backwards, so the reservation that ran out first ends up first in line.
-  for i = #timed_out, 1, -1 do
-    local id = timed_out[i]
-    redis.call('ZREM', RESERVED, id)
-    redis.call('HDEL', RID, id)
-    if is_live(id, now, expiration) then redis.call('LPUSH', READY, id) end
+  -- Each is pushed in front of the last, latest deadline first, so the reservation that ran out
+  -- first ends up first in line. When more ran out than one call moves, this call moves the
+  -- latest ones and the next calls put the older ones in front of them.
+  local overdue = redis.call('ZCOUNT', RESERVED, '-inf', now)
+  if overdue > 0 then
+    local timed_out = redis.call('ZREVRANGEBYSCORE', RESERVED, now, '-inf', 'LIMIT', 0, MAINTENANCE_BATCH)
+    for _, id in ipairs(timed_out) do
+      end_reservation(id, now, expiration)
+    end
   end
   for _, id in ipairs(due(DELAYED, now)) do
     redis.call('ZREM', DELAYED, id)
@@ -95,6 +104,10 @@ end
 local function check_holder(id, rid, now, expiration)
   if not is_live(id, now, expiration) then return NO_MESSAGE end
   local current = redis.call('HGET', RID, id)
+  -- A reservation past its deadline is over even if maintenance has not put it back yet.
+  if current and tonumber(redis.call('ZSCORE', RESERVED, id)) <= now then
+    current = nil
+  end
   if not current then
     if rid == '' then return OK end
     return WRONG_RESERVATION
@@ -104,17 +117,18 @@ local function check_holder(id, rid, now, expiration)
   return OK
 end
 
--- Tells waiting long polls (in any process) that the queue has news; silent when none waits.
-local function wake(channel, now)
+-- Tells waiting long polls (in any process) that `count` messages became ready; silent when
+-- none waits.
+local function wake(channel, now, count)
   redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
   if redis.call('ZCARD', WAITERS) > 0 then
-    redis.call('PUBLISH', channel, '1')
+    redis.call('PUBLISH', channel, count)
   end
 end
 
 local function create_queue(now, queue_id, timeout, expiration)
   redis.call('HSET', CFG, 'id', queue_id, 'type', 'pull', 'message_timeout', timeout,
-    'message_expiration', expiration, 'created_at', now, 'total_messages', 0, 'tail', 0)
+    'message_expiration', expiration, 'created_at', now, 'total_messages', 0)
 end
 
 -- The queue's settings and counters as a flat field/value list, with its current size.

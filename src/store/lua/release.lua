@@ -16,6 +16,7 @@ if delay > 0 then
   redis.call('ZADD', DELAYED, now + delay * 1000, id)
 else
   redis.call('LPUSH', READY, id)
-  wake(ARGV[1], now)
 end
+-- A delayed release wakes waiters too, so they learn when to look again.
+wake(ARGV[1], now, 1)
 return { OK }
