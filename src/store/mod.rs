@@ -131,9 +131,12 @@ fn random_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// A handle on the store; cheap to clone, shared by every request of a process.
+/// A handle on the store; cheap to clone (one reference count), shared by every request of a
+/// process.
 #[derive(Clone)]
-pub struct Store {
+pub struct Store(Arc<Shared>);
+
+struct Shared {
     conn: Connection,
     wakeups: Arc<Wakeups>,
     subscribed: watch::Receiver<bool>,
@@ -148,17 +151,17 @@ impl Store {
         let wakeups = Arc::new(Wakeups::default());
         let (tx, subscribed) = watch::channel(false);
         tokio::spawn(wake::listen(target.clone(), wakeups.clone(), tx));
-        Ok(Store {
+        Ok(Store(Arc::new(Shared {
             conn,
             wakeups,
             subscribed,
             process_id: random_id(),
-        })
+        })))
     }
 
     /// Waits (up to `timeout`) until long-poll wake-ups are subscribed; true when they are.
     pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
-        let mut rx = self.subscribed.clone();
+        let mut rx = self.0.subscribed.clone();
         tokio::time::timeout(timeout, rx.wait_for(|up| *up))
             .await
             .is_ok_and(|r| r.is_ok())
@@ -168,7 +171,7 @@ impl Store {
     /// the old connection broken (the connection manager then reconnects).
     pub async fn ping(&self) -> bool {
         for _ in 0..2 {
-            let mut conn = self.conn.clone();
+            let mut conn = self.0.conn.clone();
             if redis::cmd("PING")
                 .query_async::<String>(&mut conn)
                 .await
@@ -188,7 +191,7 @@ impl Store {
         for arg in args {
             invocation.arg(*arg);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.0.conn.clone();
         let value: Value = invocation.invoke_async(&mut conn).await?;
         Reply::new(value)
     }
@@ -250,7 +253,7 @@ impl Store {
     /// again afterwards and puts the name back if a post re-created the queue meanwhile. Each
     /// creation adds the name after creating, so an existing queue always ends up listed.
     async fn index_remove(&self, project: &str, name: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.0.conn.clone();
         let _: i64 = conn.zrem(project_index(project), name).await?;
         if self.queue_exists(project, name).await? {
             self.index_add(project, name).await?;
@@ -259,7 +262,7 @@ impl Store {
     }
 
     async fn queue_exists(&self, project: &str, name: &str) -> Result<bool> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.0.conn.clone();
         let keys = QueueKeys::new(project, name);
         Ok(conn.exists(&keys.all()[0]).await?)
     }
@@ -287,7 +290,7 @@ impl Store {
         let mut listed = Vec::with_capacity(per_page);
         let mut min = min;
         loop {
-            let mut conn = self.conn.clone();
+            let mut conn = self.0.conn.clone();
             let names: Vec<String> = redis::cmd("ZRANGEBYLEX")
                 .arg(project_index(project))
                 .arg(&min)
@@ -320,7 +323,7 @@ impl Store {
     }
 
     async fn index_add(&self, project: &str, name: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.0.conn.clone();
         let _: i64 = conn.zadd(project_index(project), name, 0).await?;
         Ok(())
     }
@@ -349,7 +352,7 @@ impl Store {
                 (m.delay.to_string(), headers)
             })
             .collect();
-        let mut conn = self.conn.clone();
+        let mut conn = self.0.conn.clone();
         let count = messages.len() as i64;
         let last: i64 = conn.incr(MESSAGE_SEQUENCE, count).await?;
         let first = (last - count + 1).to_string();
@@ -394,7 +397,7 @@ impl Store {
             return Ok(self.reserve_once(&keys, request, None).await?.0);
         }
         let deadline = Instant::now() + wait;
-        let notify = self.wakeups.watch(keys.tag());
+        let notify = self.0.wakeups.watch(keys.tag());
         loop {
             // Armed before looking, so a post between the look and the sleep still wakes us.
             let notified = notify.notified();
@@ -429,7 +432,7 @@ impl Store {
         let timeout = request.timeout.unwrap_or(0).to_string();
         let wait_ms = wait.map(|w| w.as_millis().to_string()).unwrap_or_default();
         let waiter = if wait.is_some() {
-            self.process_id.as_str()
+            self.0.process_id.as_str()
         } else {
             ""
         };

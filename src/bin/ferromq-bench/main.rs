@@ -40,6 +40,10 @@ pub struct Args {
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
+    /// Run only the ferromq scenario on this queue (post-1, post-100, cycle-1, cycle-100) and
+    /// print the server's pid, for profiling; nothing else is measured or written.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 const TOKEN: &str = "bench-token";
@@ -60,6 +64,10 @@ pub struct Results {
     pub wake: Option<Outcome>,
     pub memory_per_message: Option<f64>,
 }
+
+/// glibc's allocator showed up at a fifth of the data plane's CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
@@ -94,6 +102,14 @@ async fn run(args: Args) -> Result<Results, String> {
     let redis = procs::Redis::start(dir.path())?;
     let duration = Duration::from_secs(args.duration);
 
+    if let Some(only) = &args.only {
+        let port = procs::free_port();
+        let server = procs::start_ferromq(&redis, port, TOKEN)?;
+        eprintln!("ferromq pid {}", server.pid());
+        scenarios(&args, &format!("http://127.0.0.1:{port}"), duration, Some(only)).await?;
+        std::process::exit(0);
+    }
+
     eprintln!("measuring the Redis limit with redis-benchmark...");
     let limit = limits::measure(&redis, 2_000_000)?;
 
@@ -101,7 +117,7 @@ async fn run(args: Args) -> Result<Results, String> {
     let port = procs::free_port();
     let server = procs::start_ferromq(&redis, port, TOKEN)?;
     let base = format!("http://127.0.0.1:{port}");
-    let ferromq = scenarios(&args, &base, duration).await?;
+    let ferromq = scenarios(&args, &base, duration, None).await?;
     let wake = Some(wake_latency(&base, args.wakeups).await?);
     let memory_per_message = Some(memory(&redis, &base, args.memory_messages).await?);
     drop(server);
@@ -111,7 +127,7 @@ async fn run(args: Args) -> Result<Results, String> {
         eprintln!("measuring the rsmq peer...");
         let port = procs::free_port();
         let _peer = procs::start_peer(&args.peer_dir, &redis, port)?;
-        Some(scenarios(&args, &format!("http://127.0.0.1:{port}"), duration).await?)
+        Some(scenarios(&args, &format!("http://127.0.0.1:{port}"), duration, None).await?)
     } else {
         eprintln!(
             "no rsmq peer at {} (run `make bench`): peer column left empty",
@@ -155,7 +171,13 @@ async fn run(args: Args) -> Result<Results, String> {
 }
 
 /// The four throughput scenarios against one target, each on a queue of its own.
-async fn scenarios(args: &Args, base: &str, duration: Duration) -> Result<Vec<Outcome>, String> {
+async fn scenarios(
+    args: &Args,
+    base: &str,
+    duration: Duration,
+    only: Option<&str>,
+) -> Result<Vec<Outcome>, String> {
+    let skip = |queue: &str| only.is_some_and(|o| o != queue);
     let http = http_client(args.concurrency);
     let api = |queue: &str| QueueApi::new(http.clone(), base, PROJECT, queue, TOKEN);
     let mut outcomes = Vec::new();
@@ -164,6 +186,9 @@ async fn scenarios(args: &Args, base: &str, duration: Duration) -> Result<Vec<Ou
         ("post-1", 1, args.concurrency),
         ("post-100", 100, args.batch_concurrency),
     ] {
+        if skip(queue) {
+            continue;
+        }
         let api = api(queue);
         api.create().await?;
         let body = load::post_body(batch, args.body_size);
@@ -182,6 +207,9 @@ async fn scenarios(args: &Args, base: &str, duration: Duration) -> Result<Vec<Ou
         ("cycle-1", 1usize, args.concurrency),
         ("cycle-100", 100, args.batch_concurrency),
     ] {
+        if skip(queue) {
+            continue;
+        }
         let api = api(queue);
         api.create().await?;
         // Enough for the whole run at a rate well above what this machine reaches.

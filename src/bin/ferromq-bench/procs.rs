@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 
 pub struct Proc(Child);
 
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();

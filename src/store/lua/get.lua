@@ -1,7 +1,10 @@
 -- get: reads one message by id, reserved or not, without changing it.
--- ARGV[1] message id. Returns {status, body, reserved_count}. O(log n).
+-- ARGV[1] message id. Returns {status, body, reserved_count}. O(1).
 local now = now_ms()
-if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
+local expiration = load_queue()
+if not expiration then return { NO_QUEUE } end
 local id = ARGV[1]
-if not is_live(id, now, expiration_ms()) then return { NO_MESSAGE } end
-return { OK, redis.call('HGET', BODY, id), tonumber(redis.call('HGET', RC, id) or '0') }
+if expired(id, now, expiration) then return { NO_MESSAGE } end
+local body = redis.call('HGET', BODY, id)
+if not body then return { NO_MESSAGE } end
+return { OK, body, tonumber(redis.call('HGET', RC, id) or '0') }

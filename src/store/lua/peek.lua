@@ -2,9 +2,10 @@
 -- ARGV[1] n. Returns {status, then id, body, reserved_count per message}.
 -- O(n + batch): ids of deleted messages met on the way are skipped, at most `batch` of them.
 local now = now_ms()
-if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-local expiration = expiration_ms()
+local expiration = load_queue()
+if not expiration then return { NO_QUEUE } end
 maintain(now, expiration)
+trim_head(now, expiration)
 local n = tonumber(ARGV[1])
 local reply = { OK }
 local got, offset = 0, 0
@@ -15,10 +16,11 @@ while got < n and budget > 0 do
   offset = offset + #ids
   for _, id in ipairs(ids) do
     budget = budget - 1
-    if is_live(id, now, expiration) then
+    local body = not expired(id, now, expiration) and redis.call('HGET', BODY, id)
+    if body then
       got = got + 1
       reply[#reply + 1] = id
-      reply[#reply + 1] = redis.call('HGET', BODY, id)
+      reply[#reply + 1] = body
       reply[#reply + 1] = tonumber(redis.call('HGET', RC, id) or '0')
     end
   end

@@ -8,16 +8,19 @@
 -- when a message would expire before its delay is over (nothing is stored then).
 -- Atomic: all messages are stored or none. O(m) for m messages.
 local now = now_ms()
-local expiration = tonumber(redis.call('HGET', CFG, 'message_expiration') or ARGV[4]) * 1000
+local expiration = load_queue()
+local created = 0
+if not expiration then
+  expiration = tonumber(ARGV[4]) * 1000
+end
 for i = 6, #ARGV, 3 do
   if tonumber(ARGV[i + 1]) * 1000 >= expiration then return { DELAY_TOO_LONG, (i - 3) / 3 } end
 end
-local created = 0
 if redis.call('EXISTS', CFG) == 0 then
   create_queue(now, ARGV[2], ARGV[3], ARGV[4])
   created = 1
 end
-maintain(now, expiration)
+trim_head(now, expiration)
 local count = (#ARGV - 5) / 3
 local seq = tonumber(ARGV[5]) - 1
 local reply = { OK, created }
@@ -46,7 +49,7 @@ for i = 6, #ARGV, 3 do
 end
 if #ready > 0 then
   redis.call('RPUSH', READY, unpack(ready))
+  wake(ARGV[1], now, #ready)
 end
 redis.call('HINCRBY', CFG, 'total_messages', count)
-if #ready > 0 then wake(ARGV[1], now, #ready) end
 return reply

@@ -29,59 +29,63 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Removes a message; an id it leaves in READY is skipped later (see READY above).
-local function remove_message(id)
+-- Removes a message. `where` says where its id is when the caller knows: 'reserved',
+-- 'delayed', or 'ready' (in READY or nowhere); nil means look in both sets. An id left in
+-- READY is skipped later.
+local function remove_message(id, where)
   redis.call('HDEL', BODY, id)
   redis.call('HDEL', RC, id)
   redis.call('HDEL', RID, id)
   redis.call('HDEL', HEADERS, id)
-  redis.call('ZREM', DELAYED, id)
-  redis.call('ZREM', RESERVED, id)
+  if where == nil or where == 'delayed' then redis.call('ZREM', DELAYED, id) end
+  if where == nil or where == 'reserved' then redis.call('ZREM', RESERVED, id) end
 end
 
--- The queue's message_expiration in ms. A message expires that long after it was posted; its
--- id begins with its post time in ms (see post.lua), so no per-message index is needed.
-local function expiration_ms()
-  return tonumber(redis.call('HGET', CFG, 'message_expiration')) * 1000
+-- The queue's message_expiration (ms) and message_timeout (s), or nil when the queue does not
+-- exist: one read for all three.
+local function load_queue()
+  local cfg = redis.call('HMGET', CFG, 'message_expiration', 'message_timeout')
+  if not cfg[1] then return nil end
+  return tonumber(cfg[1]) * 1000, tonumber(cfg[2])
+end
+
+-- A message expires message_expiration after it was posted. Its id begins with its post time
+-- in ms (see post.lua), so this needs no lookup and no per-message index.
+local function expired(id, now, expiration)
+  local posted = tonumber(string.sub(id, 1, -7))
+  return posted ~= nil and posted + expiration <= now
 end
 
 -- True when the message exists and has not expired. An expired message found here is removed
 -- on the spot.
 local function is_live(id, now, expiration)
-  local posted = tonumber(string.sub(id, 1, -7))
-  if posted and posted + expiration <= now then
+  if expired(id, now, expiration) then
     remove_message(id)
     return false
   end
   return redis.call('HEXISTS', BODY, id) == 1
 end
 
-local function due(set, now)
-  return redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, MAINTENANCE_BATCH)
-end
-
--- Applies what time has done since the last call: puts timed-out reservations back at the
--- front (their reservation ids stop being valid), makes due delayed messages ready (released
--- ones, reserved before, at the front; new ones at the back), and trims deleted and expired
--- messages off the head of READY, where the oldest messages sit.
 local function end_reservation(id, now, expiration)
   redis.call('ZREM', RESERVED, id)
   redis.call('HDEL', RID, id)
   if is_live(id, now, expiration) then redis.call('LPUSH', READY, id) end
 end
 
+-- Applies what time has done since the last call: puts timed-out reservations back at the
+-- front (their reservation ids stop being valid) and makes due delayed messages ready
+-- (released ones, reserved before, at the front; new ones at the back). Returns true when it
+-- stopped at the batch limit with more to do.
 local function maintain(now, expiration)
   -- Each is pushed in front of the last, latest deadline first, so the reservation that ran out
   -- first ends up first in line. When more ran out than one call moves, this call moves the
   -- latest ones and the next calls put the older ones in front of them.
-  local overdue = redis.call('ZCOUNT', RESERVED, '-inf', now)
-  if overdue > 0 then
-    local timed_out = redis.call('ZREVRANGEBYSCORE', RESERVED, now, '-inf', 'LIMIT', 0, MAINTENANCE_BATCH)
-    for _, id in ipairs(timed_out) do
-      end_reservation(id, now, expiration)
-    end
+  local timed_out = redis.call('ZREVRANGEBYSCORE', RESERVED, now, '-inf', 'LIMIT', 0, MAINTENANCE_BATCH)
+  for _, id in ipairs(timed_out) do
+    end_reservation(id, now, expiration)
   end
-  for _, id in ipairs(due(DELAYED, now)) do
+  local ready = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, MAINTENANCE_BATCH)
+  for _, id in ipairs(ready) do
     redis.call('ZREM', DELAYED, id)
     if is_live(id, now, expiration) then
       if redis.call('HEXISTS', RC, id) == 1 then
@@ -91,37 +95,46 @@ local function maintain(now, expiration)
       end
     end
   end
+  return #timed_out == MAINTENANCE_BATCH or #ready == MAINTENANCE_BATCH
+end
+
+-- Drops ids of deleted and expired messages off the head of READY, where the oldest sit, so
+-- expired messages leave even a queue nobody reserves from.
+local function trim_head(now, expiration)
   for _ = 1, MAINTENANCE_BATCH do
     local id = redis.call('LINDEX', READY, 0)
-    if not id or is_live(id, now, expiration) then break end
+    if not id or is_live(id, now, expiration) then return end
     redis.call('LPOP', READY)
   end
 end
 
 -- May the caller act on message `id` with reservation id `rid` ('' when none was given)?
 -- A reserved message needs its current reservation id; an unreserved one needs none, and a
--- reservation id given for it is stale (it timed out or was released).
+-- reservation id given for it is stale (it timed out or was released). A reservation past its
+-- deadline is over even before maintenance puts the message back.
+-- Returns the status and, when the message is reserved, 'reserved'.
 local function check_holder(id, rid, now, expiration)
-  if not is_live(id, now, expiration) then return NO_MESSAGE end
   local current = redis.call('HGET', RID, id)
-  -- A reservation past its deadline is over even if maintenance has not put it back yet.
-  if current and tonumber(redis.call('ZSCORE', RESERVED, id)) <= now then
-    current = nil
+  if current then
+    if expired(id, now, expiration) then
+      remove_message(id, 'reserved')
+      return NO_MESSAGE
+    end
+    if tonumber(redis.call('ZSCORE', RESERVED, id)) > now then
+      if rid == '' then return RESERVATION_REQUIRED end
+      if rid ~= current then return WRONG_RESERVATION end
+      return OK, 'reserved'
+    end
   end
-  if not current then
-    if rid == '' then return OK end
-    return WRONG_RESERVATION
-  end
-  if rid == '' then return RESERVATION_REQUIRED end
-  if rid ~= current then return WRONG_RESERVATION end
+  if not is_live(id, now, expiration) then return NO_MESSAGE end
+  if rid ~= '' then return WRONG_RESERVATION end
   return OK
 end
 
 -- Tells waiting long polls (in any process) that `count` messages became ready; silent when
 -- none waits.
 local function wake(channel, now, count)
-  redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
-  if redis.call('ZCARD', WAITERS) > 0 then
+  if redis.call('ZCOUNT', WAITERS, now, '+inf') > 0 then
     redis.call('PUBLISH', channel, count)
   end
 end

@@ -2,13 +2,12 @@
 -- once or after `delay` seconds. ARGV[1] wake channel, ARGV[2] message id, ARGV[3] current
 -- reservation id, ARGV[4] delay (s). Returns {status}. O(log n).
 local now = now_ms()
-if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-local expiration = expiration_ms()
-maintain(now, expiration)
+local expiration = load_queue()
+if not expiration then return { NO_QUEUE } end
 local id = ARGV[2]
-local status = check_holder(id, ARGV[3], now, expiration)
+local status, where = check_holder(id, ARGV[3], now, expiration)
 if status ~= OK then return { status } end
-if ARGV[3] == '' then return { WRONG_RESERVATION } end
+if where ~= 'reserved' then return { WRONG_RESERVATION } end
 redis.call('ZREM', RESERVED, id)
 redis.call('HDEL', RID, id)
 local delay = tonumber(ARGV[4])

@@ -8,12 +8,15 @@
 -- publishes a wake-up) and next_due is the ms until a delayed message or a reservation falls
 -- due (-1 when none will). Atomic; O(n log n), plus one pop per deleted id met on the way.
 local now = now_ms()
-if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-local expiration = expiration_ms()
-maintain(now, expiration)
+local expiration, queue_timeout = load_queue()
+if not expiration then return { NO_QUEUE } end
+-- A few rounds, so a burst of lapsed reservations comes back in order before any is handed out.
+for _ = 1, 4 do
+  if not maintain(now, expiration) then break end
+end
 local n = tonumber(ARGV[1])
 local timeout = tonumber(ARGV[2])
-if timeout == 0 then timeout = tonumber(redis.call('HGET', CFG, 'message_timeout')) end
+if timeout == 0 then timeout = queue_timeout end
 local deadline = now + timeout * 1000
 local delete = ARGV[3] == '1'
 local reply = { OK, -1 }
@@ -22,13 +25,18 @@ while got < n do
   local ids = redis.call('LPOP', READY, n - got)
   if not ids then break end
   for _, id in ipairs(ids) do
-    if is_live(id, now, expiration) then
+    local body = false
+    if expired(id, now, expiration) then
+      remove_message(id, 'ready')
+    else
+      body = redis.call('HGET', BODY, id)
+    end
+    if body then
       got = got + 1
-      local body = redis.call('HGET', BODY, id)
       local count = redis.call('HINCRBY', RC, id, 1)
       local rid = ''
       if delete then
-        remove_message(id)
+        remove_message(id, 'ready')
       else
         rid = ARGV[5 + got]
         redis.call('ZADD', RESERVED, deadline, id)
@@ -42,6 +50,7 @@ while got < n do
   end
 end
 if got == 0 and ARGV[4] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
   redis.call('ZADD', WAITERS, 'GT', now + tonumber(ARGV[5]), ARGV[4])
   local next_due = -1
   for _, set in ipairs({ DELAYED, RESERVED }) do

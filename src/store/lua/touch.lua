@@ -2,15 +2,14 @@
 -- being valid. ARGV[1] message id, ARGV[2] current reservation id, ARGV[3] timeout (s, 0 = the
 -- queue's message_timeout), ARGV[4] the new reservation id. Returns {status}. O(log n).
 local now = now_ms()
-if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-local expiration = expiration_ms()
-maintain(now, expiration)
+local expiration, queue_timeout = load_queue()
+if not expiration then return { NO_QUEUE } end
 local id = ARGV[1]
-local status = check_holder(id, ARGV[2], now, expiration)
+local status, where = check_holder(id, ARGV[2], now, expiration)
 if status ~= OK then return { status } end
-if ARGV[2] == '' then return { WRONG_RESERVATION } end
+if where ~= 'reserved' then return { WRONG_RESERVATION } end
 local timeout = tonumber(ARGV[3])
-if timeout == 0 then timeout = tonumber(redis.call('HGET', CFG, 'message_timeout')) end
+if timeout == 0 then timeout = queue_timeout end
 redis.call('ZADD', RESERVED, now + timeout * 1000, id)
 redis.call('HSET', RID, id, ARGV[4])
 redis.call('HINCRBY', RC, id, 1)
