@@ -10,7 +10,7 @@ DEV_TOKEN  ?= dev-token
 LISTEN     ?= 127.0.0.1:8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint deps python-client clean
+.PHONY: all build run test lint deps python-client bench bench-peer clean
 
 all: build
 
@@ -51,6 +51,17 @@ run: deps build
 test: deps python-client
 	$(CARGO) test
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
+
+## bench: ferromq against the Redis limit and the rsmq peer, in one run; writes BENCHMARKS.md.
+bench: deps bench-peer build
+	./target/release/ferromq-bench --output BENCHMARKS.md
+
+## bench-peer: the rsmq peer's node modules (needs node and npm).
+bench-peer: bench/peer/node_modules/.installed
+bench/peer/node_modules/.installed: bench/peer/package.json
+	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	cd bench/peer && npm install --no-audit --no-fund --no-package-lock --silent
+	@touch $@
 
 ## lint: formatting and clippy, warnings as errors.
 lint:

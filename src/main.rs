@@ -22,13 +22,30 @@ enum Job {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     ferromq::telemetry::init();
     let cli = Cli::parse();
-    let result = match cli.job {
-        Job::Serve(args) => ferromq::serve::run(args).await,
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One thread per core by default; fewer can pay where Redis shares the machine.
+    if let Some(threads) = std::env::var("FERROMQ_WORKER_THREADS")
+        .ok()
+        .and_then(|t| t.parse::<usize>().ok())
+        .filter(|t| *t > 0)
+    {
+        runtime.worker_threads(threads);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ferromq: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
     };
+    let result = runtime.block_on(async {
+        match cli.job {
+            Job::Serve(args) => ferromq::serve::run(args).await,
+        }
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

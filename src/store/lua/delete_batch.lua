@@ -4,13 +4,31 @@
 local now = now_ms()
 local expiration = load_queue()
 if not expiration then return { NO_QUEUE, 0 } end
-local wheres = {}
+local ids, rids = {}, {}
 for i = 1, #ARGV, 2 do
-  local status, where = check_holder(ARGV[i], ARGV[i + 1], now, expiration)
-  if status ~= OK then return { status, (i + 1) / 2 } end
-  wheres[i] = where or false
+  ids[#ids + 1] = ARGV[i]
+  rids[#rids + 1] = ARGV[i + 1]
 end
-for i = 1, #ARGV, 2 do
-  remove_message(ARGV[i], wheres[i] or nil)
+-- The usual batch holds reserved messages with their reservation ids: check those with two
+-- calls for the whole batch, and anything else one by one.
+local current = call_many('HMGET', RID, ids)
+local deadlines = redis.call('ZMSCORE', RESERVED, unpack(ids))
+local others = {}
+for k, id in ipairs(ids) do
+  local held = current[k] and not expired(id, now, expiration)
+    and tonumber(deadlines[k]) > now and rids[k] ~= ''
+  if held then
+    if rids[k] ~= current[k] then return { WRONG_RESERVATION, k } end
+  else
+    local status = check_holder(id, rids[k], now, expiration)
+    if status ~= OK then return { status, k } end
+    others[#others + 1] = id
+  end
 end
+call_many('HDEL', BODY, ids)
+call_many('HDEL', RC, ids)
+call_many('HDEL', RID, ids)
+call_many('HDEL', HEADERS, ids)
+call_many('ZREM', RESERVED, ids)
+call_many('ZREM', DELAYED, others)
 return { OK, 0 }

@@ -8,11 +8,9 @@
 -- when a message would expire before its delay is over (nothing is stored then).
 -- Atomic: all messages are stored or none. O(m) for m messages.
 local now = now_ms()
-local expiration = load_queue()
+local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post')
+local expiration = tonumber(cfg[1] or ARGV[4]) * 1000
 local created = 0
-if not expiration then
-  expiration = tonumber(ARGV[4]) * 1000
-end
 for i = 6, #ARGV, 3 do
   if tonumber(ARGV[i + 1]) * 1000 >= expiration then return { DELAY_TOO_LONG, (i - 3) / 3 } end
 end
@@ -24,18 +22,34 @@ trim_head(now, expiration)
 local count = (#ARGV - 5) / 3
 local seq = tonumber(ARGV[5]) - 1
 local reply = { OK, created }
-local ready = {}
+local ready, bodies, ids = {}, {}, {}
 for i = 6, #ARGV, 3 do
   -- An id is the post time in ms and six digits of the store-wide sequence: unique, numeric,
-  -- and it tells when the message expires. Should the clock step back onto an id in use here,
-  -- take the next ms.
+  -- and it tells when the message expires.
   seq = seq + 1
-  local stamp = now
-  local id = string.format('%d%06d', stamp, seq % 1000000)
-  while redis.call('HSETNX', BODY, id, ARGV[i]) == 0 do
-    stamp = stamp + 1
-    id = string.format('%d%06d', stamp, seq % 1000000)
+  local id = string.format('%d%06d', now, seq % 1000000)
+  ids[#ids + 1] = id
+  bodies[#bodies + 1] = id
+  bodies[#bodies + 1] = ARGV[i]
+end
+-- Ids stamped with this ms were all issued within it, far fewer than a million, so they cannot
+-- clash, unless the clock stepped back behind an earlier post: only then look, and move any id
+-- in use to a later ms.
+local clashes = {}
+if now < tonumber(cfg[3] or '0') then clashes = call_many('HMGET', BODY, ids) end
+for k, taken in ipairs(clashes) do
+  if taken then
+    local stamp = now
+    repeat
+      stamp = stamp + 1
+      ids[k] = string.format('%d%s', stamp, string.sub(ids[k], -6))
+    until redis.call('HEXISTS', BODY, ids[k]) == 0
+    bodies[2 * k - 1] = ids[k]
   end
+end
+call_many('HSET', BODY, bodies)
+for k, id in ipairs(ids) do
+  local i = 3 + 3 * k
   local delay = tonumber(ARGV[i + 1])
   if delay > 0 then
     redis.call('ZADD', DELAYED, now + delay * 1000, id)
@@ -51,5 +65,6 @@ if #ready > 0 then
   redis.call('RPUSH', READY, unpack(ready))
   wake(ARGV[1], now, #ready)
 end
-redis.call('HINCRBY', CFG, 'total_messages', count)
+redis.call('HSET', CFG, 'total_messages', tonumber(cfg[2] or '0') + count,
+  'last_post', math.max(now, tonumber(cfg[3] or '0')))
 return reply

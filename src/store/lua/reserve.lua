@@ -22,31 +22,45 @@ local delete = ARGV[3] == '1'
 local reply = { OK, -1 }
 local got = 0
 while got < n do
-  local ids = redis.call('LPOP', READY, n - got)
-  if not ids then break end
-  for _, id in ipairs(ids) do
-    local body = false
-    if expired(id, now, expiration) then
-      remove_message(id, 'ready')
-    else
-      body = redis.call('HGET', BODY, id)
-    end
-    if body then
+  local popped = redis.call('LPOP', READY, n - got)
+  if not popped then break end
+  local ids = {}
+  for _, id in ipairs(popped) do
+    if expired(id, now, expiration) then remove_message(id, 'ready') else ids[#ids + 1] = id end
+  end
+  local bodies = call_many('HMGET', BODY, ids)
+  local counts = call_many('HMGET', RC, ids)
+  local taken, new_counts, deadlines, holders = {}, {}, {}, {}
+  for k, id in ipairs(ids) do
+    -- No body: the message was deleted while its id waited in READY.
+    if bodies[k] then
       got = got + 1
-      local count = redis.call('HINCRBY', RC, id, 1)
+      local count = tonumber(counts[k] or '0') + 1
       local rid = ''
-      if delete then
-        remove_message(id, 'ready')
-      else
+      if not delete then
         rid = ARGV[5 + got]
-        redis.call('ZADD', RESERVED, deadline, id)
-        redis.call('HSET', RID, id, rid)
+        deadlines[#deadlines + 1] = deadline
+        deadlines[#deadlines + 1] = id
+        holders[#holders + 1] = id
+        holders[#holders + 1] = rid
       end
+      taken[#taken + 1] = id
+      new_counts[#new_counts + 1] = id
+      new_counts[#new_counts + 1] = count
       reply[#reply + 1] = id
-      reply[#reply + 1] = body
+      reply[#reply + 1] = bodies[k]
       reply[#reply + 1] = count
       reply[#reply + 1] = rid
     end
+  end
+  if delete then
+    call_many('HDEL', BODY, taken)
+    call_many('HDEL', RC, taken)
+    call_many('HDEL', HEADERS, taken)
+  else
+    call_many('HSET', RC, new_counts)
+    call_many('ZADD', RESERVED, deadlines)
+    call_many('HSET', RID, holders)
   end
 end
 if got == 0 and ARGV[4] ~= '' then
