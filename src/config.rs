@@ -1,10 +1,12 @@
 //! Settings of `ferromq serve`, from flags or the environment.
 
 use crate::api::{Limits, Tokens};
+use crate::push::worker::PushSettings;
 use crate::store::RedisTarget;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -37,9 +39,49 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "FERROMQ_MAX_REQUEST_SIZE", default_value_t = 8 * 1024 * 1024)]
     pub max_request_size: usize,
+
+    /// Serve the API only: run no push workers in this process.
+    #[arg(long, env = "FERROMQ_NO_PUSH")]
+    pub no_push: bool,
+
+    /// Base URL subscribers reach this data plane at, for acknowledgement URLs
+    /// (default: http:// and the listen address).
+    #[arg(long, env = "FERROMQ_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds a push subscriber has to answer.
+    #[arg(long, env = "FERROMQ_PUSH_TIMEOUT", default_value_t = 60)]
+    pub push_timeout: u64,
+
+    /// Push deliveries in flight at once, per queue and process.
+    #[arg(long, env = "FERROMQ_PUSH_CONCURRENCY", default_value_t = 32)]
+    pub push_concurrency: usize,
+
+    /// Seconds the push status of a delivered message stays readable.
+    #[arg(long, env = "FERROMQ_PUSH_STATUS_KEEP", default_value_t = 600)]
+    pub push_status_keep: u64,
 }
 
 impl ServeArgs {
+    pub fn push_settings(&self) -> PushSettings {
+        PushSettings {
+            timeout: Duration::from_secs(self.push_timeout.max(1)),
+            concurrency: self.push_concurrency.max(1),
+            keep_status: Duration::from_secs(self.push_status_keep),
+        }
+    }
+
+    /// Where subscribers reach this data plane; a wildcard listen address becomes loopback.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            let mut address = self.listen;
+            if address.ip().is_unspecified() {
+                address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{address}")
+        })
+    }
+
     pub fn redis_target(&self) -> RedisTarget {
         RedisTarget::parse(&self.redis_url, self.redis_cluster)
     }

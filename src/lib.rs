@@ -14,6 +14,7 @@
 pub mod api;
 pub mod config;
 pub mod model;
+pub mod push;
 pub mod serve;
 pub mod store;
 pub mod telemetry;

@@ -46,6 +46,65 @@ impl QueueType {
     }
 }
 
+impl QueueType {
+    pub fn is_push(self) -> bool {
+        self != QueueType::Pull
+    }
+}
+
+/// Default number of retries of a push delivery after the first try.
+pub const DEFAULT_RETRIES: u32 = 3;
+/// Most retries a push queue may ask for.
+pub const MAX_RETRIES: u32 = 100;
+/// Default pause before a failed push delivery is retried, in seconds.
+pub const DEFAULT_RETRIES_DELAY: u64 = 60;
+/// Shortest and longest pause before a retry, in seconds.
+pub const MIN_RETRIES_DELAY: u64 = 3;
+pub const MAX_RETRIES_DELAY: u64 = 86_400;
+
+/// Where a push queue delivers its messages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Subscriber {
+    pub name: String,
+    /// `http(s)://...`, or `ironmq:///queue` (another queue of the project), or
+    /// `ironmq://project:token@/queue` (a queue of another project on this service).
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// How a push queue delivers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PushConfig {
+    pub subscribers: Vec<Subscriber>,
+    pub retries: u32,
+    pub retries_delay: u64,
+    /// Queue that receives messages whose delivery failed for good; empty for none.
+    #[serde(default)]
+    pub error_queue: String,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            subscribers: Vec::new(),
+            retries: DEFAULT_RETRIES,
+            retries_delay: DEFAULT_RETRIES_DELAY,
+            error_queue: String::new(),
+        }
+    }
+}
+
+/// A change to push settings: `None` leaves a setting as it is. An empty `error_queue` turns
+/// the error queue off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PushPatch {
+    pub subscribers: Option<Vec<Subscriber>>,
+    pub retries: Option<u32>,
+    pub retries_delay: Option<u64>,
+    pub error_queue: Option<String>,
+}
+
 /// Settings of a queue as a patch: `None` leaves a setting as it is (or at its default on creation).
 /// The REST API, the controller and standalone mode all express changes this way.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -53,6 +112,28 @@ pub struct QueueSettings {
     pub queue_type: Option<QueueType>,
     pub message_timeout: Option<u64>,
     pub message_expiration: Option<u64>,
+    pub push: Option<PushPatch>,
+}
+
+/// The settings a queue stands with, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueConfig {
+    pub queue_type: QueueType,
+    pub message_timeout: u64,
+    pub message_expiration: u64,
+    /// Kept while the queue is a pull queue too, so switching back to push restores it.
+    pub push: Option<PushConfig>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            queue_type: QueueType::Pull,
+            message_timeout: DEFAULT_MESSAGE_TIMEOUT,
+            message_expiration: DEFAULT_MESSAGE_EXPIRATION,
+            push: None,
+        }
+    }
 }
 
 /// A queue as it stands in the store.
@@ -61,9 +142,7 @@ pub struct QueueInfo {
     pub id: String,
     pub project: String,
     pub name: String,
-    pub queue_type: QueueType,
-    pub message_timeout: u64,
-    pub message_expiration: u64,
+    pub config: QueueConfig,
     /// Messages not yet deleted, reserved and delayed ones included.
     pub size: u64,
     /// Messages ever posted.

@@ -2,6 +2,8 @@
 
 use crate::api::{self, AppState};
 use crate::config::ServeArgs;
+use crate::push::deliver::Courier;
+use crate::push::worker::Workers;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,14 +18,31 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !store.wait_subscribed(SUBSCRIBE_GRACE).await {
         tracing::warn!("Redis is not reachable yet; answering 503 until it is");
     }
+    let tokens = Arc::new(tokens);
+    let push = args.push_settings();
     let state = AppState {
-        store,
-        tokens: Arc::new(tokens),
+        store: store.clone(),
+        tokens: tokens.clone(),
         limits: args.limits(),
+        keep_status: push.keep_status,
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "ferromq data plane listening");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = (!args.no_push).then(|| {
+        let courier = Courier {
+            http: Courier::http_client(push.timeout),
+            store,
+            tokens,
+            public_url: args.public_url(),
+        };
+        tokio::spawn(Workers::new(courier, push).run(stopped))
+    });
     api::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop.send(true);
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
     Ok(())
 }
 

@@ -122,12 +122,29 @@ fn project_of(request: &Request) -> String {
         .into_owned()
 }
 
+/// A subscriber acknowledging a push (DELETE on its `Iron-Subscriber-Message-Url`) proves
+/// itself with the push's reservation id, which the store checks, instead of a token.
+fn is_subscriber_ack(request: &Request) -> bool {
+    let segments: Vec<&str> = request.uri().path().split('/').collect();
+    request.method() == axum::http::Method::DELETE
+        && segments.len() == 10
+        && segments[8] == "subscribers"
+        && request
+            .uri()
+            .query()
+            .and_then(|q| form_urlencoded_value(q, "reservation_id"))
+            .is_some_and(|rid| !rid.is_empty())
+}
+
 /// Middleware in front of every `/3/projects/{project}` route.
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if is_subscriber_ack(&request) {
+        return Ok(next.run(request).await);
+    }
     let token = token_of(&request);
     state
         .tokens

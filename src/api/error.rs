@@ -53,7 +53,10 @@ impl From<StoreError> for ApiError {
             StoreError::ReservationRequired { .. } | StoreError::WrongReservation { .. } => {
                 ApiError::Forbidden(err.to_string())
             }
-            StoreError::DelayTooLong { .. } => ApiError::BadRequest(err.to_string()),
+            StoreError::DelayTooLong { .. } | StoreError::Invalid(_) => {
+                ApiError::BadRequest(err.to_string())
+            }
+            StoreError::SubscriberNotFound => ApiError::NotFound(err.to_string()),
             StoreError::Unavailable(err) => {
                 tracing::warn!(%err, "store unreachable");
                 ApiError::Unavailable

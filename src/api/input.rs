@@ -30,6 +30,22 @@ pub fn opt_u64<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error
     }
 }
 
+/// A whole number where 0 is a value (a count such as `retries`); `null` and `""` mean "not set".
+pub fn opt_count<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    let value = Value::deserialize(de)?;
+    match &value {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64()),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid("a whole number", &value)),
+        _ => Err(invalid("a whole number", &value)),
+    }
+}
+
 /// A boolean, also given as `0`/`1` or `"true"`/`"false"`; `null` means false.
 pub fn lenient_bool<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
     let value = Value::deserialize(de)?;

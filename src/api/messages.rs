@@ -285,6 +285,9 @@ pub async fn get(
 pub struct DeleteBody {
     #[serde(default, deserialize_with = "opt_string")]
     reservation_id: Option<String>,
+    /// With a subscriber name, this acknowledges a push that subscriber answered 202 for.
+    #[serde(default, deserialize_with = "opt_string")]
+    subscriber_name: Option<String>,
 }
 
 /// The reservation id may also come in the query string (a subscriber-message URL carries it).
@@ -294,12 +297,16 @@ pub async fn delete(
     Query(query): Query<HashMap<String, String>>,
     JsonBody(body): JsonBody<DeleteBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let rid = body.reservation_id.or_else(|| {
-        query
-            .get("reservation_id")
-            .cloned()
-            .filter(|r| !r.is_empty())
-    });
+    let from_query = |name: &str| query.get(name).cloned().filter(|v| !v.is_empty());
+    let rid = body.reservation_id.or_else(|| from_query("reservation_id"));
+    if let Some(subscriber) = body
+        .subscriber_name
+        .or_else(|| from_query("subscriber_name"))
+    {
+        let (project, queue, id) = (&path.project, &path.queue, &path.id);
+        return super::subscribers::ack(&state, project, queue, id, rid.as_deref(), &subscriber)
+            .await;
+    }
     state
         .store
         .delete_message(&path.project, &path.queue, &path.id, rid.as_deref())

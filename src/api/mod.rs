@@ -7,6 +7,7 @@ mod extract;
 mod input;
 mod messages;
 mod queues;
+mod subscribers;
 
 pub use auth::Tokens;
 pub use error::ApiError;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<Tokens>,
     pub limits: Limits,
+    /// How long the push state of a delivered message stays readable.
+    pub keep_status: std::time::Duration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -68,6 +71,20 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{QUEUE}/reservations"), post(messages::reserve))
         .route(&format!("{QUEUE}/webhook"), post(messages::webhook))
+        .route(
+            &format!("{QUEUE}/subscribers"),
+            post(subscribers::add)
+                .put(subscribers::replace)
+                .delete(subscribers::remove),
+        )
+        .route(
+            &format!("{QUEUE}/messages/{{id}}/subscribers"),
+            get(subscribers::status),
+        )
+        .route(
+            &format!("{QUEUE}/messages/{{id}}/subscribers/{{subscriber}}"),
+            axum::routing::delete(subscribers::acknowledge),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -4,8 +4,10 @@ use super::extract::{JsonBody, ProjectPath, QueuePath, check_queue_name};
 use super::input::{opt_string, opt_u64, query_u64};
 use super::{ApiError, AppState};
 use crate::model::{
-    MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, QueueInfo, QueueSettings, QueueType,
+    MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, PushPatch, QueueInfo, QueueSettings, QueueType,
+    Subscriber,
 };
+use crate::push::config::push_of;
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
@@ -36,11 +38,62 @@ struct SettingsInput {
     #[serde(default, deserialize_with = "opt_u64")]
     message_expiration: Option<u64>,
     #[serde(default)]
-    push: Option<Value>,
+    push: Option<PushInput>,
     #[serde(default)]
     dead_letter: Option<Value>,
     #[serde(default)]
     alerts: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PushInput {
+    #[serde(default)]
+    subscribers: Option<Vec<SubscriberInput>>,
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    retries: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    retries_delay: Option<u64>,
+    /// `""` turns the error queue off; absent leaves it as it is.
+    #[serde(default)]
+    error_queue: Option<String>,
+}
+
+/// A subscriber as clients send it. v1 clients identified subscribers by URL alone; such a
+/// subscriber is named by its URL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriberInput {
+    #[serde(default, deserialize_with = "opt_string")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    url: Option<String>,
+    #[serde(default)]
+    headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl SubscriberInput {
+    pub fn into_subscriber(self, index: usize) -> Result<Subscriber, ApiError> {
+        let url = self
+            .url
+            .ok_or_else(|| ApiError::bad_request(format!("subscribers[{index}] needs a url")))?;
+        Ok(Subscriber {
+            name: self.name.unwrap_or_else(|| url.clone()),
+            url,
+            headers: self.headers.unwrap_or_default(),
+        })
+    }
+
+    /// The name a removal refers to (by name, or by URL for v1 clients).
+    pub fn name_or_url(&self) -> Option<&str> {
+        self.name.as_deref().or(self.url.as_deref())
+    }
+}
+
+pub fn subscribers_of(input: Vec<SubscriberInput>) -> Result<Vec<Subscriber>, ApiError> {
+    input
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.into_subscriber(i))
+        .collect()
 }
 
 /// True for `null`, `{}`, `[]` and `""`: what clients send for "nothing here".
@@ -77,13 +130,15 @@ impl SettingsInput {
                 ))
             })?),
         };
-        if matches!(queue_type, Some(QueueType::Unicast | QueueType::Multicast))
-            || !is_blank(&self.push)
-        {
-            return Err(ApiError::bad_request(
-                "Push queues are not supported by this server yet",
-            ));
-        }
+        let push = match self.push {
+            None => None,
+            Some(p) => Some(PushPatch {
+                subscribers: p.subscribers.map(subscribers_of).transpose()?,
+                retries: p.retries.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+                retries_delay: p.retries_delay,
+                error_queue: p.error_queue,
+            }),
+        };
         if !is_blank(&self.dead_letter) {
             return Err(ApiError::bad_request(
                 "dead_letter is not supported by this server",
@@ -112,22 +167,32 @@ impl SettingsInput {
             queue_type,
             message_timeout: self.message_timeout,
             message_expiration: self.message_expiration,
+            push,
         })
     }
 }
 
 /// The `queue` object of queue answers.
 pub fn queue_json(info: &QueueInfo) -> Value {
-    json!({
+    let mut queue = json!({
         "id": info.id,
         "project_id": info.project,
         "name": info.name,
-        "type": info.queue_type.as_str(),
+        "type": info.config.queue_type.as_str(),
         "size": info.size,
         "total_messages": info.total_messages,
-        "message_timeout": info.message_timeout,
-        "message_expiration": info.message_expiration,
-    })
+        "message_timeout": info.config.message_timeout,
+        "message_expiration": info.config.message_expiration,
+    });
+    if let Some(push) = push_of(&info.config) {
+        queue["push"] = json!({
+            "subscribers": push.subscribers,
+            "retries": push.retries,
+            "retries_delay": push.retries_delay,
+            "error_queue": push.error_queue,
+        });
+    }
+    queue
 }
 
 pub async fn list(

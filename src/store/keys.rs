@@ -10,7 +10,7 @@ pub const WAKE_PATTERN: &str = "fq:wake:*";
 /// The keys of one queue, in the order the Lua scripts expect them (see `lua/prelude.lua`).
 pub struct QueueKeys {
     tag: String,
-    keys: [String; 9],
+    keys: [String; 13],
 }
 
 impl QueueKeys {
@@ -27,11 +27,15 @@ impl QueueKeys {
             key("reserved"),
             key("waiters"),
             key("headers"),
+            key("pushq"),
+            key("push-delayed"),
+            key("claimed"),
+            key("pstate"),
         ];
         QueueKeys { tag, keys }
     }
 
-    pub fn all(&self) -> &[String; 9] {
+    pub fn all(&self) -> &[String; 13] {
         &self.keys
     }
 
@@ -50,6 +54,14 @@ impl QueueKeys {
 pub fn tag_of_wake_channel(channel: &str) -> Option<&str> {
     channel.strip_prefix("fq:wake:")
 }
+
+/// Where the push state of a delivered message is kept for a while (same slot as its queue).
+pub fn delivered_status(project: &str, queue: &str, id: &str) -> String {
+    format!("{PREFIX}:{{{project}/{queue}}}:done:{id}")
+}
+
+/// The set of push queues (`project/queue`), which push workers watch.
+pub const PUSH_QUEUES: &str = "fq:push-queues";
 
 /// The sorted set of a project's queue names, for listing.
 pub fn project_index(project: &str) -> String {

@@ -3,17 +3,21 @@
 
 mod connection;
 mod keys;
+mod push;
 mod reply;
 mod wake;
+
+pub use push::{Claimed, Report};
 
 pub use connection::RedisTarget;
 
 use crate::model::{
-    DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DeleteRef, Message, NewMessage, QueueInfo,
-    QueueSettings, QueueType, ReserveRequest,
+    DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DeleteRef, Message, NewMessage,
+    QueueConfig, QueueInfo, QueueSettings, QueueType, ReserveRequest,
 };
+use crate::push::config::Invalid;
 use connection::Connection;
-use keys::{QueueKeys, project_index};
+use keys::{PUSH_QUEUES, QueueKeys, project_index};
 use redis::{AsyncCommands, Script, Value};
 use reply::Reply;
 use std::sync::{Arc, LazyLock};
@@ -44,12 +48,22 @@ pub enum StoreError {
         "messages[{index}] would expire before its delay is over: delay must be shorter than the queue's message_expiration"
     )]
     DelayTooLong { index: usize },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Subscriber not found")]
+    SubscriberNotFound,
     #[error("store unavailable: {0}")]
     Unavailable(redis::RedisError),
     #[error("store error: {0}")]
     Redis(redis::RedisError),
     #[error("unexpected reply from the store: {0}")]
     BadReply(String),
+}
+
+impl From<Invalid> for StoreError {
+    fn from(err: Invalid) -> Self {
+        StoreError::Invalid(err.0)
+    }
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -88,6 +102,7 @@ fn check_status(status: i64, id: &str) -> Result<()> {
         2 => Err(StoreError::MessageNotFound { id }),
         3 => Err(StoreError::ReservationRequired { id }),
         4 => Err(StoreError::WrongReservation { id }),
+        7 => Err(StoreError::SubscriberNotFound),
         other => Err(StoreError::BadReply(format!("unknown status {other}"))),
     }
 }
@@ -105,6 +120,9 @@ struct Scripts {
     delete_queue: Script,
     info: Script,
     apply: Script,
+    push_claim: Script,
+    push_report: Script,
+    push_ack: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
@@ -123,6 +141,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         delete_queue: script(include_str!("lua/delete_queue.lua")),
         info: script(include_str!("lua/info.lua")),
         apply: script(include_str!("lua/apply.lua")),
+        push_claim: script(include_str!("lua/push_claim.lua")),
+        push_report: script(include_str!("lua/push_report.lua")),
+        push_ack: script(include_str!("lua/push_ack.lua")),
     }
 });
 
@@ -183,9 +204,27 @@ impl Store {
         false
     }
 
+    pub(crate) fn process_id(&self) -> &str {
+        &self.0.process_id
+    }
+
     async fn run(&self, script: &Script, keys: &QueueKeys, args: &[&[u8]]) -> Result<Reply> {
+        self.run_with(script, keys, None, args).await
+    }
+
+    /// Runs a script with the queue's keys, and one more key of the queue's slot when given.
+    async fn run_with(
+        &self,
+        script: &Script,
+        keys: &QueueKeys,
+        extra_key: Option<&str>,
+        args: &[&[u8]],
+    ) -> Result<Reply> {
         let mut invocation = script.prepare_invoke();
         for key in keys.all() {
+            invocation.key(key);
+        }
+        if let Some(key) = extra_key {
             invocation.key(key);
         }
         for arg in args {
@@ -196,8 +235,10 @@ impl Store {
         Reply::new(value)
     }
 
-    /// Creates a queue or changes its settings. `create` false answers `QueueNotFound` for a
-    /// queue that does not exist. Returns the queue as it now stands and whether it was created.
+    /// Creates a queue or changes its settings: the one path from settings to the store, taken by
+    /// the REST API, the controller and standalone mode. `create` false answers `QueueNotFound`
+    /// for a queue that does not exist. Returns the queue as it now stands and whether it was
+    /// created.
     pub async fn apply_queue(
         &self,
         project: &str,
@@ -205,46 +246,118 @@ impl Store {
         settings: &QueueSettings,
         create: bool,
     ) -> Result<(QueueInfo, bool)> {
-        let keys = QueueKeys::new(project, name);
-        let queue_id = random_id()[..24].to_string();
-        let timeout = DEFAULT_MESSAGE_TIMEOUT.to_string();
-        let expiration = DEFAULT_MESSAGE_EXPIRATION.to_string();
-        let mut fields: Vec<String> = Vec::new();
-        if let Some(t) = settings.queue_type {
-            fields.extend(["type".into(), t.as_str().into()]);
-        }
-        if let Some(v) = settings.message_timeout {
-            fields.extend(["message_timeout".into(), v.to_string()]);
-        }
-        if let Some(v) = settings.message_expiration {
-            fields.extend(["message_expiration".into(), v.to_string()]);
-        }
-        let mut args: Vec<&[u8]> = vec![
-            queue_id.as_bytes(),
-            timeout.as_bytes(),
-            expiration.as_bytes(),
-            if create { b"1" } else { b"0" },
-        ];
-        args.extend(fields.iter().map(|f| f.as_bytes()));
-        let mut reply = self.run(&SCRIPTS.apply, &keys, &args).await?;
-        check_status(reply.int()?, "")?;
-        let created = reply.int()? == 1;
-        // Also when it existed: this repairs a listing entry lost to a crash after creation.
-        self.index_add(project, name).await?;
-        Ok((reply.queue_info(project, name)?, created))
+        self.update_queue(project, name, create, |current| {
+            Ok(crate::push::config::apply(current, settings, name)?)
+        })
+        .await
     }
 
-    pub async fn queue_info(&self, project: &str, name: &str) -> Result<QueueInfo> {
+    /// Changes a queue's settings by a function of the current ones (`None`: no such queue). The
+    /// change is applied only if nobody else changed the settings in between; otherwise the
+    /// function runs again on the newer settings.
+    pub async fn update_queue<F>(
+        &self,
+        project: &str,
+        name: &str,
+        create: bool,
+        change: F,
+    ) -> Result<(QueueInfo, bool)>
+    where
+        F: Fn(Option<&QueueConfig>) -> Result<QueueConfig>,
+    {
+        let keys = QueueKeys::new(project, name);
+        for _ in 0..32 {
+            let current = match self.queue_info_with_revision(project, name).await {
+                Ok(found) => Some(found),
+                Err(StoreError::QueueNotFound) if create => None,
+                Err(err) => return Err(err),
+            };
+            let next = change(current.as_ref().map(|(info, _)| &info.config))?;
+            let queue_id = random_id()[..24].to_string();
+            let revision = current
+                .as_ref()
+                .map(|(_, rev)| rev.clone())
+                .unwrap_or_default();
+            let push = match &next.push {
+                Some(push) => {
+                    serde_json::to_string(push).map_err(|e| StoreError::BadReply(e.to_string()))?
+                }
+                None => String::new(),
+            };
+            let fields = [
+                ("type", next.queue_type.as_str().to_string()),
+                ("message_timeout", next.message_timeout.to_string()),
+                ("message_expiration", next.message_expiration.to_string()),
+            ];
+            let mut args: Vec<&[u8]> =
+                vec![queue_id.as_bytes(), revision.as_bytes(), push.as_bytes()];
+            for (field, value) in &fields {
+                args.push(field.as_bytes());
+                args.push(value.as_bytes());
+            }
+            let mut reply = self.run(&SCRIPTS.apply, &keys, &args).await?;
+            if reply.int()? == 6 {
+                continue; // changed meanwhile: read again
+            }
+            let created = reply.int()? == 1;
+            let (info, _) = reply.queue_info(project, name)?;
+            // Also when it existed: this repairs a listing entry lost to a crash after creation.
+            self.index_add(project, name).await?;
+            self.mark_push_queue(project, name, info.config.queue_type.is_push())
+                .await?;
+            return Ok((info, created));
+        }
+        Err(StoreError::Unavailable(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "queue settings keep changing; try again",
+        ))))
+    }
+
+    /// Keeps the set of push queues, which push workers watch, in line with a queue's type.
+    async fn mark_push_queue(&self, project: &str, name: &str, push: bool) -> Result<()> {
+        let mut conn = self.0.conn.clone();
+        let member = format!("{project}/{name}");
+        if push {
+            let _: i64 = conn.sadd(PUSH_QUEUES, member).await?;
+        } else {
+            let _: i64 = conn.srem(PUSH_QUEUES, member).await?;
+        }
+        Ok(())
+    }
+
+    /// Every push queue as (project, queue).
+    pub async fn push_queues(&self) -> Result<Vec<(String, String)>> {
+        let mut conn = self.0.conn.clone();
+        let members: Vec<String> = conn.smembers(PUSH_QUEUES).await?;
+        Ok(members
+            .into_iter()
+            .filter_map(|m| {
+                m.split_once('/')
+                    .map(|(p, q)| (p.to_string(), q.to_string()))
+            })
+            .collect())
+    }
+
+    async fn queue_info_with_revision(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<(QueueInfo, String)> {
         let keys = QueueKeys::new(project, name);
         let mut reply = self.run(&SCRIPTS.info, &keys, &[]).await?;
         check_status(reply.int()?, "")?;
         reply.queue_info(project, name)
     }
 
+    pub async fn queue_info(&self, project: &str, name: &str) -> Result<QueueInfo> {
+        Ok(self.queue_info_with_revision(project, name).await?.0)
+    }
+
     pub async fn delete_queue(&self, project: &str, name: &str) -> Result<()> {
         let keys = QueueKeys::new(project, name);
         let mut reply = self.run(&SCRIPTS.delete_queue, &keys, &[]).await?;
         check_status(reply.int()?, "")?;
+        self.mark_push_queue(project, name, false).await?;
         self.index_remove(project, name).await
     }
 
@@ -393,8 +506,25 @@ impl Store {
         wait: Duration,
     ) -> Result<Vec<Message>> {
         let keys = QueueKeys::new(project, name);
+        self.long_poll(&keys, wait, |poll| self.reserve_once(&keys, request, poll))
+            .await
+    }
+
+    /// Runs `attempt` until it finds something or `wait` is over. An attempt that finds nothing
+    /// registers this process as a waiter (when given a wait) and tells how long until something
+    /// falls due; a post through any process wakes the loop at once.
+    async fn long_poll<T, F, Fut>(
+        &self,
+        keys: &QueueKeys,
+        wait: Duration,
+        attempt: F,
+    ) -> Result<Vec<T>>
+    where
+        F: Fn(Option<Duration>) -> Fut,
+        Fut: Future<Output = Result<(Vec<T>, Option<Duration>)>>,
+    {
         if wait.is_zero() {
-            return Ok(self.reserve_once(&keys, request, None).await?.0);
+            return Ok(attempt(None).await?.0);
         }
         let deadline = Instant::now() + wait;
         let notify = self.0.wakeups.watch(keys.tag());
@@ -405,9 +535,9 @@ impl Store {
             notified.as_mut().enable();
             let left = deadline.saturating_duration_since(Instant::now());
             let poll = (!left.is_zero()).then_some(left);
-            let (messages, next_due) = self.reserve_once(&keys, request, poll).await?;
-            if !messages.is_empty() || left.is_zero() {
-                return Ok(messages);
+            let (found, next_due) = attempt(poll).await?;
+            if !found.is_empty() || left.is_zero() {
+                return Ok(found);
             }
             let mut nap = left.min(RECHECK_INTERVAL);
             if let Some(due) = next_due {
@@ -593,18 +723,21 @@ impl Store {
     }
 }
 
-/// Reads a queue's fields out of a script reply.
-fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) -> Result<QueueInfo> {
+/// Reads a queue's fields out of a script reply; also returns the settings' revision.
+fn parse_queue_info(
+    project: &str,
+    name: &str,
+    fields: Vec<(String, String)>,
+) -> Result<(QueueInfo, String)> {
     let mut info = QueueInfo {
         id: String::new(),
         project: project.to_string(),
         name: name.to_string(),
-        queue_type: QueueType::Pull,
-        message_timeout: DEFAULT_MESSAGE_TIMEOUT,
-        message_expiration: DEFAULT_MESSAGE_EXPIRATION,
+        config: QueueConfig::default(),
         size: 0,
         total_messages: 0,
     };
+    let mut revision = String::new();
     let number = |v: &str| {
         v.parse::<u64>()
             .map_err(|_| StoreError::BadReply(format!("not a number: {v}")))
@@ -612,16 +745,23 @@ fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) ->
     for (field, value) in fields {
         match field.as_str() {
             "id" => info.id = value,
+            "rev" => revision = value,
             "type" => {
-                info.queue_type = QueueType::parse(&value)
+                info.config.queue_type = QueueType::parse(&value)
                     .ok_or_else(|| StoreError::BadReply(format!("unknown queue type {value}")))?
             }
-            "message_timeout" => info.message_timeout = number(&value)?,
-            "message_expiration" => info.message_expiration = number(&value)?,
+            "message_timeout" => info.config.message_timeout = number(&value)?,
+            "message_expiration" => info.config.message_expiration = number(&value)?,
+            "push" => {
+                info.config.push = Some(
+                    serde_json::from_str(&value)
+                        .map_err(|e| StoreError::BadReply(format!("push settings: {e}")))?,
+                )
+            }
             "size" => info.size = number(&value)?,
             "total_messages" => info.total_messages = number(&value)?,
             _ => {}
         }
     }
-    Ok(info)
+    Ok((info, revision))
 }

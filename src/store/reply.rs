@@ -58,8 +58,8 @@ impl Reply {
         }
     }
 
-    /// The rest of the reply as field/value pairs describing a queue.
-    pub fn queue_info(&mut self, project: &str, name: &str) -> Result<QueueInfo> {
+    /// The rest of the reply as field/value pairs describing a queue, and its revision.
+    pub fn queue_info(&mut self, project: &str, name: &str) -> Result<(QueueInfo, String)> {
         let mut fields = Vec::with_capacity(self.0.len() / 2);
         while !self.is_empty() {
             fields.push((self.text()?, self.text()?));

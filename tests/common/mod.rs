@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use ferromq::api::{AppState, Limits, Tokens};
+use ferromq::push::deliver::Courier;
+use ferromq::push::worker::{PushSettings, Workers};
 use ferromq::store::{RedisTarget, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -16,6 +18,8 @@ pub const TOKEN: &str = "test-token";
 /// Token limited to the project `allowed`.
 pub const LIMITED_TOKEN: &str = "limited-token";
 pub const TOKENS: &str = "test-token=* limited-token=allowed";
+/// How long a subscriber of a test server has to answer a push.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Message body limit the test servers use, small enough to exceed cheaply.
 pub const MAX_MESSAGE_SIZE: usize = 1024;
 
@@ -97,20 +101,37 @@ impl TestServer {
             store.wait_subscribed(Duration::from_secs(5)).await,
             "wake-up subscription"
         );
+        let tokens = Arc::new(Tokens::parse(TOKENS).unwrap());
         let state = AppState {
-            store,
-            tokens: Arc::new(Tokens::parse(TOKENS).unwrap()),
+            store: store.clone(),
+            tokens: tokens.clone(),
             limits: Limits {
                 max_message_size: MAX_MESSAGE_SIZE,
                 max_request_size: 256 * 1024,
             },
+            keep_status: Duration::from_secs(600),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(ferromq::api::serve(listener, state, async {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(ferromq::api::serve(listener, state, async move {
             let _ = rx.await;
+            let _ = stop.send(true);
         }));
+        // Push workers too, with a short answer timeout so failure tests run quickly.
+        let courier = Courier {
+            http: Courier::http_client(PUSH_TIMEOUT),
+            store,
+            tokens,
+            public_url: base.clone(),
+        };
+        let settings = PushSettings {
+            timeout: PUSH_TIMEOUT,
+            concurrency: 32,
+            keep_status: Duration::from_secs(600),
+        };
+        tokio::spawn(Workers::new(courier, settings).run(stopped));
         TestServer {
             base,
             shutdown: Some(tx),
@@ -144,6 +165,7 @@ impl ServerProcess {
             .env("REDIS_URL", redis.url())
             .env("FERROMQ_TOKENS", TOKENS)
             .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
+            .env("FERROMQ_PUSH_TIMEOUT", PUSH_TIMEOUT.as_secs().to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

@@ -1,17 +1,25 @@
--- apply: creates a queue or changes its settings; fields not given keep their value (or get
--- their default on creation). ARGV[1] id for a new queue, ARGV[2] default message_timeout,
--- ARGV[3] default message_expiration, ARGV[4] may create (1|0), then field/value pairs.
--- Returns {status, created (0|1), field, value, ...} like info. O(1).
+-- apply: creates a queue or changes its settings, if nobody changed them since the caller read
+-- them (compare-and-set on the revision 'rev'), so a read-modify-write of settings is atomic.
+-- ARGV[1] id for a new queue, ARGV[2] expected revision ('' when the caller saw no queue),
+-- ARGV[3] push settings as JSON ('' for none), then field/value pairs of the other settings.
+-- Returns {OK, created (0|1), field, value, ...} like info, or {CONFLICT}. O(1).
 local now = now_ms()
+local rev = redis.call('HGET', CFG, 'rev')
+if (rev or '') ~= ARGV[2] then return { CONFLICT } end
 local created = 0
-if redis.call('EXISTS', CFG) == 0 then
-  if ARGV[4] ~= '1' then return { NO_QUEUE } end
-  create_queue(now, ARGV[1], ARGV[2], ARGV[3])
+if not rev then
+  redis.call('HSET', CFG, 'id', ARGV[1], 'created_at', now, 'total_messages', 0, 'rev', 0)
   created = 1
 end
-if #ARGV > 4 then
-  redis.call('HSET', CFG, unpack(ARGV, 5))
+if #ARGV > 3 then
+  redis.call('HSET', CFG, unpack(ARGV, 4))
 end
+if ARGV[3] == '' then
+  redis.call('HDEL', CFG, 'push')
+else
+  redis.call('HSET', CFG, 'push', ARGV[3])
+end
+redis.call('HINCRBY', CFG, 'rev', 1)
 local reply = queue_info()
 table.insert(reply, 1, created)
 table.insert(reply, 1, OK)

@@ -2,17 +2,25 @@
 -- ARGV[1] n. Returns {status, then id, body, reserved_count per message}.
 -- O(n + batch): ids of deleted messages met on the way are skipped, at most `batch` of them.
 local now = now_ms()
-local expiration = load_queue()
+local expiration, _, queue_type = load_queue()
 if not expiration then return { NO_QUEUE } end
 maintain(now, expiration)
 trim_head(now, expiration)
+-- As reserve does: a pull queue shows what still waited for push after its own messages.
+local sources = { READY }
+if queue_type == 'pull' then
+  maintain_push(now, expiration)
+  sources[2] = PUSHQ
+end
 local n = tonumber(ARGV[1])
 local reply = { OK }
-local got, offset = 0, 0
+local got, offset, source = 0, 0, 1
 local budget = n + MAINTENANCE_BATCH
-while got < n and budget > 0 do
-  local ids = redis.call('LRANGE', READY, offset, offset + n - got - 1)
-  if #ids == 0 then break end
+while got < n and budget > 0 and sources[source] do
+  local ids = redis.call('LRANGE', sources[source], offset, offset + n - got - 1)
+  if #ids == 0 then
+    source, offset = source + 1, 0
+  end
   offset = offset + #ids
   for _, id in ipairs(ids) do
     budget = budget - 1

@@ -8,7 +8,10 @@
 -- when a message would expire before its delay is over (nothing is stored then).
 -- Atomic: all messages are stored or none. O(m) for m messages.
 local now = now_ms()
-local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post')
+local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post', 'type')
+-- Messages posted to a push queue go to its push workers; the others stay for pulling.
+local ready_list, delayed_set = READY, DELAYED
+if cfg[4] and cfg[4] ~= 'pull' then ready_list, delayed_set = PUSHQ, PUSH_DELAYED end
 local expiration = tonumber(cfg[1] or ARGV[4]) * 1000
 local created = 0
 for i = 6, #ARGV, 3 do
@@ -52,7 +55,7 @@ for k, id in ipairs(ids) do
   local i = 3 + 3 * k
   local delay = tonumber(ARGV[i + 1])
   if delay > 0 then
-    redis.call('ZADD', DELAYED, now + delay * 1000, id)
+    redis.call('ZADD', delayed_set, now + delay * 1000, id)
   else
     ready[#ready + 1] = id
   end
@@ -62,7 +65,7 @@ for k, id in ipairs(ids) do
   reply[#reply + 1] = id
 end
 if #ready > 0 then
-  redis.call('RPUSH', READY, unpack(ready))
+  redis.call('RPUSH', ready_list, unpack(ready))
   wake(ARGV[1], now, #ready)
 end
 redis.call('HSET', CFG, 'total_messages', tonumber(cfg[2] or '0') + count,

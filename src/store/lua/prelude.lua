@@ -12,12 +12,19 @@
 --   RESERVED  sorted set: id -> ms when its reservation runs out
 --   WAITERS   sorted set: long-polling process -> ms until which it waits
 --   HEADERS   hash: message id -> push headers as JSON (only when given)
+--   PUSHQ     list: ids waiting for push delivery (like READY, for push workers)
+--   PUSH_DELAYED sorted set: id -> ms when it joins PUSHQ
+--   CLAIMED   sorted set: id -> ms when a push worker's claim (or the wait for a retry or an
+--             acknowledgement) ends; RID holds the claim's reservation id meanwhile
+--   PSTATE    hash: message id -> push state as JSON (see src/push/state.rs)
 local CFG, BODY, RC, RID, READY, DELAYED, RESERVED, WAITERS, HEADERS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local PUSHQ, PUSH_DELAYED, CLAIMED, PSTATE = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 
 -- First element of every reply; mirrored by `Status` in src/store/mod.rs.
 local OK, NO_QUEUE, NO_MESSAGE, RESERVATION_REQUIRED, WRONG_RESERVATION, DELAY_TOO_LONG =
   0, 1, 2, 3, 4, 5
+local CONFLICT, NO_SUBSCRIBER = 6, 7
 
 -- Most entries one call moves out of the reserved and delayed sets, or trims off the head of
 -- READY. Bounding it keeps every script O(log n) however far behind the sets are; the next
@@ -37,8 +44,8 @@ local function now_ms()
 end
 
 -- Removes a message. `where` says where its id is when the caller knows: 'reserved',
--- 'delayed', or 'ready' (in READY or nowhere); nil means look in both sets. An id left in
--- READY is skipped later.
+-- 'delayed', 'claimed', or 'ready' (in READY, PUSHQ or nowhere); nil means look everywhere.
+-- An id left in READY or PUSHQ is skipped later.
 local function remove_message(id, where)
   redis.call('HDEL', BODY, id)
   redis.call('HDEL', RC, id)
@@ -46,14 +53,19 @@ local function remove_message(id, where)
   redis.call('HDEL', HEADERS, id)
   if where == nil or where == 'delayed' then redis.call('ZREM', DELAYED, id) end
   if where == nil or where == 'reserved' then redis.call('ZREM', RESERVED, id) end
+  if where == nil or where == 'claimed' then
+    redis.call('ZREM', CLAIMED, id)
+    redis.call('HDEL', PSTATE, id)
+  end
+  if where == nil then redis.call('ZREM', PUSH_DELAYED, id) end
 end
 
--- The queue's message_expiration (ms) and message_timeout (s), or nil when the queue does not
--- exist: one read for all three.
+-- The queue's message_expiration (ms), message_timeout (s) and type, or nil when the queue
+-- does not exist: one read for all.
 local function load_queue()
-  local cfg = redis.call('HMGET', CFG, 'message_expiration', 'message_timeout')
+  local cfg = redis.call('HMGET', CFG, 'message_expiration', 'message_timeout', 'type')
   if not cfg[1] then return nil end
-  return tonumber(cfg[1]) * 1000, tonumber(cfg[2])
+  return tonumber(cfg[1]) * 1000, tonumber(cfg[2]), cfg[3]
 end
 
 -- A message expires message_expiration after it was posted. Its id begins with its post time
@@ -127,10 +139,16 @@ local function check_holder(id, rid, now, expiration)
       remove_message(id, 'reserved')
       return NO_MESSAGE
     end
-    if tonumber(redis.call('ZSCORE', RESERVED, id)) > now then
+    local where = 'reserved'
+    local deadline = redis.call('ZSCORE', RESERVED, id)
+    if not deadline then
+      where = 'claimed'
+      deadline = redis.call('ZSCORE', CLAIMED, id)
+    end
+    if tonumber(deadline or '0') > now then
       if rid == '' then return RESERVATION_REQUIRED end
       if rid ~= current then return WRONG_RESERVATION end
-      return OK, 'reserved'
+      return OK, where
     end
   end
   if not is_live(id, now, expiration) then return NO_MESSAGE end
@@ -148,7 +166,38 @@ end
 
 local function create_queue(now, queue_id, timeout, expiration)
   redis.call('HSET', CFG, 'id', queue_id, 'type', 'pull', 'message_timeout', timeout,
-    'message_expiration', expiration, 'created_at', now, 'total_messages', 0)
+    'message_expiration', expiration, 'created_at', now, 'total_messages', 0, 'rev', 0)
+end
+
+-- Push maintenance: claims (or waits for a retry or an acknowledgement) that ended go back to
+-- the front of PUSHQ, due delayed push messages to its back. Returns true when it stopped at
+-- the batch limit with more to do.
+local function maintain_push(now, expiration)
+  local ended = redis.call('ZREVRANGEBYSCORE', CLAIMED, now, '-inf', 'LIMIT', 0, MAINTENANCE_BATCH)
+  for _, id in ipairs(ended) do
+    redis.call('ZREM', CLAIMED, id)
+    redis.call('HDEL', RID, id)
+    if is_live(id, now, expiration) then redis.call('LPUSH', PUSHQ, id) end
+  end
+  local due_now = redis.call('ZRANGEBYSCORE', PUSH_DELAYED, '-inf', now, 'LIMIT', 0, MAINTENANCE_BATCH)
+  for _, id in ipairs(due_now) do
+    redis.call('ZREM', PUSH_DELAYED, id)
+    if is_live(id, now, expiration) then redis.call('RPUSH', PUSHQ, id) end
+  end
+  return #ended == MAINTENANCE_BATCH or #due_now == MAINTENANCE_BATCH
+end
+
+-- Ms until the first entry of any of `sets` falls due, or -1 when none will.
+local function next_due(now, sets)
+  local soonest = -1
+  for _, set in ipairs(sets) do
+    local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+    if #first > 0 then
+      local wait = math.max(0, tonumber(first[2]) - now)
+      if soonest < 0 or wait < soonest then soonest = wait end
+    end
+  end
+  return soonest
 end
 
 -- The queue's settings and counters as a flat field/value list, with its current size.

@@ -8,8 +8,14 @@
 -- publishes a wake-up) and next_due is the ms until a delayed message or a reservation falls
 -- due (-1 when none will). Atomic; O(n log n), plus one pop per deleted id met on the way.
 local now = now_ms()
-local expiration, queue_timeout = load_queue()
+local expiration, queue_timeout, queue_type = load_queue()
 if not expiration then return { NO_QUEUE } end
+-- A queue switched back to pull hands out what still waited for push, after its own messages.
+local sources = { READY }
+if queue_type == 'pull' then
+  sources[2] = PUSHQ
+  maintain_push(now, expiration)
+end
 -- A few rounds, so a burst of lapsed reservations comes back in order before any is handed out.
 for _ = 1, 4 do
   if not maintain(now, expiration) then break end
@@ -21,9 +27,13 @@ local deadline = now + timeout * 1000
 local delete = ARGV[3] == '1'
 local reply = { OK, -1 }
 local got = 0
-while got < n do
-  local popped = redis.call('LPOP', READY, n - got)
-  if not popped then break end
+local source = 1
+while got < n and sources[source] do
+  local popped = redis.call('LPOP', sources[source], n - got)
+  if not popped then
+    source = source + 1
+    popped = {}
+  end
   local ids = {}
   for _, id in ipairs(popped) do
     if expired(id, now, expiration) then remove_message(id, 'ready') else ids[#ids + 1] = id end
@@ -66,14 +76,6 @@ end
 if got == 0 and ARGV[4] ~= '' then
   redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
   redis.call('ZADD', WAITERS, 'GT', now + tonumber(ARGV[5]), ARGV[4])
-  local next_due = -1
-  for _, set in ipairs({ DELAYED, RESERVED }) do
-    local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
-    if #first > 0 then
-      local wait = math.max(0, tonumber(first[2]) - now)
-      if next_due < 0 or wait < next_due then next_due = wait end
-    end
-  end
-  reply[2] = next_due
+  reply[2] = next_due(now, { DELAYED, RESERVED })
 end
 return reply

@@ -1,0 +1,202 @@
+//! Push-queue routes: adding, replacing and removing subscribers, a message's push status, and
+//! acknowledgements from subscribers that answered 202.
+
+use super::extract::{JsonBody, MessagePath, QueuePath};
+use super::input::opt_string;
+use super::queues::{SubscriberInput, subscribers_of};
+use super::{ApiError, AppState};
+use crate::model::{PushPatch, QueueSettings, Subscriber};
+use crate::push::config::{self, merge_subscribers, push_of};
+use crate::push::state::PushState;
+use crate::store::StoreError;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SubscribersBody {
+    #[serde(default)]
+    subscribers: Option<Vec<SubscriberInput>>,
+}
+
+impl SubscribersBody {
+    fn list(self) -> Result<Vec<SubscriberInput>, ApiError> {
+        match self.subscribers {
+            Some(list) if !list.is_empty() => Ok(list),
+            _ => Err(ApiError::bad_request(
+                "No subscribers: send {\"subscribers\": [{\"name\": ..., \"url\": ...}]}",
+            )),
+        }
+    }
+}
+
+/// Sets a push queue's subscribers to `f(current subscribers)`.
+async fn change_subscribers<F>(
+    state: &AppState,
+    path: &QueuePath,
+    f: F,
+) -> Result<Json<Value>, ApiError>
+where
+    F: Fn(&[Subscriber]) -> Result<Vec<Subscriber>, StoreError>,
+{
+    state
+        .store
+        .update_queue(&path.project, &path.queue, false, |current| {
+            let push = current.and_then(push_of).ok_or_else(|| {
+                StoreError::Invalid(
+                    "Subscribers can only be set on a push queue (type unicast or multicast)"
+                        .into(),
+                )
+            })?;
+            let change = QueueSettings {
+                push: Some(PushPatch {
+                    subscribers: Some(f(&push.subscribers)?),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            Ok(config::apply(current, &change, &path.queue)?)
+        })
+        .await?;
+    Ok(Json(json!({ "msg": "Updated" })))
+}
+
+/// Adds subscribers; one with the name of an existing one replaces it.
+pub async fn add(
+    State(state): State<AppState>,
+    path: QueuePath,
+    JsonBody(body): JsonBody<SubscribersBody>,
+) -> Result<Json<Value>, ApiError> {
+    let added = subscribers_of(body.list()?)?;
+    change_subscribers(&state, &path, |current| {
+        Ok(merge_subscribers(current, &added))
+    })
+    .await
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    path: QueuePath,
+    JsonBody(body): JsonBody<SubscribersBody>,
+) -> Result<Json<Value>, ApiError> {
+    let given = subscribers_of(body.list()?)?;
+    change_subscribers(&state, &path, |_| Ok(given.clone())).await
+}
+
+/// Removes subscribers by name (or by URL, as v1 clients name them).
+pub async fn remove(
+    State(state): State<AppState>,
+    path: QueuePath,
+    JsonBody(body): JsonBody<SubscribersBody>,
+) -> Result<Json<Value>, ApiError> {
+    let names: Vec<String> = body
+        .list()?
+        .iter()
+        .filter_map(|s| s.name_or_url().map(String::from))
+        .collect();
+    change_subscribers(&state, &path, |current| {
+        Ok(current
+            .iter()
+            .filter(|s| !names.contains(&s.name) && !names.contains(&s.url))
+            .cloned()
+            .collect())
+    })
+    .await
+}
+
+fn rfc3339(ms: u64) -> Value {
+    if ms == 0 {
+        return Value::Null;
+    }
+    let at = UNIX_EPOCH + Duration::from_millis(ms);
+    json!(humantime::format_rfc3339_seconds(at).to_string())
+}
+
+/// Each subscriber's delivery of a message: `queued`, `reserved` (answered 202, awaiting its
+/// acknowledgement), `retrying`, `deleted` (delivered) or `error`.
+pub async fn status(
+    State(state): State<AppState>,
+    path: MessagePath,
+) -> Result<Json<Value>, ApiError> {
+    let store = &state.store;
+    let raw = store
+        .push_state(&path.project, &path.queue, &path.id)
+        .await?;
+    let push_state: PushState = match raw {
+        Some(raw) => serde_json::from_str(&raw).map_err(|_| ApiError::Internal)?,
+        None => {
+            let info = store.queue_info(&path.project, &path.queue).await?;
+            match push_of(&info.config) {
+                Some(push) => PushState::new(info.config.queue_type, push),
+                None => return Ok(Json(json!({ "subscribers": [] }))),
+            }
+        }
+    };
+    let subscribers: Vec<Value> = push_state
+        .subscribers
+        .iter()
+        .map(|(name, s)| {
+            json!({
+                "name": name,
+                "subscriber_name": name,
+                "url": s.url,
+                "status": s.status,
+                "status_code": s.code,
+                "tries": s.tries,
+                "retries_remaining": push_state.retries_remaining(s),
+                "retries_delay": push_state.retries_delay,
+                "last_try_at": rfc3339(s.last_try_at),
+                "msg": s.msg,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "subscribers": subscribers })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AckBody {
+    #[serde(default, deserialize_with = "opt_string")]
+    reservation_id: Option<String>,
+}
+
+/// The target of `Iron-Subscriber-Message-Url`: the subscriber acknowledges a message it
+/// answered 202 for. Its `reservation_id` (in the URL) stands in for a token.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Path((project, queue, id, subscriber)): Path<(String, String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    JsonBody(body): JsonBody<AckBody>,
+) -> Result<Json<Value>, ApiError> {
+    let rid = body.reservation_id.or_else(|| {
+        query
+            .get("reservation_id")
+            .cloned()
+            .filter(|r| !r.is_empty())
+    });
+    ack(&state, &project, &queue, &id, rid.as_deref(), &subscriber).await
+}
+
+pub async fn ack(
+    state: &AppState,
+    project: &str,
+    queue: &str,
+    id: &str,
+    reservation_id: Option<&str>,
+    subscriber: &str,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .store
+        .ack_push(
+            project,
+            queue,
+            id,
+            reservation_id,
+            subscriber,
+            state.keep_status,
+        )
+        .await?;
+    Ok(Json(json!({ "msg": "Deleted" })))
+}

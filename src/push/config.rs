@@ -1,0 +1,341 @@
+//! Push settings: applying a change to a queue's settings, and the rules a push queue must keep.
+//! Plain functions, shared by the REST API and the controller.
+
+use crate::model::{
+    MAX_RETRIES, MAX_RETRIES_DELAY, MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings,
+    QueueType, Subscriber,
+};
+
+/// Longest subscriber name, in bytes.
+const MAX_SUBSCRIBER_NAME: usize = 128;
+
+/// A change that would leave a queue in a state it may not be in; the text says why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+/// Where a subscriber's URL points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Http(String),
+    /// Another queue on this service: `project` is `None` for the pushing queue's own project.
+    Queue {
+        project: Option<String>,
+        token: Option<String>,
+        queue: String,
+    },
+}
+
+/// Reads a subscriber URL.
+pub fn parse_target(url: &str) -> Result<Target, Invalid> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return match reqwest::Url::parse(url) {
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
+                Ok(Target::Http(url.to_string()))
+            }
+            _ => invalid(format!("Invalid subscriber url {url:?}")),
+        };
+    }
+    if let Some(rest) = url.strip_prefix("ironmq://") {
+        // ironmq:///queue or ironmq://project:token@/queue (a host, if given, must be this one).
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let queue = path.trim_end_matches('/');
+        if queue.is_empty() || queue.contains('/') {
+            return invalid(format!("Invalid subscriber url {url:?}: no queue name"));
+        }
+        let credentials = authority.split_once('@').map(|(c, _)| c);
+        let (project, token) = match credentials {
+            Some(c) => {
+                let (p, t) = c.split_once(':').unwrap_or((c, ""));
+                (
+                    Some(p.to_string()).filter(|p| !p.is_empty()),
+                    Some(t.to_string()).filter(|t| !t.is_empty()),
+                )
+            }
+            None => (None, None),
+        };
+        return Ok(Target::Queue {
+            project,
+            token,
+            queue: queue.to_string(),
+        });
+    }
+    invalid(format!(
+        "Invalid subscriber url {url:?}: use http://, https:// or ironmq:///queue"
+    ))
+}
+
+fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
+    for (i, s) in subscribers.iter().enumerate() {
+        if s.name.is_empty() || s.name.len() > MAX_SUBSCRIBER_NAME {
+            return invalid(format!(
+                "subscribers[{i}] needs a name of 1 to {MAX_SUBSCRIBER_NAME} bytes"
+            ));
+        }
+        if subscribers[..i].iter().any(|other| other.name == s.name) {
+            return invalid(format!("Subscriber name {:?} is used twice", s.name));
+        }
+        parse_target(&s.url)?;
+        for (name, value) in &s.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                return invalid(format!(
+                    "Subscriber {:?} has an invalid header {name:?}",
+                    s.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds subscribers to a list, replacing those with the same name.
+pub fn merge_subscribers(current: &[Subscriber], added: &[Subscriber]) -> Vec<Subscriber> {
+    let mut merged: Vec<Subscriber> = current
+        .iter()
+        .filter(|s| !added.iter().any(|a| a.name == s.name))
+        .cloned()
+        .collect();
+    merged.extend(added.iter().cloned());
+    merged
+}
+
+/// The settings a queue stands with after `change`, or why the change is refused.
+/// `queue` is the queue's own name (its error queue may not be itself).
+pub fn apply(
+    current: Option<&QueueConfig>,
+    change: &QueueSettings,
+    queue: &str,
+) -> Result<QueueConfig, Invalid> {
+    let mut next = current.cloned().unwrap_or_default();
+    let patch = change.push.clone().unwrap_or_default();
+    let gives_subscribers = patch.subscribers.as_ref().is_some_and(|s| !s.is_empty());
+    next.queue_type = match change.queue_type {
+        Some(t) => t,
+        // Push settings on a new queue without a type make a multicast queue, as in IronMQ.
+        None if current.is_none() && gives_subscribers => QueueType::Multicast,
+        None => next.queue_type,
+    };
+    if let Some(t) = change.message_timeout {
+        next.message_timeout = t;
+    }
+    if let Some(e) = change.message_expiration {
+        next.message_expiration = e;
+    }
+    if !next.queue_type.is_push() {
+        if gives_subscribers {
+            return invalid(
+                "Subscribers can only be set on a push queue (type unicast or multicast)",
+            );
+        }
+        return Ok(next);
+    }
+    let mut push = next.push.take().unwrap_or_default();
+    if let Some(subscribers) = patch.subscribers {
+        push.subscribers = subscribers;
+    }
+    if let Some(r) = patch.retries {
+        if r > MAX_RETRIES {
+            return invalid(format!("retries must be between 0 and {MAX_RETRIES}"));
+        }
+        push.retries = r;
+    }
+    if let Some(d) = patch.retries_delay {
+        if !(MIN_RETRIES_DELAY..=MAX_RETRIES_DELAY).contains(&d) {
+            return invalid(format!(
+                "retries_delay must be between {MIN_RETRIES_DELAY} and {MAX_RETRIES_DELAY} seconds"
+            ));
+        }
+        push.retries_delay = d;
+    }
+    if let Some(e) = patch.error_queue {
+        if e == queue {
+            return invalid("A queue cannot be its own error_queue");
+        }
+        if !e.is_empty() && (e.len() > 128 || e.chars().any(|c| c == '/' || c.is_control())) {
+            return invalid(format!("Invalid error_queue name {e:?}"));
+        }
+        push.error_queue = e;
+    }
+    if push.subscribers.is_empty() {
+        return invalid("Push queues must have at least one subscriber");
+    }
+    check_subscribers(&push.subscribers)?;
+    next.push = Some(push);
+    Ok(next)
+}
+
+/// The push settings of a push queue, unchanged when `change` is `None`.
+pub fn push_of(config: &QueueConfig) -> Option<&PushConfig> {
+    config
+        .queue_type
+        .is_push()
+        .then_some(config.push.as_ref())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PushPatch;
+
+    fn sub(name: &str) -> Subscriber {
+        Subscriber {
+            name: name.into(),
+            url: format!("http://example.test/{name}"),
+            headers: Default::default(),
+        }
+    }
+
+    fn push_change(subscribers: Vec<Subscriber>) -> QueueSettings {
+        QueueSettings {
+            push: Some(PushPatch {
+                subscribers: Some(subscribers),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn subscribers_on_a_new_queue_make_it_multicast_with_defaults() {
+        let config = apply(None, &push_change(vec![sub("a")]), "q").unwrap();
+        assert_eq!(config.queue_type, QueueType::Multicast);
+        let push = config.push.unwrap();
+        assert_eq!(
+            (push.retries, push.retries_delay, push.error_queue.as_str()),
+            (3, 60, "")
+        );
+    }
+
+    #[test]
+    fn a_push_queue_needs_a_subscriber() {
+        let change = QueueSettings {
+            queue_type: Some(QueueType::Unicast),
+            ..Default::default()
+        };
+        assert!(apply(None, &change, "q").is_err());
+    }
+
+    #[test]
+    fn subscribers_on_a_pull_queue_are_refused() {
+        let mut change = push_change(vec![sub("a")]);
+        change.queue_type = Some(QueueType::Pull);
+        assert!(apply(None, &change, "q").is_err());
+    }
+
+    #[test]
+    fn push_settings_survive_a_switch_to_pull_and_back() {
+        let push = apply(None, &push_change(vec![sub("a")]), "q").unwrap();
+        let pull = apply(
+            Some(&push),
+            &QueueSettings {
+                queue_type: Some(QueueType::Pull),
+                ..Default::default()
+            },
+            "q",
+        )
+        .unwrap();
+        assert!(push_of(&pull).is_none());
+        let back = apply(
+            Some(&pull),
+            &QueueSettings {
+                queue_type: Some(QueueType::Unicast),
+                ..Default::default()
+            },
+            "q",
+        )
+        .unwrap();
+        assert_eq!(push_of(&back).unwrap().subscribers, vec![sub("a")]);
+    }
+
+    #[test]
+    fn ranges_names_and_urls_are_checked() {
+        let base = apply(None, &push_change(vec![sub("a")]), "q").unwrap();
+        let with = |patch: PushPatch| QueueSettings {
+            push: Some(patch),
+            ..Default::default()
+        };
+        assert!(
+            apply(
+                Some(&base),
+                &with(PushPatch {
+                    retries: Some(101),
+                    ..Default::default()
+                }),
+                "q"
+            )
+            .is_err()
+        );
+        assert!(
+            apply(
+                Some(&base),
+                &with(PushPatch {
+                    retries_delay: Some(2),
+                    ..Default::default()
+                }),
+                "q"
+            )
+            .is_err()
+        );
+        assert!(
+            apply(
+                Some(&base),
+                &with(PushPatch {
+                    error_queue: Some("q".into()),
+                    ..Default::default()
+                }),
+                "q"
+            )
+            .is_err()
+        );
+        let mut bad = sub("b");
+        bad.url = "ftp://x".into();
+        assert!(apply(Some(&base), &push_change(vec![bad]), "q").is_err());
+        assert!(apply(Some(&base), &push_change(vec![sub("a"), sub("a")]), "q").is_err());
+        let cleared = apply(
+            Some(&base),
+            &with(PushPatch {
+                error_queue: Some(String::new()),
+                ..Default::default()
+            }),
+            "q",
+        );
+        assert_eq!(cleared.unwrap().push.unwrap().error_queue, "");
+    }
+
+    #[test]
+    fn queue_targets_are_parsed() {
+        assert_eq!(
+            parse_target("ironmq:///other").unwrap(),
+            Target::Queue {
+                project: None,
+                token: None,
+                queue: "other".into()
+            }
+        );
+        assert_eq!(
+            parse_target("ironmq://proj:tok@/other").unwrap(),
+            Target::Queue {
+                project: Some("proj".into()),
+                token: Some("tok".into()),
+                queue: "other".into()
+            }
+        );
+        assert!(parse_target("ironmq:///").is_err());
+    }
+
+    #[test]
+    fn added_subscribers_replace_those_of_the_same_name() {
+        let mut a2 = sub("a");
+        a2.url = "http://example.test/new".into();
+        let merged = merge_subscribers(&[sub("a"), sub("b")], &[a2.clone(), sub("c")]);
+        assert_eq!(merged, vec![sub("b"), a2, sub("c")]);
+    }
+}

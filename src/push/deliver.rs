@@ -1,0 +1,207 @@
+//! One delivery attempt: an HTTP POST of the message to a subscriber's URL, or a post of it to
+//! another queue of this service (`ironmq:///queue`).
+
+use super::config::{Target, parse_target};
+use super::state::Outcome;
+use crate::api::Tokens;
+use crate::model::{NewMessage, Subscriber};
+use crate::store::{Claimed, Store};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Characters escaped in one path segment of a subscriber-message URL.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// What every delivery of a process shares.
+pub struct Courier {
+    pub http: reqwest::Client,
+    pub store: Store,
+    pub tokens: Arc<Tokens>,
+    /// Base URL of this data plane as subscribers reach it, for acknowledgement URLs.
+    pub public_url: String,
+}
+
+impl Courier {
+    /// An HTTP client that follows no redirects (a redirect counts as a failed delivery) and
+    /// gives up after `timeout`.
+    pub fn http_client(timeout: Duration) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    }
+
+    /// The URL a subscriber that answered 202 sends DELETE to, to acknowledge the message.
+    pub fn ack_url(
+        &self,
+        project: &str,
+        queue: &str,
+        message: &Claimed,
+        subscriber: &str,
+    ) -> String {
+        let seg = |s: &str| utf8_percent_encode(s, SEGMENT).to_string();
+        format!(
+            "{}/3/projects/{}/queues/{}/messages/{}/subscribers/{}?reservation_id={}",
+            self.public_url.trim_end_matches('/'),
+            seg(project),
+            seg(queue),
+            seg(&message.id),
+            seg(subscriber),
+            message.reservation_id
+        )
+    }
+
+    pub async fn deliver(
+        &self,
+        project: &str,
+        queue: &str,
+        message: &Claimed,
+        to: &Subscriber,
+    ) -> Outcome {
+        match parse_target(&to.url) {
+            Ok(Target::Http(url)) => self.post_http(&url, project, queue, message, to).await,
+            Ok(Target::Queue {
+                project: other,
+                token,
+                queue: target,
+            }) => {
+                self.post_to_queue(project, other, token, &target, message)
+                    .await
+            }
+            Err(err) => Outcome::Failed {
+                code: 0,
+                msg: err.to_string(),
+            },
+        }
+    }
+
+    fn headers(&self, project: &str, queue: &str, message: &Claimed, to: &Subscriber) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static("IronMQ Pusherd"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; encoding=utf-8"),
+        );
+        // The subscriber's headers, then the message's, may override the two above.
+        for (name, value) in to.headers.iter().chain(&message.push_headers) {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let ack = self.ack_url(project, queue, message, &to.name);
+        for (name, value) in [
+            ("iron-message-id", message.id.as_str()),
+            ("iron-subscriber-message-id", message.id.as_str()),
+            ("iron-reservation-id", message.reservation_id.as_str()),
+            ("iron-subscriber-name", to.name.as_str()),
+            ("iron-subscriber-message-url", ack.as_str()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        headers
+    }
+
+    async fn post_http(
+        &self,
+        url: &str,
+        project: &str,
+        queue: &str,
+        message: &Claimed,
+        to: &Subscriber,
+    ) -> Outcome {
+        let request = self
+            .http
+            .post(url)
+            .headers(self.headers(project, queue, message, to))
+            .body(message.body.clone());
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let code = status.as_u16();
+                if code == 202 {
+                    Outcome::Accepted
+                } else if status.is_success() {
+                    Outcome::Delivered { code }
+                } else {
+                    let reason = status.canonical_reason().unwrap_or("Unexpected status");
+                    Outcome::Failed {
+                        code,
+                        msg: reason.to_string(),
+                    }
+                }
+            }
+            Err(err) if err.is_timeout() => Outcome::Failed {
+                code: 0,
+                msg: "No answer within the timeout".into(),
+            },
+            Err(err) => Outcome::Failed {
+                code: 0,
+                msg: error_text(&err),
+            },
+        }
+    }
+
+    async fn post_to_queue(
+        &self,
+        project: &str,
+        other: Option<String>,
+        token: Option<String>,
+        target: &str,
+        message: &Claimed,
+    ) -> Outcome {
+        let target_project = other.unwrap_or_else(|| project.to_string());
+        if target_project != project
+            && let Err(err) = self.tokens.check(token.as_deref(), &target_project)
+        {
+            return Outcome::Failed {
+                code: err.status().as_u16(),
+                msg: err.to_string(),
+            };
+        }
+        let copy = NewMessage {
+            body: message.body.clone(),
+            delay: 0,
+            push_headers: message.push_headers.clone(),
+        };
+        match self.store.post(&target_project, target, &[copy]).await {
+            Ok(_) => Outcome::Delivered { code: 200 },
+            Err(err) => Outcome::Failed {
+                code: 0,
+                msg: err.to_string(),
+            },
+        }
+    }
+}
+
+/// The error and its causes in one line (reqwest's own text leaves the cause out).
+fn error_text(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

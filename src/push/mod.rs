@@ -1,0 +1,12 @@
+//! Push queues: delivering messages to subscribers (HTTP endpoints or other queues), with
+//! retries, acknowledgement of 202 answers, and an error queue for what cannot be delivered.
+//!
+//! * `config`: push settings and the rules a push queue keeps.
+//! * `state`: per-message, per-subscriber delivery state, and what a round does with it.
+//! * `deliver`: one delivery attempt (the HTTP request or the post to another queue).
+//! * `worker`: the workers that claim messages of push queues and run delivery rounds.
+
+pub mod config;
+pub mod deliver;
+pub mod state;
+pub mod worker;

@@ -1,0 +1,460 @@
+//! The delivery state of one message: per subscriber, what happened so far and when to try
+//! next. A round starts with `plan` (whom to try now) and ends with `record` (what the answers
+//! mean). Stored as JSON beside the message; `lua/push_ack.lua` reads `mode`, `subscribers` and
+//! their `status`.
+
+use crate::model::{PushConfig, QueueType, Subscriber};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Status of one subscriber's delivery, named as IronMQ clients expect them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not tried yet.
+    Queued,
+    /// Answered 202: waiting for its acknowledgement.
+    Reserved,
+    /// Failed; to be tried again.
+    Retrying,
+    /// Delivered (or acknowledged).
+    Deleted,
+    /// Failed for good.
+    Error,
+}
+
+impl Status {
+    fn is_final(self) -> bool {
+        matches!(self, Status::Deleted | Status::Error)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriberState {
+    pub status: Status,
+    pub url: String,
+    pub tries: u32,
+    /// HTTP status of the last answer; 0 before the first, or when there was no answer.
+    pub code: u16,
+    pub msg: String,
+    /// ms since the epoch.
+    pub last_try_at: u64,
+    /// ms since the epoch when to try again, or when waiting for an acknowledgement ends.
+    pub due: u64,
+}
+
+/// Whether delivery is over when every subscriber is done with (`all`, multicast) or when
+/// one took the message (`any`, unicast).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    All,
+    Any,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushState {
+    pub mode: Mode,
+    pub subscribers: BTreeMap<String, SubscriberState>,
+    /// Unicast: rounds in which every subscriber failed, and who failed in the current one.
+    #[serde(default)]
+    pub rounds: u32,
+    #[serde(default)]
+    pub tried: Vec<String>,
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default)]
+    pub retries_delay: u64,
+}
+
+/// The answer of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Any 2xx but 202.
+    Delivered {
+        code: u16,
+    },
+    /// 202: the subscriber will acknowledge.
+    Accepted,
+    Failed {
+        code: u16,
+        msg: String,
+    },
+}
+
+/// What to do with the message after a round.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Bring it back to a worker after this long.
+    Wait(Duration),
+    /// Delivery is over.
+    Done,
+    /// Delivery is over, and these subscribers never got it (for the error queue).
+    Failed(Vec<SubscriberState>, Vec<String>),
+}
+
+/// How long a subscriber that answered 202 has to acknowledge.
+pub struct Timing {
+    pub ack_timeout: Duration,
+}
+
+impl PushState {
+    pub fn new(kind: QueueType, push: &PushConfig) -> Self {
+        let subscribers = push
+            .subscribers
+            .iter()
+            .map(|s| (s.name.clone(), fresh(s)))
+            .collect();
+        PushState {
+            mode: if kind == QueueType::Unicast {
+                Mode::Any
+            } else {
+                Mode::All
+            },
+            subscribers,
+            rounds: 0,
+            tried: Vec::new(),
+            retries: push.retries,
+            retries_delay: push.retries_delay,
+        }
+    }
+
+    /// Whom to try now. Waits for acknowledgements that ran out count as failed tries.
+    /// `offset` spreads unicast messages over the subscribers.
+    pub fn plan(&mut self, push: &PushConfig, now: u64, offset: usize) -> Vec<Subscriber> {
+        self.retries = push.retries;
+        self.retries_delay = push.retries_delay;
+        for s in &push.subscribers {
+            self.subscribers
+                .entry(s.name.clone())
+                .or_insert_with(|| fresh(s));
+        }
+        let lapsed: Vec<String> = self
+            .subscribers
+            .iter()
+            .filter(|(_, s)| s.status == Status::Reserved && s.due <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in lapsed {
+            // The 202 was the try; it turns out a failure.
+            let failure = Outcome::Failed {
+                code: 202,
+                msg: "No acknowledgement within the timeout".into(),
+            };
+            self.fail(&name, &failure, push.subscribers.len(), now);
+        }
+        let current = |name: &str| self.subscribers.get(name);
+        match self.mode {
+            Mode::All => push
+                .subscribers
+                .iter()
+                .filter(|s| {
+                    current(&s.name).is_some_and(|st| {
+                        st.status == Status::Queued
+                            || (st.status == Status::Retrying && st.due <= now)
+                    })
+                })
+                .cloned()
+                .collect(),
+            Mode::Any => {
+                let waiting = self
+                    .subscribers
+                    .values()
+                    .any(|s| s.status == Status::Reserved);
+                let over = self.subscribers.values().any(|s| s.status.is_final());
+                let round_due = self.subscribers.values().all(|s| s.due <= now);
+                if waiting || over || !round_due || push.subscribers.is_empty() {
+                    return Vec::new();
+                }
+                let n = push.subscribers.len();
+                (0..n)
+                    .map(|i| &push.subscribers[(offset + i) % n])
+                    .find(|s| !self.tried.contains(&s.name))
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            }
+        }
+    }
+
+    /// Takes in the answers of a round and says what comes next.
+    pub fn record(
+        &mut self,
+        answers: &[(String, Outcome)],
+        push: &PushConfig,
+        now: u64,
+        timing: &Timing,
+    ) -> Next {
+        for (name, outcome) in answers {
+            let Some(s) = self.subscribers.get_mut(name) else {
+                continue;
+            };
+            s.tries += 1;
+            s.last_try_at = now;
+            match outcome {
+                Outcome::Delivered { code } => {
+                    s.status = Status::Deleted;
+                    s.code = *code;
+                    s.msg.clear();
+                }
+                Outcome::Accepted => {
+                    s.status = Status::Reserved;
+                    s.code = 202;
+                    s.msg.clear();
+                    s.due = now + timing.ack_timeout.as_millis() as u64;
+                }
+                Outcome::Failed { .. } => {
+                    self.fail(name, outcome, push.subscribers.len(), now);
+                }
+            }
+        }
+        self.next(now)
+    }
+
+    /// A failed try of `name`: retried after `retries_delay` until it had `retries` + 1 tries
+    /// (multicast); for unicast the next subscriber is tried at once, and when all failed the
+    /// round is retried after `retries_delay`, `retries` times.
+    /// (The try itself is counted where it was made.)
+    fn fail(&mut self, name: &str, outcome: &Outcome, subscriber_count: usize, now: u64) {
+        let Outcome::Failed { code, msg } = outcome else {
+            return;
+        };
+        let delay = self.retries_delay * 1000;
+        let Some(s) = self.subscribers.get_mut(name) else {
+            return;
+        };
+        s.code = *code;
+        s.msg = msg.clone();
+        match self.mode {
+            Mode::All => {
+                if s.tries > self.retries {
+                    s.status = Status::Error;
+                } else {
+                    s.status = Status::Retrying;
+                    s.due = now + delay;
+                }
+            }
+            Mode::Any => {
+                s.status = Status::Retrying;
+                if !self.tried.iter().any(|t| t == name) {
+                    self.tried.push(name.to_string());
+                }
+                if self.tried.len() >= subscriber_count {
+                    self.rounds += 1;
+                    self.tried.clear();
+                    let exhausted = self.rounds > self.retries;
+                    for s in self.subscribers.values_mut() {
+                        if exhausted {
+                            s.status = Status::Error;
+                        } else {
+                            s.due = now + delay;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn next(&self, now: u64) -> Next {
+        let states = self.subscribers.values();
+        let over = match self.mode {
+            Mode::All => states.clone().all(|s| s.status.is_final()),
+            Mode::Any => states.clone().any(|s| s.status.is_final()),
+        };
+        if !over {
+            let soonest = self
+                .subscribers
+                .values()
+                .filter(|s| !s.status.is_final())
+                .map(|s| s.due.saturating_sub(now))
+                .min()
+                .unwrap_or(0);
+            return Next::Wait(Duration::from_millis(soonest));
+        }
+        let delivered = self
+            .subscribers
+            .values()
+            .any(|s| s.status == Status::Deleted);
+        let failed: Vec<(String, SubscriberState)> = self
+            .subscribers
+            .iter()
+            .filter(|(_, s)| s.status == Status::Error)
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        if failed.is_empty() || (self.mode == Mode::Any && delivered) {
+            Next::Done
+        } else {
+            let (names, states) = failed.into_iter().unzip();
+            Next::Failed(states, names)
+        }
+    }
+
+    /// Retries left for a subscriber after the tries made so far, as push status reports it.
+    pub fn retries_remaining(&self, s: &SubscriberState) -> u32 {
+        match self.mode {
+            Mode::All if s.status == Status::Error => 0,
+            Mode::All => (self.retries + 1).saturating_sub(s.tries.max(1)),
+            Mode::Any if s.status == Status::Error => 0,
+            Mode::Any => self.retries.saturating_sub(self.rounds),
+        }
+    }
+}
+
+fn fresh(s: &Subscriber) -> SubscriberState {
+    SubscriberState {
+        status: Status::Queued,
+        url: s.url.clone(),
+        tries: 0,
+        code: 0,
+        msg: String::new(),
+        last_try_at: 0,
+        due: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(names: &[&str], retries: u32) -> PushConfig {
+        PushConfig {
+            subscribers: names
+                .iter()
+                .map(|n| Subscriber {
+                    name: n.to_string(),
+                    url: format!("http://h/{n}"),
+                    headers: Default::default(),
+                })
+                .collect(),
+            retries,
+            retries_delay: 10,
+            error_queue: String::new(),
+        }
+    }
+
+    const TIMING: Timing = Timing {
+        ack_timeout: Duration::from_secs(60),
+    };
+
+    fn failed() -> Outcome {
+        Outcome::Failed {
+            code: 500,
+            msg: "boom".into(),
+        }
+    }
+
+    #[test]
+    fn multicast_retries_only_the_failed_subscribers() {
+        let push = config(&["a", "b"], 2);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        let targets = state.plan(&push, 0, 0);
+        assert_eq!(targets.len(), 2);
+        let next = state.record(
+            &[
+                ("a".into(), Outcome::Delivered { code: 200 }),
+                ("b".into(), failed()),
+            ],
+            &push,
+            0,
+            &TIMING,
+        );
+        assert_eq!(next, Next::Wait(Duration::from_secs(10)));
+        assert!(
+            state.plan(&push, 5_000, 0).is_empty(),
+            "not before retries_delay"
+        );
+        let again: Vec<String> = state
+            .plan(&push, 10_000, 0)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(again, ["b"]);
+    }
+
+    #[test]
+    fn multicast_gives_up_after_retries_plus_one_tries() {
+        let push = config(&["a"], 1);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        assert!(matches!(
+            state.record(&[("a".into(), failed())], &push, 0, &TIMING),
+            Next::Wait(_)
+        ));
+        state.plan(&push, 10_000, 0);
+        let next = state.record(&[("a".into(), failed())], &push, 10_000, &TIMING);
+        let Next::Failed(states, names) = next else {
+            panic!("{next:?}")
+        };
+        assert_eq!(names, ["a"]);
+        assert_eq!((states[0].tries, states[0].code), (2, 500));
+        assert_eq!(state.retries_remaining(&states[0]), 0);
+    }
+
+    #[test]
+    fn unicast_moves_on_to_the_next_subscriber_at_once() {
+        let push = config(&["a", "b"], 0);
+        let mut state = PushState::new(QueueType::Unicast, &push);
+        let first = state.plan(&push, 0, 0);
+        assert_eq!(first[0].name, "a");
+        assert_eq!(
+            state.record(&[("a".into(), failed())], &push, 0, &TIMING),
+            Next::Wait(Duration::ZERO)
+        );
+        let second = state.plan(&push, 0, 0);
+        assert_eq!(second[0].name, "b");
+        assert_eq!(
+            state.record(
+                &[("b".into(), Outcome::Delivered { code: 200 })],
+                &push,
+                0,
+                &TIMING
+            ),
+            Next::Done
+        );
+    }
+
+    #[test]
+    fn unicast_retries_whole_rounds_then_fails() {
+        let push = config(&["a", "b"], 1);
+        let mut state = PushState::new(QueueType::Unicast, &push);
+        for (now, expect_wait) in [(0, false), (0, true), (10_000, false)] {
+            let target = state.plan(&push, now, 0);
+            let next = state.record(&[(target[0].name.clone(), failed())], &push, now, &TIMING);
+            if expect_wait {
+                assert_eq!(
+                    next,
+                    Next::Wait(Duration::from_secs(10)),
+                    "a failed round waits retries_delay"
+                );
+            }
+        }
+        let last = state.plan(&push, 10_000, 0);
+        let next = state.record(&[(last[0].name.clone(), failed())], &push, 10_000, &TIMING);
+        assert!(matches!(next, Next::Failed(..)), "{next:?}");
+    }
+
+    #[test]
+    fn a_202_waits_for_its_acknowledgement_and_counts_as_failed_when_none_comes() {
+        let push = config(&["a"], 1);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        assert_eq!(
+            state.record(&[("a".into(), Outcome::Accepted)], &push, 0, &TIMING),
+            Next::Wait(Duration::from_secs(60))
+        );
+        assert!(state.plan(&push, 30_000, 0).is_empty());
+        state.plan(&push, 60_000, 0);
+        let a = &state.subscribers["a"];
+        assert_eq!((a.status, a.tries, a.code), (Status::Retrying, 1, 202));
+    }
+
+    #[test]
+    fn state_reads_back_from_json() {
+        let push = config(&["a"], 3);
+        let state = PushState::new(QueueType::Unicast, &push);
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(json.contains("\"mode\":\"any\"") && json.contains("\"status\":\"queued\""));
+        assert_eq!(serde_json::from_str::<PushState>(&json).unwrap(), state);
+    }
+}

@@ -1,0 +1,288 @@
+//! Push workers: for every push queue, a loop that claims ready messages (so no two workers of
+//! any process hold one at once) and runs a delivery round for each, bounded in concurrency per
+//! queue, so a slow subscriber only ever holds up its own queue.
+
+use super::config::push_of;
+use super::deliver::Courier;
+use super::state::{Next, PushState, SubscriberState, Timing};
+use crate::model::{NewMessage, PushConfig, QueueConfig};
+use crate::store::{Claimed, Report, StoreError};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinHandle;
+
+/// How often the set of push queues is read again.
+const DISCOVER_INTERVAL: Duration = Duration::from_secs(1);
+/// How long an idle queue loop waits for a post before looking at its settings again.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// Most messages claimed at once by one queue loop.
+const CLAIM_BATCH: usize = 16;
+/// A claim outlasts the longest delivery by this much, so it never ends under a live worker.
+const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+/// Pause after a store error before a queue loop tries again.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Settings of push delivery in one process.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// How long a subscriber has to answer.
+    pub timeout: Duration,
+    /// Deliveries in flight at once per queue.
+    pub concurrency: usize,
+    /// How long the push state of a delivered message stays readable.
+    pub keep_status: Duration,
+}
+
+pub struct Workers {
+    courier: Courier,
+    settings: PushSettings,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Workers {
+    pub fn new(courier: Courier, settings: PushSettings) -> Arc<Self> {
+        Arc::new(Workers { courier, settings })
+    }
+
+    /// Runs until `shutdown` turns true. Claims in flight then lapse and their messages are
+    /// delivered again (at least once).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut loops: HashMap<(String, String), JoinHandle<()>> = HashMap::new();
+        loop {
+            match self.courier.store.push_queues().await {
+                Ok(queues) => {
+                    loops.retain(|_, handle| !handle.is_finished());
+                    for queue in queues {
+                        if !loops.contains_key(&queue) {
+                            let handle = tokio::spawn(
+                                self.clone().serve_queue(queue.0.clone(), queue.1.clone()),
+                            );
+                            loops.insert(queue, handle);
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "cannot list push queues"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(DISCOVER_INTERVAL) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        for handle in loops.values() {
+            handle.abort();
+        }
+    }
+
+    /// Claims and delivers the messages of one queue while it is a push queue.
+    async fn serve_queue(self: Arc<Self>, project: String, queue: String) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        loop {
+            let Ok(first) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let mut permits = vec![first];
+            while permits.len() < CLAIM_BATCH {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let config = match self.courier.store.queue_info(&project, &queue).await {
+                Ok(info) if push_of(&info.config).is_some() => info.config,
+                Ok(_) | Err(StoreError::QueueNotFound) => return,
+                Err(err) => {
+                    tracing::warn!(%err, project, queue, "push worker cannot read the queue");
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            let claim = self.settings.timeout + CLAIM_MARGIN;
+            let claimed = self
+                .courier
+                .store
+                .claim_push(&project, &queue, permits.len(), claim, IDLE_WAIT)
+                .await;
+            match claimed {
+                Ok(None) => return,
+                Ok(Some(messages)) => {
+                    let config = Arc::new(config);
+                    for (message, permit) in messages.into_iter().zip(permits) {
+                        let worker = self.clone();
+                        let (project, queue, config) =
+                            (project.clone(), queue.clone(), config.clone());
+                        tokio::spawn(async move {
+                            worker
+                                .round(&project, &queue, &config, message, permit)
+                                .await
+                        });
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, project, queue, "push worker cannot claim messages");
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                }
+            }
+        }
+    }
+
+    /// One delivery round of a claimed message.
+    async fn round(
+        &self,
+        project: &str,
+        queue: &str,
+        config: &QueueConfig,
+        message: Claimed,
+        _slot: OwnedSemaphorePermit,
+    ) {
+        let Some(push) = push_of(config) else { return };
+        let mut state = message
+            .state
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_else(|| PushState::new(config.queue_type, push));
+        let offset = message
+            .id
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        let targets = state.plan(push, now_ms(), offset);
+        let answers = futures_util::future::join_all(targets.iter().map(|to| async {
+            (
+                to.name.clone(),
+                self.courier.deliver(project, queue, &message, to).await,
+            )
+        }))
+        .await;
+        let timing = Timing {
+            ack_timeout: Duration::from_secs(config.message_timeout),
+        };
+        let next = state.record(&answers, push, now_ms(), &timing);
+        let encoded = serde_json::to_string(&state).unwrap_or_default();
+        let keep = self.settings.keep_status;
+        match next {
+            Next::Wait(after) => {
+                self.report(
+                    project,
+                    queue,
+                    &message,
+                    Report::Wait {
+                        state: encoded,
+                        after,
+                    },
+                )
+                .await;
+            }
+            Next::Done => {
+                self.report(
+                    project,
+                    queue,
+                    &message,
+                    Report::Done {
+                        state: encoded,
+                        keep,
+                    },
+                )
+                .await;
+            }
+            Next::Failed(failed, names) => {
+                // Record first: should this worker die before the error queue has the message,
+                // the next worker sees delivery is over and only redoes this part.
+                let hold = self.settings.timeout + CLAIM_MARGIN;
+                let held = Report::Wait {
+                    state: encoded.clone(),
+                    after: hold,
+                };
+                if !self.report(project, queue, &message, held).await {
+                    return;
+                }
+                if !push.error_queue.is_empty()
+                    && let Err(err) = self
+                        .to_error_queue(project, push, &message, &failed, &names)
+                        .await
+                {
+                    // The claim runs out and a worker tries again.
+                    tracing::warn!(%err, project, queue, "cannot post to the error queue");
+                    return;
+                }
+                self.report(
+                    project,
+                    queue,
+                    &message,
+                    Report::Done {
+                        state: encoded,
+                        keep,
+                    },
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Records a round's outcome; false when that did not happen (the claim had ended, or the
+    /// store failed), in which case the claim runs out and the round is done again.
+    async fn report(&self, project: &str, queue: &str, message: &Claimed, report: Report) -> bool {
+        let store = &self.courier.store;
+        match store
+            .report_push(
+                project,
+                queue,
+                &message.id,
+                &message.reservation_id,
+                &report,
+            )
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::info!(
+                    project,
+                    queue,
+                    id = message.id,
+                    "push claim ended before the round did"
+                );
+                false
+            }
+            Err(err) => {
+                tracing::warn!(%err, project, queue, id = message.id, "cannot record a push round");
+                false
+            }
+        }
+    }
+
+    async fn to_error_queue(
+        &self,
+        project: &str,
+        push: &PushConfig,
+        message: &Claimed,
+        failed: &[SubscriberState],
+        names: &[String],
+    ) -> Result<(), StoreError> {
+        let subscribers: Vec<_> = names
+            .iter()
+            .zip(failed)
+            .map(|(name, s)| json!({ "name": name, "url": s.url, "code": s.code, "msg": s.msg }))
+            .collect();
+        let body = json!({
+            "source_msg_id": message.id,
+            "body": message.body,
+            "headers": message.push_headers,
+            "subscribers": subscribers,
+        });
+        let error = NewMessage {
+            body: body.to_string(),
+            ..Default::default()
+        };
+        self.courier
+            .store
+            .post(project, &push.error_queue, &[error])
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,45 @@
+-- push_claim: a push worker takes up to n messages of a push queue for one delivery round,
+-- each under a claim (a reservation) that lasts `claim` ms, so no other worker takes it
+-- meanwhile; a worker that dies loses its claims when they end, and the messages come back.
+-- ARGV[1] n, ARGV[2] claim (ms), ARGV[3] waiter id ('' = do not wait), ARGV[4] wait (ms),
+-- ARGV[5..] one new reservation id per message.
+-- Returns {status, next_due, then id, body, push headers ('' when none), push state ('' when
+-- none yet), reservation id per message}; status NO_QUEUE also when the queue is not a push
+-- queue. next_due as in reserve. Atomic; O(n log n).
+local now = now_ms()
+local expiration, _, queue_type = load_queue()
+if not expiration or queue_type == 'pull' then return { NO_QUEUE } end
+for _ = 1, 4 do
+  if not maintain_push(now, expiration) then break end
+end
+local n = tonumber(ARGV[1])
+local until_ms = now + tonumber(ARGV[2])
+local reply = { OK, -1 }
+local got = 0
+while got < n do
+  local popped = redis.call('LPOP', PUSHQ, n - got)
+  if not popped then break end
+  for _, id in ipairs(popped) do
+    local body = not expired(id, now, expiration) and redis.call('HGET', BODY, id)
+    if body then
+      got = got + 1
+      local rid = ARGV[4 + got]
+      redis.call('ZADD', CLAIMED, until_ms, id)
+      redis.call('HSET', RID, id, rid)
+      redis.call('HINCRBY', RC, id, 1)
+      reply[#reply + 1] = id
+      reply[#reply + 1] = body
+      reply[#reply + 1] = redis.call('HGET', HEADERS, id) or ''
+      reply[#reply + 1] = redis.call('HGET', PSTATE, id) or ''
+      reply[#reply + 1] = rid
+    elseif expired(id, now, expiration) then
+      remove_message(id)
+    end
+  end
+end
+if got == 0 and ARGV[3] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
+  redis.call('ZADD', WAITERS, 'GT', now + tonumber(ARGV[4]), ARGV[3])
+  reply[2] = next_due(now, { CLAIMED, PUSH_DELAYED })
+end
+return reply

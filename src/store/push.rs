@@ -1,0 +1,184 @@
+//! Store operations of push delivery: claiming messages for a delivery round, recording its
+//! outcome, acknowledgements of subscribers that answered 202, and reading push state.
+
+use super::keys::{QueueKeys, delivered_status};
+use super::{Result, SCRIPTS, Store, StoreError, check_status, random_id};
+use redis::AsyncCommands;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A message a push worker holds for one delivery round.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub body: String,
+    pub push_headers: BTreeMap<String, String>,
+    /// Push state from earlier rounds, as JSON (see `push::state`); `None` on the first round.
+    pub state: Option<String>,
+    /// The claim's reservation id: a subscriber that answers 202 acknowledges with it.
+    pub reservation_id: String,
+}
+
+/// What a delivery round came to.
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// Some subscribers are to be tried again, or their acknowledgement is awaited: the
+    /// message comes back to a worker after `after`.
+    Wait { state: String, after: Duration },
+    /// Delivery is over: the message leaves the queue; its state stays readable for `keep`.
+    Done { state: String, keep: Duration },
+}
+
+impl Store {
+    /// Claims up to `n` messages of a push queue for `claim`, waiting up to `wait` for some to
+    /// be ready. `None` when the queue is gone or no longer a push queue.
+    pub async fn claim_push(
+        &self,
+        project: &str,
+        name: &str,
+        n: usize,
+        claim: Duration,
+        wait: Duration,
+    ) -> Result<Option<Vec<Claimed>>> {
+        let keys = QueueKeys::new(project, name);
+        let found = self
+            .long_poll(&keys, wait, |poll| self.claim_once(&keys, n, claim, poll))
+            .await;
+        match found {
+            Ok(claimed) => Ok(Some(claimed)),
+            Err(StoreError::QueueNotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn claim_once(
+        &self,
+        keys: &QueueKeys,
+        n: usize,
+        claim: Duration,
+        wait: Option<Duration>,
+    ) -> Result<(Vec<Claimed>, Option<Duration>)> {
+        let n_arg = n.to_string();
+        let claim_ms = claim.as_millis().to_string();
+        let wait_ms = wait.map(|w| w.as_millis().to_string()).unwrap_or_default();
+        let waiter = if wait.is_some() {
+            self.process_id()
+        } else {
+            ""
+        };
+        let rids: Vec<String> = (0..n).map(|_| random_id()).collect();
+        let mut args: Vec<&[u8]> = vec![
+            n_arg.as_bytes(),
+            claim_ms.as_bytes(),
+            waiter.as_bytes(),
+            wait_ms.as_bytes(),
+        ];
+        args.extend(rids.iter().map(|r| r.as_bytes()));
+        let mut reply = self.run(&SCRIPTS.push_claim, keys, &args).await?;
+        check_status(reply.int()?, "")?;
+        let next_due = u64::try_from(reply.int()?).ok().map(Duration::from_millis);
+        let mut claimed = Vec::new();
+        while !reply.is_empty() {
+            let id = reply.text()?;
+            let body = reply.text()?;
+            let headers = reply.text()?;
+            let state = Some(reply.text()?).filter(|s| !s.is_empty());
+            let reservation_id = reply.text()?;
+            let push_headers = if headers.is_empty() {
+                BTreeMap::new()
+            } else {
+                serde_json::from_str(&headers).map_err(|e| StoreError::BadReply(e.to_string()))?
+            };
+            claimed.push(Claimed {
+                id,
+                body,
+                push_headers,
+                state,
+                reservation_id,
+            });
+        }
+        Ok((claimed, next_due))
+    }
+
+    /// Records a round's outcome. False when the claim had ended (another worker may hold the
+    /// message now), so nothing was recorded.
+    pub async fn report_push(
+        &self,
+        project: &str,
+        name: &str,
+        id: &str,
+        reservation_id: &str,
+        report: &Report,
+    ) -> Result<bool> {
+        let keys = QueueKeys::new(project, name);
+        let done_key = delivered_status(project, name, id);
+        let (action, state, number) = match report {
+            Report::Wait { state, after } => ("wait", state, after.as_millis().to_string()),
+            Report::Done { state, keep } => ("delete", state, keep.as_secs().to_string()),
+        };
+        let args: [&[u8]; 5] = [
+            id.as_bytes(),
+            reservation_id.as_bytes(),
+            action.as_bytes(),
+            state.as_bytes(),
+            number.as_bytes(),
+        ];
+        let mut reply = self
+            .run_with(&SCRIPTS.push_report, &keys, Some(&done_key), &args)
+            .await?;
+        match reply.int()? {
+            4 => Ok(false),
+            status => check_status(status, id).map(|_| true),
+        }
+    }
+
+    /// A subscriber's acknowledgement of a message it answered 202 for. `reservation_id` is the
+    /// one of the push request; `None` when the caller proved itself with a token instead.
+    pub async fn ack_push(
+        &self,
+        project: &str,
+        name: &str,
+        id: &str,
+        reservation_id: Option<&str>,
+        subscriber: &str,
+        keep: Duration,
+    ) -> Result<()> {
+        let keys = QueueKeys::new(project, name);
+        let done_key = delivered_status(project, name, id);
+        let keep = keep.as_secs().to_string();
+        let args: [&[u8]; 4] = [
+            id.as_bytes(),
+            reservation_id.unwrap_or("").as_bytes(),
+            subscriber.as_bytes(),
+            keep.as_bytes(),
+        ];
+        let mut reply = self
+            .run_with(&SCRIPTS.push_ack, &keys, Some(&done_key), &args)
+            .await?;
+        check_status(reply.int()?, id)
+    }
+
+    /// The push state of a message (JSON): of its rounds so far, or kept after delivery.
+    /// `Ok(None)` for a message not yet tried.
+    pub async fn push_state(&self, project: &str, name: &str, id: &str) -> Result<Option<String>> {
+        let keys = QueueKeys::new(project, name);
+        let mut conn = self.0.conn.clone();
+        let [cfg, body, _, _, _, _, _, _, _, _, _, _, pstate] = keys.all();
+        if !conn.exists::<_, bool>(cfg).await? {
+            return Err(StoreError::QueueNotFound);
+        }
+        if let Some(state) = conn.hget::<_, _, Option<String>>(pstate, id).await? {
+            return Ok(Some(state));
+        }
+        if conn.hexists::<_, _, bool>(body, id).await? {
+            return Ok(None);
+        }
+        match conn
+            .get::<_, Option<String>>(delivered_status(project, name, id))
+            .await?
+        {
+            Some(state) => Ok(Some(state)),
+            None => Err(StoreError::MessageNotFound { id: id.to_string() }),
+        }
+    }
+}
