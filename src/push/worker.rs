@@ -60,12 +60,11 @@ impl Workers {
             match self.courier.store.push_queues().await {
                 Ok(queues) => {
                     loops.retain(|_, handle| !handle.is_finished());
-                    for queue in queues {
-                        if !loops.contains_key(&queue) {
-                            let handle = tokio::spawn(
-                                self.clone().serve_queue(queue.0.clone(), queue.1.clone()),
-                            );
-                            loops.insert(queue, handle);
+                    for (project, queue) in queues {
+                        if let std::collections::hash_map::Entry::Vacant(slot) =
+                            loops.entry((project.clone(), queue.clone()))
+                        {
+                            slot.insert(tokio::spawn(self.clone().serve_queue(project, queue)));
                         }
                     }
                 }
