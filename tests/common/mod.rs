@@ -2,6 +2,8 @@
 //! separate `ferromq` process, and an HTTP client that checks every answer is JSON.
 #![allow(dead_code)]
 
+pub mod subscriber;
+
 use ferromq::api::{AppState, Limits, Tokens};
 use ferromq::push::deliver::Courier;
 use ferromq::push::worker::{PushSettings, Workers};

@@ -1,0 +1,504 @@
+//! Push queues against a real redis-server and real HTTP subscribers started by the tests:
+//! multicast and unicast delivery, retries, the error queue, 202 acknowledgements, timeouts,
+//! push headers and status, and subscriber management.
+
+mod common;
+
+use common::subscriber::{Answer, Subscriber};
+use common::{Client, RedisServer, ServerProcess, TestServer, post_bodies, q, reserve};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn push_queue(
+    client: &Client,
+    name: &str,
+    kind: &str,
+    subscribers: &[(&str, &Subscriber)],
+    extra: Value,
+) {
+    let subscribers: Vec<Value> = subscribers
+        .iter()
+        .map(|(n, s)| json!({"name": n, "url": s.url, "headers": {"X-Sub": n}}))
+        .collect();
+    let mut push = json!({"subscribers": subscribers, "retries_delay": 3});
+    if let Value::Object(more) = extra {
+        push.as_object_mut().unwrap().extend(more);
+    }
+    let (status, body) = client
+        .put(&q(name), json!({"queue": {"type": kind, "push": push}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Polls until the queue holds no message (delivery over), up to `limit`.
+async fn drained(client: &Client, name: &str, limit: Duration) -> bool {
+    common::eventually(limit, || async {
+        let (_, info) = client.get(&q(name)).await;
+        info["queue"]["size"] == 0
+    })
+    .await
+}
+
+#[tokio::test]
+async fn multicast_delivers_one_copy_to_each_subscriber() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let subs = [
+        Subscriber::start(Answer::Always(200)).await,
+        Subscriber::start(Answer::Always(200)).await,
+        Subscriber::start(Answer::Always(200)).await,
+    ];
+    push_queue(
+        &client,
+        "fan",
+        "multicast",
+        &[("a", &subs[0]), ("b", &subs[1]), ("c", &subs[2])],
+        json!({}),
+    )
+    .await;
+    let (_, info) = client.get(&q("fan")).await;
+    assert_eq!(
+        info["queue"]["push"]["subscribers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(info["queue"]["push"]["retries"], 3);
+
+    post_bodies(&client, "fan", &["hello"]).await;
+    for sub in &subs {
+        assert!(
+            sub.wait_for(1, Duration::from_secs(5)).await,
+            "a subscriber got nothing"
+        );
+    }
+    assert!(
+        drained(&client, "fan", Duration::from_secs(5)).await,
+        "delivered messages leave the queue"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for sub in &subs {
+        assert_eq!(sub.count(), 1, "exactly one copy each");
+        assert_eq!(sub.received()[0].body, "hello");
+    }
+}
+
+#[tokio::test]
+async fn unicast_delivers_to_exactly_one_subscriber() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let a = Subscriber::start(Answer::Always(200)).await;
+    let b = Subscriber::start(Answer::Always(200)).await;
+    push_queue(
+        &client,
+        "uni",
+        "unicast",
+        &[("a", &a), ("b", &b)],
+        json!({}),
+    )
+    .await;
+    let bodies: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    post_bodies(&client, "uni", &bodies).await;
+    assert!(drained(&client, "uni", Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        a.count() + b.count(),
+        20,
+        "each message went to one subscriber"
+    );
+    assert!(
+        a.count() > 0 && b.count() > 0,
+        "messages are spread over the subscribers"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_retried_after_retries_delay_until_delivered() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Sequence(vec![500, 500, 200])).await;
+    push_queue(&client, "flaky", "multicast", &[("s", &sub)], json!({})).await;
+    let ids = post_bodies(&client, "flaky", &["m"]).await;
+
+    assert!(
+        sub.wait_for(3, Duration::from_secs(15)).await,
+        "three attempts"
+    );
+    assert!(
+        drained(&client, "flaky", Duration::from_secs(5)).await,
+        "gone after the 200"
+    );
+    let at: Vec<Instant> = sub.received().iter().map(|r| r.at).collect();
+    for gap in [at[1] - at[0], at[2] - at[1]] {
+        assert!(
+            gap >= Duration::from_millis(2900) && gap < Duration::from_secs(6),
+            "retries_delay 3 s, got {gap:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sub.count(), 3, "no attempt after the success");
+    let (status, body) = client
+        .get(&format!("{}/messages/{}/subscribers", q("flaky"), ids[0]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "status outlives delivery: {body}");
+    let s = &body["subscribers"][0];
+    assert_eq!(
+        (
+            s["status"].as_str(),
+            s["status_code"].as_u64(),
+            s["tries"].as_u64()
+        ),
+        (Some("deleted"), Some(200), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_that_always_fails_lands_the_message_in_the_error_queue() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Always(503)).await;
+    push_queue(
+        &client,
+        "doomed",
+        "multicast",
+        &[("s", &sub)],
+        json!({"retries": 1, "error_queue": "doomed-errors"}),
+    )
+    .await;
+    let ids = post_bodies(&client, "doomed", &["precious"]).await;
+
+    assert!(
+        drained(&client, "doomed", Duration::from_secs(15)).await,
+        "the source queue empties"
+    );
+    assert_eq!(sub.count(), 2, "retries + 1 attempts");
+    let errors = reserve(&client, "doomed-errors", json!({"n": 10})).await;
+    assert_eq!(errors.len(), 1, "one message in the error queue");
+    let report: Value = serde_json::from_str(errors[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(report["source_msg_id"], ids[0].as_str());
+    assert_eq!(report["body"], "precious");
+    assert_eq!(report["subscribers"][0]["name"], "s");
+    assert_eq!(report["subscribers"][0]["url"], sub.url.as_str());
+    assert_eq!(report["subscribers"][0]["code"], 503);
+    assert!(report["subscribers"][0]["msg"].is_string());
+    let (_, info) = client.get(&q("doomed-errors")).await;
+    assert_eq!(
+        info["queue"]["type"], "pull",
+        "the error queue is made a pull queue"
+    );
+    let (_, status) = client
+        .get(&format!("{}/messages/{}/subscribers", q("doomed"), ids[0]))
+        .await;
+    let s = &status["subscribers"][0];
+    assert_eq!(
+        (s["status"].as_str(), s["retries_remaining"].as_u64()),
+        (Some("error"), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn a_202_is_done_once_the_subscriber_deletes_its_message_url() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Always(202)).await;
+    push_queue(&client, "later", "multicast", &[("s", &sub)], json!({})).await;
+    let ids = post_bodies(&client, "later", &["m"]).await;
+    assert!(sub.wait_for(1, Duration::from_secs(5)).await);
+    let headers = &sub.received()[0].headers;
+    let ack_url = headers["iron-subscriber-message-url"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (_, status) = client
+        .get(&format!("{}/messages/{}/subscribers", q("later"), ids[0]))
+        .await;
+    assert_eq!(status["subscribers"][0]["status"], "reserved");
+
+    // The subscriber acknowledges with a bare DELETE: the URL carries what proves it.
+    let anonymous = reqwest::Client::new();
+    let wrong = anonymous
+        .delete(ack_url.replace("reservation_id=", "reservation_id=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let ack = anonymous.delete(&ack_url).send().await.unwrap();
+    assert_eq!(ack.status(), StatusCode::OK);
+    assert!(drained(&client, "later", Duration::from_secs(2)).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sub.count(), 1, "no further attempts");
+}
+
+#[tokio::test]
+async fn a_202_without_acknowledgement_is_retried_after_the_message_timeout() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Sequence(vec![202, 200])).await;
+    client
+        .put(&q("forgot"), json!({"queue": {"message_timeout": 30}}))
+        .await;
+    push_queue(&client, "forgot", "multicast", &[("s", &sub)], json!({})).await;
+    post_bodies(&client, "forgot", &["m"]).await;
+    assert!(sub.wait_for(1, Duration::from_secs(5)).await);
+    assert!(
+        sub.wait_for(2, Duration::from_secs(40)).await,
+        "retried once the wait ran out"
+    );
+    let at: Vec<Instant> = sub.received().iter().map(|r| r.at).collect();
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(29),
+        "not before the timeout: {:?}",
+        at[1] - at[0]
+    );
+    assert!(drained(&client, "forgot", Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_answers_counts_as_failed() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Never).await;
+    push_queue(
+        &client,
+        "silent",
+        "multicast",
+        &[("s", &sub)],
+        json!({"retries": 0, "error_queue": "silent-errors"}),
+    )
+    .await;
+    let started = Instant::now();
+    post_bodies(&client, "silent", &["m"]).await;
+    assert!(drained(&client, "silent", Duration::from_secs(10)).await);
+    assert!(
+        started.elapsed() >= common::PUSH_TIMEOUT,
+        "gave up before the timeout"
+    );
+    let errors = reserve(&client, "silent-errors", json!({})).await;
+    let report: Value = serde_json::from_str(errors[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(report["subscribers"][0]["code"], 0, "no answer, no status");
+}
+
+#[tokio::test]
+async fn pushed_requests_carry_the_iron_headers_and_custom_ones() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Always(200)).await;
+    push_queue(&client, "hdrs", "multicast", &[("named", &sub)], json!({})).await;
+    let (_, posted) = client
+        .post(
+            &format!("{}/messages", q("hdrs")),
+            json!({"messages": [{"body": "b", "push_headers": {"X-Trace": "t1"}}]}),
+        )
+        .await;
+    let id = posted["ids"][0].as_str().unwrap();
+    assert!(sub.wait_for(1, Duration::from_secs(5)).await);
+    let h = &sub.received()[0].headers;
+    let get = |n: &str| {
+        h.get(n)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("user-agent"), "IronMQ Pusherd");
+    assert_eq!(get("content-type"), "text/plain; encoding=utf-8");
+    assert_eq!(get("iron-message-id"), id);
+    assert_eq!(get("iron-subscriber-message-id"), id);
+    assert_eq!(get("iron-subscriber-name"), "named");
+    assert_eq!(get("iron-reservation-id").len(), 32);
+    assert!(get("iron-subscriber-message-url").starts_with(&format!(
+        "{}/3/projects/p/queues/hdrs/messages/{id}/subscribers/named?reservation_id=",
+        server.base
+    )));
+    assert_eq!(get("x-sub"), "named", "subscriber headers");
+    assert_eq!(get("x-trace"), "t1", "message push headers");
+}
+
+#[tokio::test]
+async fn ironmq_urls_fan_out_into_other_queues() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let (status, body) = client
+        .put(
+            &q("source"),
+            json!({"queue": {"type": "multicast", "push": {"subscribers": [
+                {"name": "copy1", "url": "ironmq:///copy-one"},
+                {"name": "copy2", "url": "ironmq://other:test-token@/copy-two"},
+            ]}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    post_bodies(&client, "source", &["fan me out"]).await;
+    assert!(drained(&client, "source", Duration::from_secs(5)).await);
+    assert_eq!(
+        reserve(&client, "copy-one", json!({})).await[0]["body"],
+        "fan me out"
+    );
+    let (_, other) = client
+        .post("/3/projects/other/queues/copy-two/reservations", json!({}))
+        .await;
+    assert_eq!(other["messages"][0]["body"], "fan me out");
+}
+
+#[tokio::test]
+async fn subscribers_are_added_replaced_and_removed() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Always(200)).await;
+    push_queue(&client, "subs", "multicast", &[("a", &sub)], json!({})).await;
+    let path = format!("{}/subscribers", q("subs"));
+    let names = |v: &Value| -> Vec<String> {
+        v["queue"]["push"]["subscribers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let (status, body) = client.post(&path, json!({"subscribers": [{"name": "b", "url": sub.url}, {"name": "a", "url": "http://example.test/a2"}]})).await;
+    assert_eq!(
+        (status, body["msg"].as_str()),
+        (StatusCode::OK, Some("Updated"))
+    );
+    let (_, info) = client.get(&q("subs")).await;
+    assert_eq!(names(&info), ["b", "a"]);
+    assert_eq!(
+        info["queue"]["push"]["subscribers"][1]["url"],
+        "http://example.test/a2"
+    );
+
+    client
+        .put(
+            &path,
+            json!({"subscribers": [{"name": "c", "url": sub.url}]}),
+        )
+        .await;
+    let (_, info) = client.get(&q("subs")).await;
+    assert_eq!(names(&info), ["c"]);
+
+    let (status, body) = client
+        .delete(&path, Some(json!({"subscribers": [{"name": "c"}]})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["msg"], "Push queues must have at least one subscriber");
+    client
+        .post(
+            &path,
+            json!({"subscribers": [{"name": "d", "url": sub.url}]}),
+        )
+        .await;
+    let (status, _) = client
+        .delete(&path, Some(json!({"subscribers": [{"name": "c"}]})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, info) = client.get(&q("subs")).await;
+    assert_eq!(names(&info), ["d"]);
+
+    client.put(&q("plain"), json!({})).await;
+    let (status, _) = client
+        .post(
+            &format!("{}/subscribers", q("plain")),
+            json!({"subscribers": [{"name": "x", "url": sub.url}]}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "no subscribers on a pull queue"
+    );
+    for bad in [
+        json!({"subscribers": [{"name": "x", "url": "ftp://nope"}]}),
+        json!({"subscribers": []}),
+        json!({"subscribers": [{"name": "x"}]}),
+    ] {
+        assert_eq!(
+            client.post(&path, bad.clone()).await.0,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    let (status, _) = client
+        .put(&q("subs"), json!({"queue": {"push": {"retries": 101}}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = client
+        .put(
+            &q("subs"),
+            json!({"queue": {"push": {"error_queue": "subs"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn switching_between_pull_and_push_keeps_each_message_where_it_belongs() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Always(200)).await;
+    post_bodies(&client, "switch", &["pulled"]).await;
+    push_queue(&client, "switch", "unicast", &[("s", &sub)], json!({})).await;
+    post_bodies(&client, "switch", &["pushed"]).await;
+    assert!(sub.wait_for(1, Duration::from_secs(5)).await);
+    assert_eq!(sub.received()[0].body, "pushed");
+    let pulled = reserve(&client, "switch", json!({"n": 5})).await;
+    assert_eq!(pulled.len(), 1);
+    assert_eq!(pulled[0]["body"], "pulled", "old messages stay for pulling");
+
+    client
+        .put(&q("switch"), json!({"queue": {"type": "pull"}}))
+        .await;
+    let ids = post_bodies(&client, "switch", &["after"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sub.count(), 1, "a pull queue pushes nothing");
+    let got = reserve(&client, "switch", json!({})).await;
+    assert_eq!(got[0]["id"], ids[0].as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_push_a_thousand_messages_each_exactly_once_at_a_time() {
+    let redis = RedisServer::start();
+    let one = ServerProcess::start(&redis).await;
+    let _two = ServerProcess::start(&redis).await;
+    let client = one.client();
+    let sub = Subscriber::start(Answer::Slow(Duration::from_millis(5))).await;
+    push_queue(&client, "shared", "multicast", &[("s", &sub)], json!({})).await;
+    for batch in 0..10 {
+        let messages: Vec<Value> = (0..100)
+            .map(|i| json!({"body": format!("{batch}-{i}")}))
+            .collect();
+        let (status, _) = client
+            .post(
+                &format!("{}/messages", q("shared")),
+                json!({"messages": messages}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert!(
+        sub.wait_for(1000, Duration::from_secs(60)).await,
+        "got {}",
+        sub.count()
+    );
+    assert!(drained(&client, "shared", Duration::from_secs(10)).await);
+    let mut bodies: Vec<String> = sub.received().into_iter().map(|r| r.body).collect();
+    bodies.sort();
+    let total = bodies.len();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 1000, "every message arrived");
+    // A duplicate is allowed only after a claim ran out; none should here.
+    assert_eq!(total, 1000, "duplicates: {}", total - 1000);
+    assert_eq!(sub.overlaps(), 0, "a message was delivered twice at once");
+}
