@@ -57,8 +57,9 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_PUSH_CONCURRENCY", default_value_t = 32)]
     pub push_concurrency: usize,
 
-    /// Seconds the push status of a delivered message stays readable.
-    #[arg(long, env = "FERROMQ_PUSH_STATUS_KEEP", default_value_t = 600)]
+    /// Seconds the push status of a delivered message stays readable (0: not at all). Each
+    /// kept status is a small Redis key: mind the memory at high delivery rates.
+    #[arg(long, env = "FERROMQ_PUSH_STATUS_KEEP", default_value_t = 60)]
     pub push_status_keep: u64,
 }
 

@@ -10,7 +10,7 @@ use crate::store::{Claimed, Report, StoreError};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -22,6 +22,8 @@ const IDLE_WAIT: Duration = Duration::from_secs(5);
 const CLAIM_BATCH: usize = 16;
 /// A claim outlasts the longest delivery by this much, so it never ends under a live worker.
 const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+/// How long a queue loop goes on with settings it read, before reading them again.
+const CONFIG_TTL: Duration = Duration::from_secs(1);
 /// Pause after a store error before a queue loop tries again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -82,44 +84,54 @@ impl Workers {
 
     /// Claims and delivers the messages of one queue while it is a push queue.
     async fn serve_queue(self: Arc<Self>, project: String, queue: String) {
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let slots = self.settings.concurrency.max(1);
+        let free = Arc::new(Semaphore::new(slots));
+        let mut config: Option<(Arc<QueueConfig>, Instant)> = None;
         loop {
-            let Ok(first) = slots.clone().acquire_owned().await else {
+            // Claim in batches: wait until half the slots are free (one script call claims them
+            // all), then hand one slot to each claimed message.
+            let batch = (slots / 2).clamp(1, CLAIM_BATCH) as u32;
+            let Ok(mut permits) = free.clone().acquire_many_owned(batch).await else {
                 return;
             };
-            let mut permits = vec![first];
-            while permits.len() < CLAIM_BATCH {
-                match slots.clone().try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
-                }
+            let fresh = config
+                .as_ref()
+                .is_some_and(|(_, read)| read.elapsed() < CONFIG_TTL);
+            if !fresh {
+                config = match self.courier.store.queue_info(&project, &queue).await {
+                    Ok(info) if push_of(&info.config).is_some() => {
+                        Some((Arc::new(info.config), Instant::now()))
+                    }
+                    Ok(_) | Err(StoreError::QueueNotFound) => return,
+                    Err(err) => {
+                        tracing::warn!(%err, project, queue, "push worker cannot read the queue");
+                        tokio::time::sleep(ERROR_PAUSE).await;
+                        continue;
+                    }
+                };
             }
-            let config = match self.courier.store.queue_info(&project, &queue).await {
-                Ok(info) if push_of(&info.config).is_some() => info.config,
-                Ok(_) | Err(StoreError::QueueNotFound) => return,
-                Err(err) => {
-                    tracing::warn!(%err, project, queue, "push worker cannot read the queue");
-                    tokio::time::sleep(ERROR_PAUSE).await;
-                    continue;
-                }
+            let Some((settings, _)) = config.clone() else {
+                return;
             };
             let claim = self.settings.timeout + CLAIM_MARGIN;
             let claimed = self
                 .courier
                 .store
-                .claim_push(&project, &queue, permits.len(), claim, IDLE_WAIT)
+                .claim_push(&project, &queue, batch as usize, claim, IDLE_WAIT)
                 .await;
             match claimed {
                 Ok(None) => return,
                 Ok(Some(messages)) => {
-                    let config = Arc::new(config);
-                    for (message, permit) in messages.into_iter().zip(permits) {
+                    for message in messages {
+                        let Some(permit) = permits.split(1) else {
+                            break;
+                        };
                         let worker = self.clone();
-                        let (project, queue, config) =
-                            (project.clone(), queue.clone(), config.clone());
+                        let (project, queue, settings) =
+                            (project.clone(), queue.clone(), settings.clone());
                         tokio::spawn(async move {
                             worker
-                                .round(&project, &queue, &config, message, permit)
+                                .round(&project, &queue, &settings, message, permit)
                                 .await
                         });
                     }

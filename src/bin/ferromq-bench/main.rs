@@ -7,6 +7,7 @@ mod limits;
 mod load;
 mod procs;
 mod report;
+mod subscriber;
 
 use clap::Parser;
 use load::{Outcome, QueueApi};
@@ -40,7 +41,8 @@ pub struct Args {
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
-    /// Run only the ferromq scenario on this queue (post-1, post-100, cycle-1, cycle-100) and
+    /// Run only the ferromq scenario on this queue (post-1, post-100, cycle-1, cycle-100,
+    /// push-fast, push-slow) and
     /// print the server's pid, for profiling; nothing else is measured or written.
     #[arg(long)]
     only: Option<String>,
@@ -89,7 +91,7 @@ async fn main() {
     }
 }
 
-fn http_client(connections: usize) -> reqwest::Client {
+pub fn http_client(connections: usize) -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
@@ -106,13 +108,14 @@ async fn run(args: Args) -> Result<Results, String> {
         let port = procs::free_port();
         let server = procs::start_ferromq(&redis, port, TOKEN)?;
         eprintln!("ferromq pid {}", server.pid());
-        scenarios(
-            &args,
-            &format!("http://127.0.0.1:{port}"),
-            duration,
-            Some(only),
-        )
-        .await?;
+        let base = format!("http://127.0.0.1:{port}");
+        match only.as_str() {
+            "push-fast" => drop(push_scenario(&args, &base, Duration::ZERO, 200_000).await?),
+            "push-slow" => {
+                drop(push_scenario(&args, &base, Duration::from_millis(50), 5_000).await?)
+            }
+            _ => drop(scenarios(&args, &base, duration, Some(only)).await?),
+        }
         return Err("--only: done (nothing written)".into());
     }
 
@@ -125,6 +128,27 @@ async fn run(args: Args) -> Result<Results, String> {
     let base = format!("http://127.0.0.1:{port}");
     let ferromq = scenarios(&args, &base, duration, None).await?;
     let wake = Some(wake_latency(&base, args.wakeups).await?);
+    let mut push_rows = Vec::new();
+    for (scenario, pause, count) in [
+        (
+            "push to a subscriber answering 200 at once",
+            Duration::ZERO,
+            20_000,
+        ),
+        (
+            "push to a subscriber answering after 50 ms",
+            Duration::from_millis(50),
+            3_000,
+        ),
+    ] {
+        let (ours, limit) = push_scenario(&args, &base, pause, count).await?;
+        push_rows.push(Row {
+            scenario: scenario.to_string(),
+            ferromq: Some(ours),
+            limit: Some((limit.rate(), "raw HTTP loop")),
+            peer: None,
+        });
+    }
     let memory_per_message = Some(memory(&redis, &base, args.memory_messages).await?);
     drop(server);
     redis.cli(&["FLUSHALL"])?;
@@ -167,6 +191,7 @@ async fn run(args: Args) -> Result<Results, String> {
             limit: Some((limit.evalsha, "EVALSHA")),
             peer: None,
         }))
+        .chain(push_rows)
         .collect();
     Ok(Results {
         args,
@@ -250,6 +275,71 @@ async fn api_clear(base: &str, http: &reqwest::Client, queue: &str) {
         .clear()
         .await;
 }
+
+/// Push throughput of one ferromq process to one subscriber: post `count` messages to a push
+/// queue and time until the subscriber has them all. Latency is per posted batch. The limit is
+/// a raw HTTP loop at the push concurrency against the same subscriber.
+async fn push_scenario(
+    args: &Args,
+    base: &str,
+    pause: Duration,
+    count: usize,
+) -> Result<(Outcome, Outcome), String> {
+    let sub = subscriber::Subscriber::start(pause).await?;
+    let http = http_client(8);
+    let queue = if pause.is_zero() {
+        "push-fast"
+    } else {
+        "push-slow"
+    };
+    let api = QueueApi::new(http.clone(), base, PROJECT, queue, TOKEN);
+    let settings = serde_json::json!({"queue": {"type": "multicast", "push": {"subscribers": [{"name": "bench", "url": sub.url}]}}});
+    let response = http
+        .put(format!("{base}/3/projects/{PROJECT}/queues/{queue}"))
+        .header("Authorization", format!("OAuth {TOKEN}"))
+        .body(settings.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "cannot create the push queue: {}",
+            response.status()
+        ));
+    }
+    let started = Instant::now();
+    load::fill(&api, count, args.body_size).await?;
+    if !sub.wait_for(count as u64, Duration::from_secs(120)).await {
+        return Err(format!(
+            "push: only {} of {count} delivered",
+            sub.received()
+        ));
+    }
+    let elapsed = started.elapsed();
+    // No per-message latency here: the rate is what this scenario measures.
+    let latency =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let ours = Outcome {
+        messages: count as u64,
+        elapsed,
+        errors: 0,
+        latency,
+    };
+    eprintln!("  {queue}: {:.0} msgs/s", ours.rate());
+    let body = "x".repeat(args.body_size);
+    let raw = subscriber::raw_loop(
+        &sub.url,
+        &body,
+        PUSH_CONCURRENCY,
+        Duration::from_secs(args.duration.min(5)),
+    )
+    .await;
+    eprintln!("  {queue} raw HTTP loop: {:.0} msgs/s", raw.rate());
+    Ok((ours, raw))
+}
+
+/// Deliveries in flight per queue in `ferromq serve` (its default), and so in the raw loop.
+const PUSH_CONCURRENCY: usize = 32;
 
 /// Time from the moment a post is sent to the moment a waiting long poll returns the message.
 async fn wake_latency(base: &str, rounds: usize) -> Result<Outcome, String> {

@@ -14,14 +14,16 @@ mod load_fmt {
     }
 
     pub fn latency(o: &Option<Outcome>) -> String {
-        o.as_ref().map_or("—".into(), |o| {
-            format!(
-                "{:.2} / {:.2} / {:.2}",
-                o.percentile_ms(0.5),
-                o.percentile_ms(0.99),
-                o.percentile_ms(0.999)
-            )
-        })
+        o.as_ref()
+            .filter(|o| !o.latency.is_empty())
+            .map_or("—".into(), |o| {
+                format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    o.percentile_ms(0.5),
+                    o.percentile_ms(0.99),
+                    o.percentile_ms(0.999)
+                )
+            })
     }
 
     pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
@@ -74,7 +76,8 @@ pub fn render(results: &Results) -> String {
         out,
         "Made by `make bench` on {}: redis-server, ferromq (or the peer) and the load generator share the machine. \
          Messages of {} bytes; {} connections for single messages, {} for batches of 100; {} s per scenario. \
-         Latency is per request (per reserve + delete cycle for the cycles), in milliseconds.\n",
+         Latency is per request (per reserve + delete cycle for the cycles), in milliseconds. \
+         Push rows time one process delivering a batch of posted messages to one local subscriber.\n",
         machine(),
         a.body_size,
         a.concurrency,
@@ -164,6 +167,16 @@ fn targets(results: &Results) -> Vec<String> {
         lines.push(format!(
             "long-poll wake p99 < 5 ms: {p99:.2} ms — {}",
             verdict(p99 < 5.0)
+        ));
+    }
+    if let Some(row) = find("push to a subscriber answering 200")
+        && let (Some(o), Some((limit, _))) = (&row.ferromq, row.limit)
+    {
+        let share = o.rate() / limit;
+        lines.push(format!(
+            "push to an immediate subscriber ≥ 50 % of the raw HTTP loop: {:.0} % — {}",
+            share * 100.0,
+            verdict(share >= 0.5)
         ));
     }
     if let Some(m) = results.memory_per_message {
