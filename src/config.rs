@@ -57,6 +57,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_PUSH_CONCURRENCY", default_value_t = 32)]
     pub push_concurrency: usize,
 
+    /// Push deliveries in flight at once in this process, over all queues.
+    #[arg(long, env = "FERROMQ_PUSH_PROCESS_CONCURRENCY", default_value_t = 512)]
+    pub push_process_concurrency: usize,
+
     /// Seconds the push status of a delivered message stays readable (0: not at all). Each
     /// kept status is a small Redis key: mind the memory at high delivery rates.
     #[arg(long, env = "FERROMQ_PUSH_STATUS_KEEP", default_value_t = 60)]
@@ -68,6 +72,7 @@ impl ServeArgs {
         PushSettings {
             timeout: Duration::from_secs(self.push_timeout.max(1)),
             concurrency: self.push_concurrency.max(1),
+            process_concurrency: self.push_process_concurrency.max(1),
             keep_status: Duration::from_secs(self.push_status_keep),
         }
     }

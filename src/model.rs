@@ -1,6 +1,7 @@
 //! Plain types shared by every layer: queue settings, messages, and the limits the wire contract sets.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Default reservation timeout of a queue, in seconds.
 pub const DEFAULT_MESSAGE_TIMEOUT: u64 = 60;
@@ -82,6 +83,40 @@ pub struct PushConfig {
     /// Queue that receives messages whose delivery failed for good; empty for none.
     #[serde(default)]
     pub error_queue: String,
+    /// How the pause before a retry grows (beyond IronMQ; fixed by default).
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// Secret to sign pushed requests with (beyond IronMQ; none by default): see
+    /// `push::deliver::SIGNATURE_HEADER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// The pause before retry k (from 1): `fixed` is always `retries_delay`; `exponential` is
+/// `retries_delay` · 2^(k-1), at most a day, less a random part of up to half (jitter), so
+/// retries of many messages do not arrive together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backoff {
+    #[default]
+    Fixed,
+    Exponential,
+}
+
+impl Backoff {
+    pub fn delay(self, retries_delay: u64, retry: u32) -> Duration {
+        let base = Duration::from_secs(retries_delay);
+        match self {
+            Backoff::Fixed => base,
+            Backoff::Exponential => {
+                let factor = 1u64 << retry.saturating_sub(1).min(20);
+                let full = base
+                    .saturating_mul(factor as u32)
+                    .min(Duration::from_secs(MAX_RETRIES_DELAY));
+                full.mul_f64(1.0 - fastrand::f64() / 2.0)
+            }
+        }
+    }
 }
 
 impl Default for PushConfig {
@@ -91,6 +126,8 @@ impl Default for PushConfig {
             retries: DEFAULT_RETRIES,
             retries_delay: DEFAULT_RETRIES_DELAY,
             error_queue: String::new(),
+            backoff: Backoff::Fixed,
+            signing_secret: None,
         }
     }
 }
@@ -103,6 +140,9 @@ pub struct PushPatch {
     pub retries: Option<u32>,
     pub retries_delay: Option<u64>,
     pub error_queue: Option<String>,
+    pub backoff: Option<Backoff>,
+    /// `""` removes the secret.
+    pub signing_secret: Option<String>,
 }
 
 /// Settings of a queue as a patch: `None` leaves a setting as it is (or at its default on creation).

@@ -502,3 +502,99 @@ async fn two_processes_push_a_thousand_messages_each_exactly_once_at_a_time() {
     assert_eq!(total, 1000, "duplicates: {}", total - 1000);
     assert_eq!(sub.overlaps(), 0, "a message was delivered twice at once");
 }
+
+#[tokio::test]
+async fn a_signing_secret_signs_each_push_with_hmac_sha256() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Always(200)).await;
+    push_queue(
+        &client,
+        "signed",
+        "multicast",
+        &[("s", &sub)],
+        json!({"signing_secret": "s3cret"}),
+    )
+    .await;
+    let (_, info) = client.get(&q("signed")).await;
+    assert_eq!(info["queue"]["push"]["signed"], true);
+    assert!(
+        !info.to_string().contains("s3cret"),
+        "the secret is never shown"
+    );
+    post_bodies(&client, "signed", &["payload"]).await;
+    assert!(sub.wait_for(1, Duration::from_secs(5)).await);
+    let header = sub.received()[0].headers["ferromq-signature"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let t: u64 = header
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("t=")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        header,
+        ferromq::push::deliver::signature("s3cret", t, "payload")
+    );
+
+    let plain = Subscriber::start(Answer::Always(200)).await;
+    push_queue(
+        &client,
+        "unsigned",
+        "multicast",
+        &[("s", &plain)],
+        json!({}),
+    )
+    .await;
+    post_bodies(&client, "unsigned", &["x"]).await;
+    assert!(plain.wait_for(1, Duration::from_secs(5)).await);
+    assert!(
+        plain.received()[0]
+            .headers
+            .get("ferromq-signature")
+            .is_none(),
+        "off by default"
+    );
+}
+
+#[tokio::test]
+async fn exponential_backoff_lengthens_the_pause_between_retries() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let sub = Subscriber::start(Answer::Sequence(vec![500, 500, 200])).await;
+    push_queue(
+        &client,
+        "backoff",
+        "multicast",
+        &[("s", &sub)],
+        json!({"backoff": "exponential"}),
+    )
+    .await;
+    let (_, info) = client.get(&q("backoff")).await;
+    assert_eq!(info["queue"]["push"]["backoff"], "exponential");
+    post_bodies(&client, "backoff", &["m"]).await;
+    assert!(sub.wait_for(3, Duration::from_secs(20)).await);
+    let at: Vec<Instant> = sub.received().iter().map(|r| r.at).collect();
+    // retries_delay 3: the first pause is 1.5 to 3 s, the second 3 to 6 s.
+    let (first, second) = (at[1] - at[0], at[2] - at[1]);
+    assert!(
+        first >= Duration::from_millis(1400) && first < Duration::from_millis(3800),
+        "{first:?}"
+    );
+    assert!(
+        second >= Duration::from_millis(2900) && second < Duration::from_millis(6800),
+        "{second:?}"
+    );
+    let (status, _) = client
+        .put(
+            &q("backoff"),
+            json!({"queue": {"push": {"backoff": "random"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -56,6 +56,12 @@ struct PushInput {
     /// `""` turns the error queue off; absent leaves it as it is.
     #[serde(default)]
     error_queue: Option<String>,
+    /// `fixed` (default) or `exponential` (with jitter): beyond IronMQ.
+    #[serde(default, deserialize_with = "opt_string")]
+    backoff: Option<String>,
+    /// Sign pushed requests with HMAC-SHA256 under this secret (`""` stops signing).
+    #[serde(default)]
+    signing_secret: Option<String>,
 }
 
 /// A subscriber as clients send it. v1 clients identified subscribers by URL alone; such a
@@ -137,6 +143,17 @@ impl SettingsInput {
                 retries: p.retries.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
                 retries_delay: p.retries_delay,
                 error_queue: p.error_queue,
+                backoff: match p.backoff.as_deref() {
+                    None => None,
+                    Some("fixed") => Some(crate::model::Backoff::Fixed),
+                    Some("exponential") => Some(crate::model::Backoff::Exponential),
+                    Some(other) => {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid backoff {other:?}: use fixed or exponential"
+                        )));
+                    }
+                },
+                signing_secret: p.signing_secret,
             }),
         };
         if !is_blank(&self.dead_letter) {
@@ -190,6 +207,9 @@ pub fn queue_json(info: &QueueInfo) -> Value {
             "retries": push.retries,
             "retries_delay": push.retries_delay,
             "error_queue": push.error_queue,
+            "backoff": push.backoff,
+            // The secret itself is never shown.
+            "signed": push.signing_secret.is_some(),
         });
     }
     queue

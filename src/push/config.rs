@@ -163,6 +163,12 @@ pub fn apply(
         }
         push.error_queue = e;
     }
+    if let Some(b) = patch.backoff {
+        push.backoff = b;
+    }
+    if let Some(secret) = patch.signing_secret {
+        push.signing_secret = Some(secret).filter(|s| !s.is_empty());
+    }
     if push.subscribers.is_empty() {
         return invalid("Push queues must have at least one subscriber");
     }

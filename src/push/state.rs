@@ -3,7 +3,7 @@
 //! mean). Stored as JSON beside the message; `lua/push_ack.lua` reads `mode`, `subscribers` and
 //! their `status`.
 
-use crate::model::{PushConfig, QueueType, Subscriber};
+use crate::model::{Backoff, PushConfig, QueueType, Subscriber};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -66,6 +66,8 @@ pub struct PushState {
     pub retries: u32,
     #[serde(default)]
     pub retries_delay: u64,
+    #[serde(default)]
+    pub backoff: Backoff,
 }
 
 /// The answer of one delivery attempt.
@@ -117,6 +119,7 @@ impl PushState {
             tried: Vec::new(),
             retries: push.retries,
             retries_delay: push.retries_delay,
+            backoff: push.backoff,
         }
     }
 
@@ -125,6 +128,7 @@ impl PushState {
     pub fn plan(&mut self, push: &PushConfig, now: u64, offset: usize) -> Vec<Subscriber> {
         self.retries = push.retries;
         self.retries_delay = push.retries_delay;
+        self.backoff = push.backoff;
         for s in &push.subscribers {
             self.subscribers
                 .entry(s.name.clone())
@@ -220,10 +224,17 @@ impl PushState {
         let Outcome::Failed { code, msg } = outcome else {
             return;
         };
-        let delay = self.retries_delay * 1000;
+        let (backoff, retries_delay, rounds) = (self.backoff, self.retries_delay, self.rounds);
         let Some(s) = self.subscribers.get_mut(name) else {
             return;
         };
+        // The retry about to be scheduled: per subscriber (multicast) or per round (unicast).
+        let retry = if self.mode == Mode::All {
+            s.tries
+        } else {
+            rounds + 1
+        };
+        let delay = backoff.delay(retries_delay, retry).as_millis() as u64;
         s.code = *code;
         s.msg = msg.clone();
         match self.mode {
@@ -330,6 +341,8 @@ mod tests {
             retries,
             retries_delay: 10,
             error_queue: String::new(),
+            backoff: Backoff::Fixed,
+            signing_secret: None,
         }
     }
 
@@ -447,6 +460,20 @@ mod tests {
         state.plan(&push, 60_000, 0);
         let a = &state.subscribers["a"];
         assert_eq!((a.status, a.tries, a.code), (Status::Retrying, 1, 202));
+    }
+
+    #[test]
+    fn exponential_backoff_doubles_with_jitter_and_is_capped() {
+        for retry in 1..=4u32 {
+            let full = 10u64 << (retry - 1);
+            let d = Backoff::Exponential.delay(10, retry).as_secs_f64();
+            assert!(
+                d >= full as f64 / 2.0 && d <= full as f64,
+                "retry {retry}: {d}"
+            );
+        }
+        assert!(Backoff::Exponential.delay(3600, 30) <= Duration::from_secs(86_400));
+        assert_eq!(Backoff::Fixed.delay(10, 5), Duration::from_secs(10));
     }
 
     #[test]

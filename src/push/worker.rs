@@ -11,7 +11,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 /// How often the set of push queues is read again.
@@ -34,6 +34,8 @@ pub struct PushSettings {
     pub timeout: Duration,
     /// Deliveries in flight at once per queue.
     pub concurrency: usize,
+    /// Deliveries in flight at once in the whole process, over all queues.
+    pub process_concurrency: usize,
     /// How long the push state of a delivered message stays readable.
     pub keep_status: Duration,
 }
@@ -41,6 +43,8 @@ pub struct PushSettings {
 pub struct Workers {
     courier: Courier,
     settings: PushSettings,
+    /// Slots of the process-wide bound on deliveries in flight.
+    in_flight: Arc<Semaphore>,
 }
 
 fn now_ms() -> u64 {
@@ -51,7 +55,12 @@ fn now_ms() -> u64 {
 
 impl Workers {
     pub fn new(courier: Courier, settings: PushSettings) -> Arc<Self> {
-        Arc::new(Workers { courier, settings })
+        let in_flight = Arc::new(Semaphore::new(settings.process_concurrency.max(1)));
+        Arc::new(Workers {
+            courier,
+            settings,
+            in_flight,
+        })
     }
 
     /// Runs until `shutdown` turns true. Claims in flight then lapse and their messages are
@@ -94,6 +103,10 @@ impl Workers {
             let Ok(mut permits) = free.clone().acquire_many_owned(batch).await else {
                 return;
             };
+            let Ok(mut process_permits) = self.in_flight.clone().acquire_many_owned(batch).await
+            else {
+                return;
+            };
             let fresh = config
                 .as_ref()
                 .is_some_and(|(_, read)| read.elapsed() < CONFIG_TTL);
@@ -123,16 +136,18 @@ impl Workers {
                 Ok(None) => return,
                 Ok(Some(messages)) => {
                     for message in messages {
-                        let Some(permit) = permits.split(1) else {
+                        let (Some(permit), Some(process_permit)) =
+                            (permits.split(1), process_permits.split(1))
+                        else {
                             break;
                         };
                         let worker = self.clone();
                         let (project, queue, settings) =
                             (project.clone(), queue.clone(), settings.clone());
                         tokio::spawn(async move {
-                            worker
-                                .round(&project, &queue, &settings, message, permit)
-                                .await
+                            // Both slots are held until the round is over.
+                            let _slots = (permit, process_permit);
+                            worker.round(&project, &queue, &settings, message).await
                         });
                     }
                 }
@@ -145,14 +160,7 @@ impl Workers {
     }
 
     /// One delivery round of a claimed message.
-    async fn round(
-        &self,
-        project: &str,
-        queue: &str,
-        config: &QueueConfig,
-        message: Claimed,
-        _slot: OwnedSemaphorePermit,
-    ) {
+    async fn round(&self, project: &str, queue: &str, config: &QueueConfig, message: Claimed) {
         let Some(push) = push_of(config) else { return };
         let mut state = message
             .state
@@ -167,7 +175,9 @@ impl Workers {
         let answers = futures_util::future::join_all(targets.iter().map(|to| async {
             (
                 to.name.clone(),
-                self.courier.deliver(project, queue, &message, to).await,
+                self.courier
+                    .deliver(project, queue, &message, to, push.signing_secret.as_deref())
+                    .await,
             )
         }))
         .await;

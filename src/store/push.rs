@@ -116,12 +116,14 @@ impl Store {
             Report::Wait { state, after } => ("wait", state, after.as_millis().to_string()),
             Report::Done { state, keep } => ("delete", state, keep.as_secs().to_string()),
         };
-        let args: [&[u8]; 5] = [
+        let channel = keys.wake_channel();
+        let args: [&[u8]; 6] = [
             id.as_bytes(),
             reservation_id.as_bytes(),
             action.as_bytes(),
             state.as_bytes(),
             number.as_bytes(),
+            channel.as_bytes(),
         ];
         let mut reply = self
             .run_with(&SCRIPTS.push_report, &keys, Some(&done_key), &args)
@@ -146,11 +148,13 @@ impl Store {
         let keys = QueueKeys::new(project, name);
         let done_key = delivered_status(project, name, id);
         let keep = keep.as_secs().to_string();
-        let args: [&[u8]; 4] = [
+        let channel = keys.wake_channel();
+        let args: [&[u8]; 5] = [
             id.as_bytes(),
             reservation_id.unwrap_or("").as_bytes(),
             subscriber.as_bytes(),
             keep.as_bytes(),
+            channel.as_bytes(),
         ];
         let mut reply = self
             .run_with(&SCRIPTS.push_ack, &keys, Some(&done_key), &args)

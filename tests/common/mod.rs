@@ -131,6 +131,7 @@ impl TestServer {
         let settings = PushSettings {
             timeout: PUSH_TIMEOUT,
             concurrency: 32,
+            process_concurrency: 256,
             keep_status: Duration::from_secs(600),
         };
         tokio::spawn(Workers::new(courier, settings).run(stopped));

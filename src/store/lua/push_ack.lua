@@ -1,7 +1,7 @@
 -- push_ack: a subscriber that answered 202 acknowledges the message (DELETE on its
 -- subscriber-message URL). ARGV[1] message id, ARGV[2] reservation id from the push request
 -- ('' when the caller authenticated with a token instead), ARGV[3] subscriber name,
--- ARGV[4] s to keep the push state readable once delivery is over.
+-- ARGV[4] s to keep the push state readable once delivery is over, ARGV[5] wake channel.
 -- KEYS[14] where the push state of a delivered message is kept.
 -- Returns {status}: NO_SUBSCRIBER when the message was not pushed to that subscriber,
 -- WRONG_RESERVATION when the acknowledgement came too late (the message is being retried).
@@ -36,6 +36,9 @@ if over and not failed then
 else
   redis.call('HSET', PSTATE, id, encoded)
   -- With failures left to report, a worker takes it up at once to fill the error queue.
-  if over then redis.call('ZADD', CLAIMED, now, id) end
+  if over then
+    redis.call('ZADD', CLAIMED, now, id)
+    wake(ARGV[5], now, 1)
+  end
 end
 return { OK }
