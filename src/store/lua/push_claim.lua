@@ -19,23 +19,37 @@ local got = 0
 while got < n do
   local popped = redis.call('LPOP', PUSHQ, n - got)
   if not popped then break end
+  local ids = {}
   for _, id in ipairs(popped) do
-    local body = not expired(id, now, expiration) and redis.call('HGET', BODY, id)
-    if body then
+    if expired(id, now, expiration) then remove_message(id) else ids[#ids + 1] = id end
+  end
+  -- One call per field for the whole batch.
+  local bodies = call_many('HMGET', BODY, ids)
+  local counts = call_many('HMGET', RC, ids)
+  local headers = call_many('HMGET', HEADERS, ids)
+  local states = call_many('HMGET', PSTATE, ids)
+  local claims, holders, new_counts = {}, {}, {}
+  for k, id in ipairs(ids) do
+    -- No body: the message was deleted while its id waited in PUSHQ.
+    if bodies[k] then
       got = got + 1
       local rid = ARGV[4 + got]
-      redis.call('ZADD', CLAIMED, until_ms, id)
-      redis.call('HSET', RID, id, rid)
-      redis.call('HINCRBY', RC, id, 1)
+      claims[#claims + 1] = until_ms
+      claims[#claims + 1] = id
+      holders[#holders + 1] = id
+      holders[#holders + 1] = rid
+      new_counts[#new_counts + 1] = id
+      new_counts[#new_counts + 1] = tonumber(counts[k] or '0') + 1
       reply[#reply + 1] = id
-      reply[#reply + 1] = body
-      reply[#reply + 1] = redis.call('HGET', HEADERS, id) or ''
-      reply[#reply + 1] = redis.call('HGET', PSTATE, id) or ''
+      reply[#reply + 1] = bodies[k]
+      reply[#reply + 1] = headers[k] or ''
+      reply[#reply + 1] = states[k] or ''
       reply[#reply + 1] = rid
-    elseif expired(id, now, expiration) then
-      remove_message(id)
     end
   end
+  call_many('ZADD', CLAIMED, claims)
+  call_many('HSET', RID, holders)
+  call_many('HSET', RC, new_counts)
 end
 if got == 0 and ARGV[3] ~= '' then
   redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
