@@ -24,7 +24,6 @@ pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         store: store.clone(),
         tokens: tokens.clone(),
         limits: args.limits(),
-        keep_status: push.keep_status,
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "ferromq data plane listening");

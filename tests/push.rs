@@ -598,3 +598,201 @@ async fn exponential_backoff_lengthens_the_pause_between_retries() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// A subscriber that answers 202 and acknowledges through its message URL after `after`.
+async fn acknowledging(after: Duration) -> (Subscriber, tokio::task::JoinHandle<()>) {
+    let sub = Subscriber::start(Answer::Always(202)).await;
+    let watcher = sub.clone_handle();
+    let task = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut acked = 0;
+        loop {
+            let received = watcher.received();
+            for r in received.iter().skip(acked) {
+                let url = r.headers["iron-subscriber-message-url"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let http = http.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = http.delete(url).send().await;
+                });
+            }
+            acked = received.len();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    (sub, task)
+}
+
+#[tokio::test]
+async fn an_acknowledged_202_beside_a_failing_subscriber_is_delivered_once_and_retries_stay_bounded()
+ {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let (acker, _task) = acknowledging(Duration::from_millis(300)).await;
+    let failing = Subscriber::start(Answer::Always(500)).await;
+    push_queue(
+        &client,
+        "mixed",
+        "multicast",
+        &[("acker", &acker), ("bad", &failing)],
+        json!({"retries": 1, "error_queue": "mixed-errors"}),
+    )
+    .await;
+    let ids = post_bodies(&client, "mixed", &["m"]).await;
+    assert!(
+        drained(&client, "mixed", Duration::from_secs(15)).await,
+        "delivery ends"
+    );
+    assert_eq!(failing.count(), 2, "retries + 1 tries, no more");
+    assert_eq!(acker.count(), 1, "the acknowledged subscriber got it once");
+    let errors = reserve(&client, "mixed-errors", json!({})).await;
+    let report: Value = serde_json::from_str(errors[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        report["subscribers"].as_array().unwrap().len(),
+        1,
+        "only the failed subscriber"
+    );
+    assert_eq!(report["subscribers"][0]["name"], "bad");
+    let (status, body) = client
+        .get(&format!("{}/messages/{}/subscribers", q("mixed"), ids[0]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_acknowledgement_during_a_slow_round_counts() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let (acker, _task) = acknowledging(Duration::from_millis(100)).await;
+    let slow = Subscriber::start(Answer::Slow(Duration::from_millis(1500))).await;
+    push_queue(
+        &client,
+        "during",
+        "multicast",
+        &[("acker", &acker), ("slow", &slow)],
+        json!({}),
+    )
+    .await;
+    post_bodies(&client, "during", &["m"]).await;
+    assert!(
+        drained(&client, "during", Duration::from_secs(6)).await,
+        "done soon after the slow answer"
+    );
+    assert_eq!(acker.count(), 1);
+}
+
+#[tokio::test]
+async fn a_duplicated_reservation_id_parameter_does_not_bypass_auth() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let (acker, _task) = acknowledging(Duration::from_secs(30)).await;
+    push_queue(&client, "guarded", "unicast", &[("s", &acker)], json!({})).await;
+    let ids = post_bodies(&client, "guarded", &["m"]).await;
+    assert!(acker.wait_for(1, Duration::from_secs(5)).await);
+    let url = format!(
+        "{}{}/messages/{}/subscribers/s?reservation_id=x&reservation_id=",
+        server.base,
+        q("guarded"),
+        ids[0]
+    );
+    let response = reqwest::Client::new().delete(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (_, info) = client.get(&q("guarded")).await;
+    assert_eq!(info["queue"]["size"], 1, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn removing_a_subscriber_mid_delivery_lets_the_message_finish() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let good = Subscriber::start(Answer::Always(200)).await;
+    let bad = Subscriber::start(Answer::Always(500)).await;
+    push_queue(
+        &client,
+        "shrink",
+        "multicast",
+        &[("good", &good), ("bad", &bad)],
+        json!({}),
+    )
+    .await;
+    post_bodies(&client, "shrink", &["m"]).await;
+    assert!(bad.wait_for(1, Duration::from_secs(5)).await);
+    let (status, _) = client
+        .delete(
+            &format!("{}/subscribers", q("shrink")),
+            Some(json!({"subscribers": [{"name": "bad"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        drained(&client, "shrink", Duration::from_secs(8)).await,
+        "no longer waits for the removed one"
+    );
+    assert_eq!(good.count(), 1);
+}
+
+#[tokio::test]
+async fn waiting_push_messages_can_be_deleted_and_delayed_ones_arrive_on_time() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let bad = Subscriber::start(Answer::Always(500)).await;
+    push_queue(
+        &client,
+        "cancel",
+        "multicast",
+        &[("bad", &bad)],
+        json!({"retries_delay": 60}),
+    )
+    .await;
+    let ids = post_bodies(&client, "cancel", &["a", "b"]).await;
+    assert!(bad.wait_for(2, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = client
+        .delete(
+            &format!("{}/messages", q("cancel")),
+            Some(json!({"ids": [ids[0]]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = client
+        .delete(&format!("{}/messages/{}", q("cancel"), ids[1]), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let good = Subscriber::start(Answer::Always(200)).await;
+    push_queue(
+        &client,
+        "later-push",
+        "multicast",
+        &[("good", &good)],
+        json!({}),
+    )
+    .await;
+    let posted_at = Instant::now();
+    client
+        .post(
+            &format!("{}/messages", q("later-push")),
+            json!({"messages": [{"body": "d", "delay": 1}]}),
+        )
+        .await;
+    assert!(good.wait_for(1, Duration::from_secs(5)).await);
+    let late = good.received()[0].at - posted_at;
+    assert!(
+        late >= Duration::from_millis(900) && late < Duration::from_millis(2500),
+        "{late:?}"
+    );
+    let (status, _) = client.put(&q("later-push"), json!({"queue": {"push": {"subscribers": [{"name": "x", "url": good.url, "headers": {"Content-Length": "1"}}]}}})).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "framing headers are refused"
+    );
+}

@@ -122,27 +122,32 @@ fn project_of(request: &Request) -> String {
         .into_owned()
 }
 
-/// A subscriber acknowledging a push (DELETE on its `Iron-Subscriber-Message-Url`) proves
-/// itself with the push's reservation id, which the store checks, instead of a token.
-fn is_subscriber_ack(request: &Request) -> bool {
+/// The reservation id a subscriber acknowledging a push (DELETE on its
+/// `Iron-Subscriber-Message-Url`) proves itself with instead of a token; the store checks it.
+/// Handed to the handler as is, so the handler acts on exactly the id that let it in.
+#[derive(Debug, Clone)]
+pub struct AckReservation(pub String);
+
+fn subscriber_ack_reservation(request: &Request) -> Option<String> {
     let segments: Vec<&str> = request.uri().path().split('/').collect();
-    request.method() == axum::http::Method::DELETE
+    let is_ack = request.method() == axum::http::Method::DELETE
         && segments.len() == 10
-        && segments[8] == "subscribers"
-        && request
-            .uri()
-            .query()
-            .and_then(|q| form_urlencoded_value(q, "reservation_id"))
-            .is_some_and(|rid| !rid.is_empty())
+        && segments[8] == "subscribers";
+    if !is_ack {
+        return None;
+    }
+    let query = request.uri().query()?;
+    form_urlencoded_value(query, "reservation_id").filter(|rid| !rid.is_empty())
 }
 
 /// Middleware in front of every `/3/projects/{project}` route.
 pub async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if is_subscriber_ack(&request) {
+    if let Some(rid) = subscriber_ack_reservation(&request) {
+        request.extensions_mut().insert(AckReservation(rid));
         return Ok(next.run(request).await);
     }
     let token = token_of(&request);

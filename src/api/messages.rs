@@ -62,7 +62,10 @@ fn check_push_headers(headers: &BTreeMap<String, String>) -> Result<(), ApiError
                 "push_headers names must be 1 to {MAX_PUSH_HEADER_NAME} bytes"
             )));
         }
-        if RESERVED_PUSH_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_PUSH_HEADERS.contains(&lower.as_str())
+            || crate::push::config::FRAMING_HEADERS.contains(&lower.as_str())
+        {
             return Err(ApiError::bad_request(format!(
                 "push_headers may not set {name}"
             )));

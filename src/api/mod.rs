@@ -35,8 +35,6 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<Tokens>,
     pub limits: Limits,
-    /// How long the push state of a delivered message stays readable.
-    pub keep_status: std::time::Duration,
 }
 
 pub fn router(state: AppState) -> Router {

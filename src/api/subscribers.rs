@@ -1,6 +1,7 @@
 //! Push-queue routes: adding, replacing and removing subscribers, a message's push status, and
 //! acknowledgements from subscribers that answered 202.
 
+use super::auth::AckReservation;
 use super::extract::{JsonBody, MessagePath, QueuePath};
 use super::input::opt_string;
 use super::queues::{SubscriberInput, subscribers_of};
@@ -9,11 +10,11 @@ use crate::model::{PushPatch, QueueSettings, Subscriber};
 use crate::push::config::{self, merge_subscribers, push_of};
 use crate::push::state::PushState;
 use crate::store::StoreError;
+use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,19 +164,18 @@ pub struct AckBody {
 }
 
 /// The target of `Iron-Subscriber-Message-Url`: the subscriber acknowledges a message it
-/// answered 202 for. Its `reservation_id` (in the URL) stands in for a token.
+/// answered 202 for. Its `reservation_id` (in the URL) stands in for a token; a caller with a
+/// token may give it in the body instead, or not at all.
 pub async fn acknowledge(
     State(state): State<AppState>,
     Path((project, queue, id, subscriber)): Path<(String, String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    by_reservation: Option<Extension<AckReservation>>,
     JsonBody(body): JsonBody<AckBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let rid = body.reservation_id.or_else(|| {
-        query
-            .get("reservation_id")
-            .cloned()
-            .filter(|r| !r.is_empty())
-    });
+    let rid = match by_reservation {
+        Some(Extension(AckReservation(rid))) => Some(rid),
+        None => body.reservation_id,
+    };
     ack(&state, &project, &queue, &id, rid.as_deref(), &subscriber).await
 }
 
@@ -189,14 +189,7 @@ pub async fn ack(
 ) -> Result<Json<Value>, ApiError> {
     state
         .store
-        .ack_push(
-            project,
-            queue,
-            id,
-            reservation_id,
-            subscriber,
-            state.keep_status,
-        )
+        .ack_push(project, queue, id, reservation_id, subscriber)
         .await?;
     Ok(Json(json!({ "msg": "Deleted" })))
 }

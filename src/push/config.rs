@@ -6,6 +6,18 @@ use crate::model::{
     QueueType, Subscriber,
 };
 
+/// Headers that frame the HTTP request itself; set by anyone else they would break delivery.
+pub const FRAMING_HEADERS: [&str; 8] = [
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
 /// Longest subscriber name, in bytes.
 const MAX_SUBSCRIBER_NAME: usize = 128;
 
@@ -82,6 +94,12 @@ fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
         }
         parse_target(&s.url)?;
         for (name, value) in &s.headers {
+            if FRAMING_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return invalid(format!(
+                    "Subscriber {:?} may not set the {name} header",
+                    s.name
+                ));
+            }
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || reqwest::header::HeaderValue::from_str(value).is_err()
             {

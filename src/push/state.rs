@@ -42,6 +42,9 @@ pub struct SubscriberState {
     pub last_try_at: u64,
     /// ms since the epoch when to try again, or when waiting for an acknowledgement ends.
     pub due: u64,
+    /// Reservation id of the push that answered 202: the one it acknowledges with.
+    #[serde(default)]
+    pub rid: String,
 }
 
 /// Whether delivery is over when every subscriber is done with (`all`, multicast) or when
@@ -123,6 +126,20 @@ impl PushState {
         }
     }
 
+    /// Takes in acknowledgements (`{name: reservation id}`) of subscribers that answered 202:
+    /// each counts as delivered if it carries the reservation id that subscriber was given (or
+    /// none, from a caller with a token).
+    pub fn apply_acks(&mut self, acks: &BTreeMap<String, String>) {
+        for (name, rid) in acks {
+            if let Some(s) = self.subscribers.get_mut(name)
+                && s.status == Status::Reserved
+                && (rid.is_empty() || *rid == s.rid)
+            {
+                s.status = Status::Deleted;
+            }
+        }
+    }
+
     /// Whom to try now. Waits for acknowledgements that ran out count as failed tries.
     /// `offset` spreads unicast messages over the subscribers.
     pub fn plan(&mut self, push: &PushConfig, now: u64, offset: usize) -> Vec<Subscriber> {
@@ -134,6 +151,11 @@ impl PushState {
                 .entry(s.name.clone())
                 .or_insert_with(|| fresh(s));
         }
+        // A subscriber removed from the queue is no longer waited for.
+        self.subscribers
+            .retain(|name, _| push.subscribers.iter().any(|s| &s.name == name));
+        self.tried
+            .retain(|name| self.subscribers.contains_key(name));
         let lapsed: Vec<String> = self
             .subscribers
             .iter()
@@ -183,12 +205,14 @@ impl PushState {
     }
 
     /// Takes in the answers of a round and says what comes next.
+    /// `reservation_id` is the round's: a subscriber that answered 202 acknowledges with it.
     pub fn record(
         &mut self,
         answers: &[(String, Outcome)],
         push: &PushConfig,
         now: u64,
         timing: &Timing,
+        reservation_id: &str,
     ) -> Next {
         for (name, outcome) in answers {
             let Some(s) = self.subscribers.get_mut(name) else {
@@ -207,6 +231,7 @@ impl PushState {
                     s.code = 202;
                     s.msg.clear();
                     s.due = now + timing.ack_timeout.as_millis() as u64;
+                    s.rid = reservation_id.to_string();
                 }
                 Outcome::Failed { .. } => {
                     self.fail(name, outcome, push.subscribers.len(), now);
@@ -321,6 +346,7 @@ fn fresh(s: &Subscriber) -> SubscriberState {
         msg: String::new(),
         last_try_at: 0,
         due: 0,
+        rid: String::new(),
     }
 }
 
@@ -371,6 +397,7 @@ mod tests {
             &push,
             0,
             &TIMING,
+            "r",
         );
         assert_eq!(next, Next::Wait(Duration::from_secs(10)));
         assert!(
@@ -391,11 +418,11 @@ mod tests {
         let mut state = PushState::new(QueueType::Multicast, &push);
         state.plan(&push, 0, 0);
         assert!(matches!(
-            state.record(&[("a".into(), failed())], &push, 0, &TIMING),
+            state.record(&[("a".into(), failed())], &push, 0, &TIMING, "r"),
             Next::Wait(_)
         ));
         state.plan(&push, 10_000, 0);
-        let next = state.record(&[("a".into(), failed())], &push, 10_000, &TIMING);
+        let next = state.record(&[("a".into(), failed())], &push, 10_000, &TIMING, "r");
         let Next::Failed(states, names) = next else {
             panic!("{next:?}")
         };
@@ -411,7 +438,7 @@ mod tests {
         let first = state.plan(&push, 0, 0);
         assert_eq!(first[0].name, "a");
         assert_eq!(
-            state.record(&[("a".into(), failed())], &push, 0, &TIMING),
+            state.record(&[("a".into(), failed())], &push, 0, &TIMING, "r"),
             Next::Wait(Duration::ZERO)
         );
         let second = state.plan(&push, 0, 0);
@@ -421,7 +448,8 @@ mod tests {
                 &[("b".into(), Outcome::Delivered { code: 200 })],
                 &push,
                 0,
-                &TIMING
+                &TIMING,
+                "r"
             ),
             Next::Done
         );
@@ -433,7 +461,13 @@ mod tests {
         let mut state = PushState::new(QueueType::Unicast, &push);
         for (now, expect_wait) in [(0, false), (0, true), (10_000, false)] {
             let target = state.plan(&push, now, 0);
-            let next = state.record(&[(target[0].name.clone(), failed())], &push, now, &TIMING);
+            let next = state.record(
+                &[(target[0].name.clone(), failed())],
+                &push,
+                now,
+                &TIMING,
+                "r",
+            );
             if expect_wait {
                 assert_eq!(
                     next,
@@ -443,7 +477,13 @@ mod tests {
             }
         }
         let last = state.plan(&push, 10_000, 0);
-        let next = state.record(&[(last[0].name.clone(), failed())], &push, 10_000, &TIMING);
+        let next = state.record(
+            &[(last[0].name.clone(), failed())],
+            &push,
+            10_000,
+            &TIMING,
+            "r",
+        );
         assert!(matches!(next, Next::Failed(..)), "{next:?}");
     }
 
@@ -453,7 +493,7 @@ mod tests {
         let mut state = PushState::new(QueueType::Multicast, &push);
         state.plan(&push, 0, 0);
         assert_eq!(
-            state.record(&[("a".into(), Outcome::Accepted)], &push, 0, &TIMING),
+            state.record(&[("a".into(), Outcome::Accepted)], &push, 0, &TIMING, "r"),
             Next::Wait(Duration::from_secs(60))
         );
         assert!(state.plan(&push, 30_000, 0).is_empty());
@@ -474,6 +514,38 @@ mod tests {
         }
         assert!(Backoff::Exponential.delay(3600, 30) <= Duration::from_secs(86_400));
         assert_eq!(Backoff::Fixed.delay(10, 5), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn an_acknowledgement_with_the_given_reservation_id_completes_a_202() {
+        let push = config(&["a"], 1);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        state.record(&[("a".into(), Outcome::Accepted)], &push, 0, &TIMING, "r");
+        state.apply_acks(&BTreeMap::from([("a".to_string(), "wrong".to_string())]));
+        assert_eq!(
+            state.subscribers["a"].status,
+            Status::Reserved,
+            "a wrong id changes nothing"
+        );
+        state.apply_acks(&BTreeMap::from([("a".to_string(), "r".to_string())]));
+        assert!(state.plan(&push, 1_000, 0).is_empty());
+        assert_eq!(state.record(&[], &push, 1_000, &TIMING, "r2"), Next::Done);
+    }
+
+    #[test]
+    fn a_removed_subscriber_is_no_longer_waited_for() {
+        let push = config(&["a", "b"], 3);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        let answers = [
+            ("a".into(), Outcome::Delivered { code: 200 }),
+            ("b".into(), failed()),
+        ];
+        state.record(&answers, &push, 0, &TIMING, "r");
+        let only_a = config(&["a"], 3);
+        assert!(state.plan(&only_a, 1, 0).is_empty());
+        assert_eq!(state.record(&[], &only_a, 1, &TIMING, "r"), Next::Done);
     }
 
     #[test]

@@ -103,10 +103,6 @@ impl Workers {
             let Ok(mut permits) = free.clone().acquire_many_owned(batch).await else {
                 return;
             };
-            let Ok(mut process_permits) = self.in_flight.clone().acquire_many_owned(batch).await
-            else {
-                return;
-            };
             let fresh = config
                 .as_ref()
                 .is_some_and(|(_, read)| read.elapsed() < CONFIG_TTL);
@@ -134,12 +130,35 @@ impl Workers {
                 .await;
             match claimed {
                 Ok(None) => return,
+                Ok(Some(messages)) if messages.is_empty() => {}
                 Ok(Some(messages)) => {
+                    // The claim may have waited for posts: use the settings as they are now.
+                    let settings = if config
+                        .as_ref()
+                        .is_some_and(|(_, read)| read.elapsed() < CONFIG_TTL)
+                    {
+                        settings
+                    } else {
+                        match self.courier.store.queue_info(&project, &queue).await {
+                            Ok(info) if push_of(&info.config).is_some() => {
+                                let fresh = Arc::new(info.config);
+                                config = Some((fresh.clone(), Instant::now()));
+                                fresh
+                            }
+                            // No longer a push queue: its claims lapse and it is pulled.
+                            Ok(_) | Err(StoreError::QueueNotFound) => return,
+                            Err(_) => settings,
+                        }
+                    };
                     for message in messages {
-                        let (Some(permit), Some(process_permit)) =
-                            (permits.split(1), process_permits.split(1))
-                        else {
+                        let Some(permit) = permits.split(1) else {
                             break;
+                        };
+                        // The process-wide bound is taken per message once it is claimed, so
+                        // idle queues waiting for posts hold none of it.
+                        let Ok(process_permit) = self.in_flight.clone().acquire_owned().await
+                        else {
+                            return;
                         };
                         let worker = self.clone();
                         let (project, queue, settings) =
@@ -162,11 +181,26 @@ impl Workers {
     /// One delivery round of a claimed message.
     async fn round(&self, project: &str, queue: &str, config: &QueueConfig, message: Claimed) {
         let Some(push) = push_of(config) else { return };
-        let mut state = message
+        let mut state = match message
             .state
             .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_else(|| PushState::new(config.queue_type, push));
+            .map(serde_json::from_str::<PushState>)
+        {
+            Some(Ok(state)) => state,
+            Some(Err(err)) => {
+                tracing::warn!(%err, project, queue, id = message.id, "unreadable push state; starting over");
+                PushState::new(config.queue_type, push)
+            }
+            None => PushState::new(config.queue_type, push),
+        };
+        if let Some(acks) = message.acks.as_deref() {
+            match serde_json::from_str(acks) {
+                Ok(acks) => state.apply_acks(&acks),
+                Err(err) => {
+                    tracing::warn!(%err, project, queue, id = message.id, "unreadable acknowledgements")
+                }
+            }
+        }
         let offset = message
             .id
             .bytes()
@@ -184,7 +218,7 @@ impl Workers {
         let timing = Timing {
             ack_timeout: Duration::from_secs(config.message_timeout),
         };
-        let next = state.record(&answers, push, now_ms(), &timing);
+        let next = state.record(&answers, push, now_ms(), &timing, &message.reservation_id);
         let encoded = serde_json::to_string(&state).unwrap_or_default();
         let keep = self.settings.keep_status;
         match next {
@@ -216,9 +250,9 @@ impl Workers {
                 // Record first: should this worker die before the error queue has the message,
                 // the next worker sees delivery is over and only redoes this part.
                 let hold = self.settings.timeout + CLAIM_MARGIN;
-                let held = Report::Wait {
+                let held = Report::Hold {
                     state: encoded.clone(),
-                    after: hold,
+                    hold,
                 };
                 if !self.report(project, queue, &message, held).await {
                     return;
@@ -250,16 +284,7 @@ impl Workers {
     /// store failed), in which case the claim runs out and the round is done again.
     async fn report(&self, project: &str, queue: &str, message: &Claimed, report: Report) -> bool {
         let store = &self.courier.store;
-        match store
-            .report_push(
-                project,
-                queue,
-                &message.id,
-                &message.reservation_id,
-                &report,
-            )
-            .await
-        {
+        match store.report_push(project, queue, message, &report).await {
             Ok(true) => true,
             Ok(false) => {
                 tracing::info!(

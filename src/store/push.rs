@@ -17,6 +17,9 @@ pub struct Claimed {
     pub state: Option<String>,
     /// The claim's reservation id: a subscriber that answers 202 acknowledges with it.
     pub reservation_id: String,
+    /// Acknowledgements recorded since the last round, as JSON `{name: reservation id}`
+    /// (`None` when there are none); handed back in the report, which then clears them.
+    pub acks: Option<String>,
 }
 
 /// What a delivery round came to.
@@ -27,6 +30,9 @@ pub enum Report {
     Wait { state: String, after: Duration },
     /// Delivery is over: the message leaves the queue; its state stays readable for `keep`.
     Done { state: String, keep: Duration },
+    /// Record the state but keep holding the claim (for `hold` more), to finish work that
+    /// follows the round; a worker that dies meanwhile leaves it to the next.
+    Hold { state: String, hold: Duration },
 }
 
 impl Store {
@@ -84,6 +90,7 @@ impl Store {
             let headers = reply.text()?;
             let state = Some(reply.text()?).filter(|s| !s.is_empty());
             let reservation_id = reply.text()?;
+            let acks = Some(reply.text()?).filter(|a| !a.is_empty());
             let push_headers = if headers.is_empty() {
                 BTreeMap::new()
             } else {
@@ -95,6 +102,7 @@ impl Store {
                 push_headers,
                 state,
                 reservation_id,
+                acks,
             });
         }
         Ok((claimed, next_due))
@@ -106,24 +114,27 @@ impl Store {
         &self,
         project: &str,
         name: &str,
-        id: &str,
-        reservation_id: &str,
+        message: &Claimed,
         report: &Report,
     ) -> Result<bool> {
+        let (id, reservation_id) = (message.id.as_str(), message.reservation_id.as_str());
+        let acks_seen = message.acks.as_deref().unwrap_or("");
         let keys = QueueKeys::new(project, name);
         let done_key = delivered_status(project, name, id);
         let (action, state, number) = match report {
             Report::Wait { state, after } => ("wait", state, after.as_millis().to_string()),
             Report::Done { state, keep } => ("delete", state, keep.as_secs().to_string()),
+            Report::Hold { state, hold } => ("hold", state, hold.as_millis().to_string()),
         };
         let channel = keys.wake_channel();
-        let args: [&[u8]; 6] = [
+        let args: [&[u8]; 7] = [
             id.as_bytes(),
             reservation_id.as_bytes(),
             action.as_bytes(),
             state.as_bytes(),
             number.as_bytes(),
             channel.as_bytes(),
+            acks_seen.as_bytes(),
         ];
         let mut reply = self
             .run_with(&SCRIPTS.push_report, &keys, Some(&done_key), &args)
@@ -143,22 +154,16 @@ impl Store {
         id: &str,
         reservation_id: Option<&str>,
         subscriber: &str,
-        keep: Duration,
     ) -> Result<()> {
         let keys = QueueKeys::new(project, name);
-        let done_key = delivered_status(project, name, id);
-        let keep = keep.as_secs().to_string();
         let channel = keys.wake_channel();
-        let args: [&[u8]; 5] = [
+        let args: [&[u8]; 4] = [
             id.as_bytes(),
             reservation_id.unwrap_or("").as_bytes(),
             subscriber.as_bytes(),
-            keep.as_bytes(),
             channel.as_bytes(),
         ];
-        let mut reply = self
-            .run_with(&SCRIPTS.push_ack, &keys, Some(&done_key), &args)
-            .await?;
+        let mut reply = self.run(&SCRIPTS.push_ack, &keys, &args).await?;
         check_status(reply.int()?, id)
     }
 

@@ -111,7 +111,6 @@ impl TestServer {
                 max_message_size: MAX_MESSAGE_SIZE,
                 max_request_size: 256 * 1024,
             },
-            keep_status: Duration::from_secs(600),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

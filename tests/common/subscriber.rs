@@ -59,6 +59,14 @@ impl Subscriber {
         Subscriber { url, shared }
     }
 
+    /// Another handle on the same subscriber (for a task that watches it).
+    pub fn clone_handle(&self) -> Self {
+        Subscriber {
+            url: self.url.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }

@@ -15,7 +15,7 @@ local current = call_many('HMGET', RID, ids)
 local deadlines = redis.call('ZMSCORE', RESERVED, unpack(ids))
 local others = {}
 for k, id in ipairs(ids) do
-  local held = current[k] and not expired(id, now, expiration)
+  local held = current[k] and deadlines[k] and not expired(id, now, expiration)
     and tonumber(deadlines[k]) > now and rids[k] ~= ''
   if held then
     if rids[k] ~= current[k] then return { WRONG_RESERVATION, k } end

@@ -66,8 +66,9 @@ for k, id in ipairs(ids) do
 end
 if #ready > 0 then
   redis.call('RPUSH', ready_list, unpack(ready))
-  wake(ARGV[1], now, #ready)
 end
+-- Delayed messages wake waiters too, so they learn when to look again.
+wake(ARGV[1], now, math.max(#ready, 1))
 redis.call('HSET', CFG, 'total_messages', tonumber(cfg[2] or '0') + count,
   'last_post', math.max(now, tonumber(cfg[3] or '0')))
 return reply

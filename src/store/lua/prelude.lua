@@ -15,8 +15,10 @@
 --   PUSHQ     list: ids waiting for push delivery (like READY, for push workers)
 --   PUSH_DELAYED sorted set: id -> ms when it joins PUSHQ
 --   CLAIMED   sorted set: id -> ms when a push worker's claim (or the wait for a retry or an
---             acknowledgement) ends; RID holds the claim's reservation id meanwhile
---   PSTATE    hash: message id -> push state as JSON (see src/push/state.rs)
+--             acknowledgement) ends. While a delivery round runs, RID holds the claim's
+--             reservation id; between rounds the message has none.
+--   PSTATE    hash: message id -> push state as JSON (see src/push/state.rs), and
+--             '<id>:acks' -> acknowledgements recorded since the last round, {name: rid}
 local CFG, BODY, RC, RID, READY, DELAYED, RESERVED, WAITERS, HEADERS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local PUSHQ, PUSH_DELAYED, CLAIMED, PSTATE = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
@@ -53,11 +55,10 @@ local function remove_message(id, where)
   redis.call('HDEL', HEADERS, id)
   if where == nil or where == 'delayed' then redis.call('ZREM', DELAYED, id) end
   if where == nil or where == 'reserved' then redis.call('ZREM', RESERVED, id) end
-  if where == nil or where == 'claimed' then
-    redis.call('ZREM', CLAIMED, id)
-    redis.call('HDEL', PSTATE, id)
-  end
+  if where == nil or where == 'claimed' then redis.call('ZREM', CLAIMED, id) end
   if where == nil then redis.call('ZREM', PUSH_DELAYED, id) end
+  -- Push state and recorded acknowledgements, should the message ever have been pushed.
+  redis.call('HDEL', PSTATE, id, id .. ':acks')
 end
 
 -- The queue's message_expiration (ms), message_timeout (s) and type, or nil when the queue

@@ -1,44 +1,37 @@
 -- push_ack: a subscriber that answered 202 acknowledges the message (DELETE on its
--- subscriber-message URL). ARGV[1] message id, ARGV[2] reservation id from the push request
--- ('' when the caller authenticated with a token instead), ARGV[3] subscriber name,
--- ARGV[4] s to keep the push state readable once delivery is over, ARGV[5] wake channel.
--- KEYS[14] where the push state of a delivered message is kept.
--- Returns {status}: NO_SUBSCRIBER when the message was not pushed to that subscriber,
--- WRONG_RESERVATION when the acknowledgement came too late (the message is being retried).
+-- subscriber-message URL). The acknowledgement is recorded, and the next delivery round (at
+-- once, unless one is running) counts that subscriber as delivered.
+-- ARGV[1] message id, ARGV[2] the reservation id the push carried ('' when the caller
+-- authenticated with a token instead), ARGV[3] subscriber name, ARGV[4] wake channel.
+-- Returns {status}: NO_SUBSCRIBER when the message awaits no acknowledgement from that
+-- subscriber, WRONG_RESERVATION when the reservation id is not the one it was given or the
+-- acknowledgement came after the wait for it ran out. O(log n).
 local now = now_ms()
 local expiration = load_queue()
 if not expiration then return { NO_QUEUE } end
-local id, name = ARGV[1], ARGV[3]
+local id, rid, name = ARGV[1], ARGV[2], ARGV[3]
 if not is_live(id, now, expiration) then return { NO_MESSAGE } end
-local current = redis.call('HGET', RID, id)
-if ARGV[2] ~= '' and ARGV[2] ~= current then return { WRONG_RESERVATION } end
+local round = redis.call('HGET', RID, id)
 local raw = redis.call('HGET', PSTATE, id)
-if not raw then return { NO_SUBSCRIBER } end
-local state = cjson.decode(raw)
-local sub = state.subscribers[name]
-if not sub then return { NO_SUBSCRIBER } end
-if sub.status == 'deleted' then return { OK } end
-if sub.status ~= 'reserved' or not current then return { WRONG_RESERVATION } end
-sub.status = 'deleted'
--- Over when every subscriber is done with (multicast), or this one took it (unicast).
-local over, failed = true, false
-if state.mode == 'all' then
-  for _, s in pairs(state.subscribers) do
-    if s.status == 'error' then failed = true end
-    if s.status ~= 'deleted' and s.status ~= 'error' then over = false end
-  end
-end
-local encoded = cjson.encode(state)
-if over and not failed then
-  remove_message(id, 'claimed')
-  local keep = tonumber(ARGV[4])
-  if keep > 0 then redis.call('SET', KEYS[14], encoded, 'EX', keep) end
+local sub = raw and cjson.decode(raw).subscribers[name]
+if sub and sub.status == 'deleted' then return { OK } end
+local awaited = sub and sub.status == 'reserved'
+if awaited then
+  if rid ~= '' and rid ~= sub.rid and rid ~= round then return { WRONG_RESERVATION } end
+  if sub.due <= now then return { WRONG_RESERVATION } end
+elseif round and rid == round then
+  -- The push that answered 202 is part of the round still running; its report merges this.
 else
-  redis.call('HSET', PSTATE, id, encoded)
-  -- With failures left to report, a worker takes it up at once to fill the error queue.
-  if over then
-    redis.call('ZADD', CLAIMED, now, id)
-    wake(ARGV[5], now, 1)
-  end
+  if rid ~= '' and rid ~= round then return { WRONG_RESERVATION } end
+  return { NO_SUBSCRIBER }
+end
+local acks_field = id .. ':acks'
+local acks = cjson.decode(redis.call('HGET', PSTATE, acks_field) or '{}')
+acks[name] = rid
+redis.call('HSET', PSTATE, acks_field, cjson.encode(acks))
+if not round then
+  -- Waiting between rounds: bring it back to a worker now.
+  redis.call('ZADD', CLAIMED, now, id)
+  wake(ARGV[4], now, 1)
 end
 return { OK }

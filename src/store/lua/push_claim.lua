@@ -4,8 +4,9 @@
 -- ARGV[1] n, ARGV[2] claim (ms), ARGV[3] waiter id ('' = do not wait), ARGV[4] wait (ms),
 -- ARGV[5..] one new reservation id per message.
 -- Returns {status, next_due, then id, body, push headers ('' when none), push state ('' when
--- none yet), reservation id per message}; status NO_QUEUE also when the queue is not a push
--- queue. next_due as in reserve. Atomic; O(n log n).
+-- none yet), reservation id, acknowledgements recorded since the last round ('' when none) per
+-- message}; status NO_QUEUE also when the queue is not a push queue. next_due as in reserve.
+-- Atomic; O(n log n).
 local now = now_ms()
 local expiration, _, queue_type = load_queue()
 if not expiration or queue_type == 'pull' then return { NO_QUEUE } end
@@ -24,11 +25,13 @@ while got < n do
     if expired(id, now, expiration) then remove_message(id) else ids[#ids + 1] = id end
   end
   -- One call per field for the whole batch.
+  local ack_fields = {}
+  for k, id in ipairs(ids) do ack_fields[k] = id .. ':acks' end
   local bodies = call_many('HMGET', BODY, ids)
-  local counts = call_many('HMGET', RC, ids)
   local headers = call_many('HMGET', HEADERS, ids)
   local states = call_many('HMGET', PSTATE, ids)
-  local claims, holders, new_counts = {}, {}, {}
+  local acks = call_many('HMGET', PSTATE, ack_fields)
+  local claims, holders = {}, {}
   for k, id in ipairs(ids) do
     -- No body: the message was deleted while its id waited in PUSHQ.
     if bodies[k] then
@@ -38,18 +41,16 @@ while got < n do
       claims[#claims + 1] = id
       holders[#holders + 1] = id
       holders[#holders + 1] = rid
-      new_counts[#new_counts + 1] = id
-      new_counts[#new_counts + 1] = tonumber(counts[k] or '0') + 1
       reply[#reply + 1] = id
       reply[#reply + 1] = bodies[k]
       reply[#reply + 1] = headers[k] or ''
       reply[#reply + 1] = states[k] or ''
       reply[#reply + 1] = rid
+      reply[#reply + 1] = acks[k] or ''
     end
   end
   call_many('ZADD', CLAIMED, claims)
   call_many('HSET', RID, holders)
-  call_many('HSET', RC, new_counts)
 end
 if got == 0 and ARGV[3] ~= '' then
   redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
