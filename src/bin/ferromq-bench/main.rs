@@ -307,9 +307,17 @@ async fn push_scenario(
             response.status()
         ));
     }
+    // Warm up: the workers pick a new push queue up within a second; time from then on.
+    api.post(load::post_body(1, args.body_size)).await?;
+    if !sub.wait_for(1, Duration::from_secs(10)).await {
+        return Err("push: the warm-up message was not delivered".into());
+    }
     let started = Instant::now();
     load::fill(&api, count, args.body_size).await?;
-    if !sub.wait_for(count as u64, Duration::from_secs(120)).await {
+    if !sub
+        .wait_for(count as u64 + 1, Duration::from_secs(120))
+        .await
+    {
         return Err(format!(
             "push: only {} of {count} delivered",
             sub.received()
