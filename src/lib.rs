@@ -6,9 +6,11 @@
 //! * `store`: the Redis store. Key layout, one Lua script per operation, long-poll wake-ups.
 //!   Every change to a message is one atomic script, O(log n) in the size of the queue.
 //! * `api`: the IronMQ v3 REST routes (axum), token checks, tolerant input, JSON errors.
+//! * `push`: push queues. Settings, the per-message delivery state machine, HTTP delivery, and
+//!   the workers that claim messages and run delivery rounds.
 //! * `model`: plain types and limits shared by the layers (queue settings, messages).
 //! * `config`: settings of the `serve` job from flags and the environment.
-//! * `serve`: the `ferromq serve` job, wiring the store to the API.
+//! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
 //! * `telemetry`: logging.
 
 pub mod api;
