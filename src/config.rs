@@ -8,12 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where the store is.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address the REST API listens on.
-    #[arg(long, env = "FERROMQ_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
-
+pub struct RedisArgs {
     /// Redis to store queues in: redis://host:port, rediss://..., unix:///path, or several
     /// comma-separated nodes of a Redis Cluster.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -22,6 +19,53 @@ pub struct ServeArgs {
     /// Treat REDIS_URL as a Redis Cluster even when it names one node.
     #[arg(long, env = "FERROMQ_REDIS_CLUSTER")]
     pub redis_cluster: bool,
+}
+
+impl RedisArgs {
+    pub fn target(&self) -> RedisTarget {
+        RedisTarget::parse(&self.redis_url, self.redis_cluster)
+    }
+}
+
+/// Settings of `ferromq controller`.
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Watch Queues and Subscriptions of this namespace only (default: all namespaces).
+    #[arg(long, env = "FERROMQ_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "FERROMQ_HEALTH_LISTEN", default_value = "0.0.0.0:8081")]
+    pub health_listen: SocketAddr,
+
+    /// Reconcile without taking the leader Lease (only ever run one such replica).
+    #[arg(long, env = "FERROMQ_NO_LEADER_ELECTION")]
+    pub no_leader_election: bool,
+
+    /// Namespace of the leader Lease (the controller's own, in a pod).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// Name of the leader Lease.
+    #[arg(long, env = "FERROMQ_LEASE_NAME", default_value = "ferromq-controller")]
+    pub lease_name: String,
+
+    /// This replica's name in the Lease (default: the pod name, else a random one).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the REST API listens on.
+    #[arg(long, env = "FERROMQ_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     /// Tokens and the projects they may use: `TOKEN=PROJECT[,PROJECT...]` or `TOKEN=*`,
     /// separated by spaces or `;`.
@@ -86,10 +130,6 @@ impl ServeArgs {
             }
             format!("http://{address}")
         })
-    }
-
-    pub fn redis_target(&self) -> RedisTarget {
-        RedisTarget::parse(&self.redis_url, self.redis_cluster)
     }
 
     pub fn limits(&self) -> Limits {

@@ -8,6 +8,8 @@
 //! * `api`: the IronMQ v3 REST routes (axum), token checks, tolerant input, JSON errors.
 //! * `push`: push queues. Settings, the per-message delivery state machine, HTTP delivery, and
 //!   the workers that claim messages and run delivery rounds.
+//! * `k8s`: the `Queue` and `Subscription` resources, their path into the store, and the
+//!   controller that reconciles them.
 //! * `model`: plain types and limits shared by the layers (queue settings, messages).
 //! * `config`: settings of the `serve` job from flags and the environment.
 //! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
@@ -15,6 +17,7 @@
 
 pub mod api;
 pub mod config;
+pub mod k8s;
 pub mod model;
 pub mod push;
 pub mod serve;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use ferromq::config::ServeArgs;
+use ferromq::config::{ControllerArgs, ServeArgs};
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +16,10 @@ struct Cli {
 enum Job {
     /// Serve the IronMQ v3 REST API against REDIS_URL.
     Serve(ServeArgs),
+    /// Reconcile Queue and Subscription resources into the store (in a cluster).
+    Controller(ControllerArgs),
+    /// Print the Queue and Subscription CRDs as YAML (the files under crds/).
+    Crdgen,
 }
 
 /// glibc's allocator showed up at a fifth of the data plane's CPU under load.
@@ -25,6 +29,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     ferromq::telemetry::init();
     let cli = Cli::parse();
+    if let Job::Crdgen = cli.job {
+        return match ferromq::k8s::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("ferromq: cannot write the CRDs: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     // One thread per core by default; fewer can pay where Redis shares the machine.
     if let Some(threads) = std::env::var("FERROMQ_WORKER_THREADS")
@@ -44,6 +60,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.job {
             Job::Serve(args) => ferromq::serve::run(args).await,
+            Job::Controller(args) => ferromq::k8s::operator::run(args).await,
+            Job::Crdgen => Ok(()),
         }
     });
     match result {

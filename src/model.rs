@@ -7,6 +7,8 @@ use std::time::Duration;
 pub const DEFAULT_MESSAGE_TIMEOUT: u64 = 60;
 /// Longest reservation timeout, in seconds (one day).
 pub const MAX_MESSAGE_TIMEOUT: u64 = 86_400;
+/// Shortest queue `message_timeout`, in seconds (a reserve may still ask for less).
+pub const MIN_MESSAGE_TIMEOUT: u64 = 30;
 /// Default lifetime of a message, in seconds (seven days).
 pub const DEFAULT_MESSAGE_EXPIRATION: u64 = 604_800;
 /// Longest lifetime of a message, in seconds (thirty days).
@@ -163,6 +165,9 @@ pub struct QueueConfig {
     pub message_expiration: u64,
     /// Kept while the queue is a pull queue too, so switching back to push restores it.
     pub push: Option<PushConfig>,
+    /// The resource that declares this queue (`Queue namespace/name`), if any. Only that
+    /// resource changes the settings of a managed queue; messages flow as usual.
+    pub managed_by: Option<String>,
 }
 
 impl Default for QueueConfig {
@@ -172,6 +177,29 @@ impl Default for QueueConfig {
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
             message_expiration: DEFAULT_MESSAGE_EXPIRATION,
             push: None,
+            managed_by: None,
+        }
+    }
+}
+
+/// Who changes a queue's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangedBy<'a> {
+    /// A REST client: refused on managed queues.
+    Api,
+    /// The resource that declares the queue (`Queue namespace/name`): it takes the queue over
+    /// unless another resource manages it already.
+    Resource(&'a str),
+    /// That resource lets go of the queue: it becomes an ordinary REST queue.
+    Release(&'a str),
+}
+
+impl<'a> ChangedBy<'a> {
+    /// The resource acting, if any.
+    pub fn resource(self) -> Option<&'a str> {
+        match self {
+            ChangedBy::Api => None,
+            ChangedBy::Resource(r) | ChangedBy::Release(r) => Some(r),
         }
     }
 }

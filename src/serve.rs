@@ -1,6 +1,6 @@
 //! `ferromq serve`: the REST data plane against the configured Redis.
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Tokens};
 use crate::config::ServeArgs;
 use crate::push::deliver::Courier;
 use crate::push::worker::Workers;
@@ -14,7 +14,16 @@ const SUBSCRIBE_GRACE: Duration = Duration::from_secs(3);
 
 pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let tokens = args.load_tokens()?;
-    let store = Store::connect(&args.redis_target()).await?;
+    let store = Store::connect(&args.redis.target()).await?;
+    serve_store(args, tokens, store).await
+}
+
+/// Serves the API (and push workers) on a connected store until SIGINT or SIGTERM.
+pub async fn serve_store(
+    args: ServeArgs,
+    tokens: Tokens,
+    store: Store,
+) -> Result<(), Box<dyn std::error::Error>> {
     if !store.wait_subscribed(SUBSCRIBE_GRACE).await {
         tracing::warn!("Redis is not reachable yet; answering 503 until it is");
     }

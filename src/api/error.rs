@@ -19,6 +19,8 @@ pub enum ApiError {
     #[error("Method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error("Store unavailable, try again")]
     Unavailable,
@@ -38,6 +40,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,6 +60,7 @@ impl From<StoreError> for ApiError {
                 ApiError::BadRequest(err.to_string())
             }
             StoreError::SubscriberNotFound => ApiError::NotFound(err.to_string()),
+            StoreError::Managed { .. } => ApiError::Conflict(err.to_string()),
             StoreError::Unavailable(err) => {
                 tracing::warn!(%err, "store unreachable");
                 ApiError::Unavailable

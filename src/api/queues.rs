@@ -3,10 +3,7 @@
 use super::extract::{JsonBody, ProjectPath, QueuePath, check_queue_name};
 use super::input::{opt_string, opt_u64, query_u64};
 use super::{ApiError, AppState};
-use crate::model::{
-    MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, PushPatch, QueueInfo, QueueSettings, QueueType,
-    Subscriber,
-};
+use crate::model::{ChangedBy, PushPatch, QueueInfo, QueueSettings, QueueType, Subscriber};
 use crate::push::config::push_of;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -17,8 +14,6 @@ use std::collections::HashMap;
 /// Default and largest page of a queue listing.
 const DEFAULT_PER_PAGE: u64 = 30;
 const MAX_PER_PAGE: u64 = 100;
-/// Shortest queue `message_timeout`, in seconds (a reserve may still ask for less).
-const MIN_MESSAGE_TIMEOUT: u64 = 30;
 
 /// Queue settings as clients send them, wrapped in `{"queue": {...}}` or bare.
 #[derive(Debug, Default, Deserialize)]
@@ -166,20 +161,6 @@ impl SettingsInput {
                 "Queue alerts are not supported by this server",
             ));
         }
-        if let Some(t) = self.message_timeout
-            && !(MIN_MESSAGE_TIMEOUT..=MAX_MESSAGE_TIMEOUT).contains(&t)
-        {
-            return Err(ApiError::bad_request(format!(
-                "message_timeout must be between {MIN_MESSAGE_TIMEOUT} and {MAX_MESSAGE_TIMEOUT} seconds"
-            )));
-        }
-        if let Some(e) = self.message_expiration
-            && e > MAX_MESSAGE_EXPIRATION
-        {
-            return Err(ApiError::bad_request(format!(
-                "message_expiration must be between 1 and {MAX_MESSAGE_EXPIRATION} seconds"
-            )));
-        }
         Ok(QueueSettings {
             queue_type,
             message_timeout: self.message_timeout,
@@ -211,6 +192,9 @@ pub fn queue_json(info: &QueueInfo) -> Value {
             // The secret itself is never shown.
             "signed": push.signing_secret.is_some(),
         });
+    }
+    if let Some(resource) = &info.config.managed_by {
+        queue["managed_by"] = json!(resource);
     }
     queue
 }
@@ -263,7 +247,7 @@ pub async fn apply(
     let settings = body.settings()?;
     let (info, _created) = state
         .store
-        .apply_queue(&path.project, &path.queue, &settings, true)
+        .apply_queue(&path.project, &path.queue, &settings, true, ChangedBy::Api)
         .await?;
     Ok(Json(json!({ "queue": queue_json(&info) })))
 }
@@ -272,7 +256,10 @@ pub async fn delete(
     State(state): State<AppState>,
     path: QueuePath,
 ) -> Result<Json<Value>, ApiError> {
-    state.store.delete_queue(&path.project, &path.queue).await?;
+    state
+        .store
+        .delete_queue(&path.project, &path.queue, ChangedBy::Api)
+        .await?;
     // With the period: the Go and .NET clients compare the text exactly.
     Ok(Json(json!({ "msg": "Deleted." })))
 }

@@ -6,7 +6,7 @@ use super::extract::{JsonBody, MessagePath, QueuePath};
 use super::input::opt_string;
 use super::queues::{SubscriberInput, subscribers_of};
 use super::{ApiError, AppState};
-use crate::model::{PushPatch, QueueSettings, Subscriber};
+use crate::model::{ChangedBy, PushPatch, QueueSettings, Subscriber};
 use crate::push::config::{self, merge_subscribers, push_of};
 use crate::push::state::PushState;
 use crate::store::StoreError;
@@ -45,7 +45,7 @@ where
 {
     state
         .store
-        .update_queue(&path.project, &path.queue, false, |current| {
+        .update_queue(&path.project, &path.queue, false, ChangedBy::Api, |current| {
             let push = current.and_then(push_of).ok_or_else(|| {
                 StoreError::Invalid(
                     "Subscribers can only be set on a push queue (type unicast or multicast)"
@@ -59,7 +59,7 @@ where
                 }),
                 ..Default::default()
             };
-            Ok(config::apply(current, &change, &path.queue)?)
+            Ok(config::apply(current, &change, &path.queue, ChangedBy::Api)?)
         })
         .await?;
     Ok(Json(json!({ "msg": "Updated" })))

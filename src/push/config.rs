@@ -2,7 +2,7 @@
 //! Plain functions, shared by the REST API and the controller.
 
 use crate::model::{
-    MAX_RETRIES, MAX_RETRIES_DELAY, MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings,
+    ChangedBy, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_RETRIES, MIN_MESSAGE_TIMEOUT, MAX_RETRIES_DELAY, MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings,
     QueueType, Subscriber,
 };
 
@@ -82,7 +82,8 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
     ))
 }
 
-fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
+/// Names unique, URLs deliverable, headers well-formed and not framing ones.
+pub fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
     for (i, s) in subscribers.iter().enumerate() {
         if s.name.is_empty() || s.name.len() > MAX_SUBSCRIBER_NAME {
             return invalid(format!(
@@ -125,11 +126,14 @@ pub fn merge_subscribers(current: &[Subscriber], added: &[Subscriber]) -> Vec<Su
 }
 
 /// The settings a queue stands with after `change`, or why the change is refused.
-/// `queue` is the queue's own name (its error queue may not be itself).
+/// `queue` is the queue's own name (its error queue may not be itself). A push queue set up
+/// over REST needs a subscriber; one declared by a resource may wait for its Subscriptions
+/// (its messages are kept meanwhile).
 pub fn apply(
     current: Option<&QueueConfig>,
     change: &QueueSettings,
     queue: &str,
+    by: ChangedBy,
 ) -> Result<QueueConfig, Invalid> {
     let mut next = current.cloned().unwrap_or_default();
     let patch = change.push.clone().unwrap_or_default();
@@ -141,9 +145,19 @@ pub fn apply(
         None => next.queue_type,
     };
     if let Some(t) = change.message_timeout {
+        if !(MIN_MESSAGE_TIMEOUT..=MAX_MESSAGE_TIMEOUT).contains(&t) {
+            return invalid(format!(
+                "message_timeout must be between {MIN_MESSAGE_TIMEOUT} and {MAX_MESSAGE_TIMEOUT} seconds"
+            ));
+        }
         next.message_timeout = t;
     }
     if let Some(e) = change.message_expiration {
+        if !(1..=MAX_MESSAGE_EXPIRATION).contains(&e) {
+            return invalid(format!(
+                "message_expiration must be between 1 and {MAX_MESSAGE_EXPIRATION} seconds"
+            ));
+        }
         next.message_expiration = e;
     }
     if !next.queue_type.is_push() {
@@ -187,7 +201,7 @@ pub fn apply(
     if let Some(secret) = patch.signing_secret {
         push.signing_secret = Some(secret).filter(|s| !s.is_empty());
     }
-    if push.subscribers.is_empty() {
+    if push.subscribers.is_empty() && by == ChangedBy::Api {
         return invalid("Push queues must have at least one subscriber");
     }
     check_subscribers(&push.subscribers)?;
@@ -229,7 +243,7 @@ mod tests {
 
     #[test]
     fn subscribers_on_a_new_queue_make_it_multicast_with_defaults() {
-        let config = apply(None, &push_change(vec![sub("a")]), "q").unwrap();
+        let config = apply(None, &push_change(vec![sub("a")]), "q", ChangedBy::Api).unwrap();
         assert_eq!(config.queue_type, QueueType::Multicast);
         let push = config.push.unwrap();
         assert_eq!(
@@ -244,26 +258,36 @@ mod tests {
             queue_type: Some(QueueType::Unicast),
             ..Default::default()
         };
-        assert!(apply(None, &change, "q").is_err());
+        assert!(apply(None, &change, "q", ChangedBy::Api).is_err());
+    }
+
+    #[test]
+    fn a_declared_push_queue_may_wait_for_its_subscriptions() {
+        let change = QueueSettings {
+            queue_type: Some(QueueType::Multicast),
+            ..Default::default()
+        };
+        let declared = apply(None, &change, "q", ChangedBy::Resource("Queue ns/q")).unwrap();
+        assert!(push_of(&declared).unwrap().subscribers.is_empty());
     }
 
     #[test]
     fn subscribers_on_a_pull_queue_are_refused() {
         let mut change = push_change(vec![sub("a")]);
         change.queue_type = Some(QueueType::Pull);
-        assert!(apply(None, &change, "q").is_err());
+        assert!(apply(None, &change, "q", ChangedBy::Api).is_err());
     }
 
     #[test]
     fn push_settings_survive_a_switch_to_pull_and_back() {
-        let push = apply(None, &push_change(vec![sub("a")]), "q").unwrap();
+        let push = apply(None, &push_change(vec![sub("a")]), "q", ChangedBy::Api).unwrap();
         let pull = apply(
             Some(&push),
             &QueueSettings {
                 queue_type: Some(QueueType::Pull),
                 ..Default::default()
             },
-            "q",
+            "q", ChangedBy::Api
         )
         .unwrap();
         assert!(push_of(&pull).is_none());
@@ -273,7 +297,7 @@ mod tests {
                 queue_type: Some(QueueType::Unicast),
                 ..Default::default()
             },
-            "q",
+            "q", ChangedBy::Api
         )
         .unwrap();
         assert_eq!(push_of(&back).unwrap().subscribers, vec![sub("a")]);
@@ -281,7 +305,7 @@ mod tests {
 
     #[test]
     fn ranges_names_and_urls_are_checked() {
-        let base = apply(None, &push_change(vec![sub("a")]), "q").unwrap();
+        let base = apply(None, &push_change(vec![sub("a")]), "q", ChangedBy::Api).unwrap();
         let with = |patch: PushPatch| QueueSettings {
             push: Some(patch),
             ..Default::default()
@@ -293,7 +317,7 @@ mod tests {
                     retries: Some(101),
                     ..Default::default()
                 }),
-                "q"
+                "q", ChangedBy::Api
             )
             .is_err()
         );
@@ -304,7 +328,7 @@ mod tests {
                     retries_delay: Some(2),
                     ..Default::default()
                 }),
-                "q"
+                "q", ChangedBy::Api
             )
             .is_err()
         );
@@ -315,21 +339,21 @@ mod tests {
                     error_queue: Some("q".into()),
                     ..Default::default()
                 }),
-                "q"
+                "q", ChangedBy::Api
             )
             .is_err()
         );
         let mut bad = sub("b");
         bad.url = "ftp://x".into();
-        assert!(apply(Some(&base), &push_change(vec![bad]), "q").is_err());
-        assert!(apply(Some(&base), &push_change(vec![sub("a"), sub("a")]), "q").is_err());
+        assert!(apply(Some(&base), &push_change(vec![bad]), "q", ChangedBy::Api).is_err());
+        assert!(apply(Some(&base), &push_change(vec![sub("a"), sub("a")]), "q", ChangedBy::Api).is_err());
         let cleared = apply(
             Some(&base),
             &with(PushPatch {
                 error_queue: Some(String::new()),
                 ..Default::default()
             }),
-            "q",
+            "q", ChangedBy::Api
         );
         assert_eq!(cleared.unwrap().push.unwrap().error_queue, "");
     }

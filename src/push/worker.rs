@@ -24,6 +24,8 @@ const CLAIM_BATCH: usize = 16;
 const CLAIM_MARGIN: Duration = Duration::from_secs(30);
 /// How long a queue loop goes on with settings it read, before reading them again.
 const CONFIG_TTL: Duration = Duration::from_secs(1);
+/// How long a message claimed from a queue that has no subscribers waits before a new look.
+const NO_SUBSCRIBER_PAUSE: Duration = Duration::from_secs(5);
 /// Pause after a store error before a queue loop tries again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -122,6 +124,12 @@ impl Workers {
             let Some((settings, _)) = config.clone() else {
                 return;
             };
+            if push_of(&settings).is_some_and(|push| push.subscribers.is_empty()) {
+                // A declared queue whose Subscriptions are not there yet: its messages wait.
+                drop(permits);
+                tokio::time::sleep(CONFIG_TTL).await;
+                continue;
+            }
             let claim = self.settings.timeout + CLAIM_MARGIN;
             let claimed = self
                 .courier
@@ -200,6 +208,16 @@ impl Workers {
                     tracing::warn!(%err, project, queue, id = message.id, "unreadable acknowledgements")
                 }
             }
+        }
+        if push.subscribers.is_empty() {
+            // The subscribers went away after the claim: keep the message for later ones.
+            let state = serde_json::to_string(&state).unwrap_or_default();
+            let later = Report::Wait {
+                state,
+                after: NO_SUBSCRIBER_PAUSE,
+            };
+            self.report(project, queue, &message, later).await;
+            return;
         }
         let offset = message
             .id

@@ -12,7 +12,7 @@ pub use push::{Claimed, Report};
 pub use connection::RedisTarget;
 
 use crate::model::{
-    DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DeleteRef, Message, NewMessage,
+    ChangedBy, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DeleteRef, Message, NewMessage,
     QueueConfig, QueueInfo, QueueSettings, QueueType, ReserveRequest,
 };
 use crate::push::config::Invalid;
@@ -52,6 +52,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("Subscriber not found")]
     SubscriberNotFound,
+    #[error(
+        "Queue is managed by the Kubernetes resource {by}: change its settings there (messages flow as usual)"
+    )]
+    Managed { by: String },
     #[error("store unavailable: {0}")]
     Unavailable(redis::RedisError),
     #[error("store error: {0}")]
@@ -92,6 +96,9 @@ impl From<redis::RedisError> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Status of a script refused because another resource manages the queue; see `lua/prelude.lua`.
+const MANAGED: i64 = 8;
 
 /// Status codes the scripts answer with; see `lua/prelude.lua`.
 fn check_status(status: i64, id: &str) -> Result<()> {
@@ -245,21 +252,24 @@ impl Store {
         name: &str,
         settings: &QueueSettings,
         create: bool,
+        by: ChangedBy<'_>,
     ) -> Result<(QueueInfo, bool)> {
-        self.update_queue(project, name, create, |current| {
-            Ok(crate::push::config::apply(current, settings, name)?)
+        self.update_queue(project, name, create, by, |current| {
+            Ok(crate::push::config::apply(current, settings, name, by)?)
         })
         .await
     }
 
     /// Changes a queue's settings by a function of the current ones (`None`: no such queue). The
     /// change is applied only if nobody else changed the settings in between; otherwise the
-    /// function runs again on the newer settings.
+    /// function runs again on the newer settings. A managed queue is changed only by its
+    /// resource; a resource takes over a queue nobody manages.
     pub async fn update_queue<F>(
         &self,
         project: &str,
         name: &str,
         create: bool,
+        by: ChangedBy<'_>,
         change: F,
     ) -> Result<(QueueInfo, bool)>
     where
@@ -272,7 +282,19 @@ impl Store {
                 Err(StoreError::QueueNotFound) if create => None,
                 Err(err) => return Err(err),
             };
-            let next = change(current.as_ref().map(|(info, _)| &info.config))?;
+            let manager = current
+                .as_ref()
+                .and_then(|(info, _)| info.config.managed_by.clone());
+            if let Some(manager) = manager
+                && by.resource() != Some(manager.as_str())
+            {
+                return Err(StoreError::Managed { by: manager });
+            }
+            let mut next = change(current.as_ref().map(|(info, _)| &info.config))?;
+            next.managed_by = match by {
+                ChangedBy::Api | ChangedBy::Release(_) => None,
+                ChangedBy::Resource(resource) => Some(resource.to_string()),
+            };
             let queue_id = random_id()[..24].to_string();
             let revision = current
                 .as_ref()
@@ -288,6 +310,7 @@ impl Store {
                 ("type", next.queue_type.as_str().to_string()),
                 ("message_timeout", next.message_timeout.to_string()),
                 ("message_expiration", next.message_expiration.to_string()),
+                ("managed_by", next.managed_by.clone().unwrap_or_default()),
             ];
             let mut args: Vec<&[u8]> =
                 vec![queue_id.as_bytes(), revision.as_bytes(), push.as_bytes()];
@@ -353,12 +376,35 @@ impl Store {
         Ok(self.queue_info_with_revision(project, name).await?.0)
     }
 
-    pub async fn delete_queue(&self, project: &str, name: &str) -> Result<()> {
+    /// Deletes a queue with its messages. A managed queue is deleted only by its resource.
+    pub async fn delete_queue(&self, project: &str, name: &str, by: ChangedBy<'_>) -> Result<()> {
         let keys = QueueKeys::new(project, name);
-        let mut reply = self.run(&SCRIPTS.delete_queue, &keys, &[]).await?;
-        check_status(reply.int()?, "")?;
+        let manager = by.resource().unwrap_or("");
+        let mut reply = self
+            .run(&SCRIPTS.delete_queue, &keys, &[manager.as_bytes()])
+            .await?;
+        let status = reply.int()?;
+        if status == MANAGED {
+            return Err(StoreError::Managed { by: reply.text()? });
+        }
+        check_status(status, "")?;
         self.mark_push_queue(project, name, false).await?;
         self.index_remove(project, name).await
+    }
+
+    /// Hands a managed queue back to REST clients, with its messages (a resource deleted with
+    /// the `Retain` policy). Nothing happens when `resource` does not manage the queue, or it
+    /// is gone.
+    pub async fn release_queue(&self, project: &str, name: &str, resource: &str) -> Result<()> {
+        let released = self
+            .update_queue(project, name, false, ChangedBy::Release(resource), |current| {
+                Ok(current.cloned().unwrap_or_default())
+            })
+            .await;
+        match released {
+            Ok(_) | Err(StoreError::QueueNotFound | StoreError::Managed { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     /// Drops a queue from its project's listing. The listing lives in another Redis slot than
@@ -752,6 +798,7 @@ fn parse_queue_info(
             }
             "message_timeout" => info.config.message_timeout = number(&value)?,
             "message_expiration" => info.config.message_expiration = number(&value)?,
+            "managed_by" => info.config.managed_by = Some(value).filter(|v| !v.is_empty()),
             "push" => {
                 info.config.push = Some(
                     serde_json::from_str(&value)

@@ -1,0 +1,374 @@
+//! `ferromq controller`: reconciles Queue and Subscription resources into the store through
+//! `declare`, writes their status with server-side apply, publishes errors as Events, and
+//! runs only while it holds the leader `Lease`.
+//!
+//! Deleting a Queue runs a finalizer that honours its `deletionPolicy`. A Queue is reconciled
+//! again when one of its Subscriptions changes, and every minute, which refreshes its size and
+//! recreates a queue the store lost.
+
+use super::declare::{self, Forgotten};
+use super::resources::{Queue, Subscription};
+use crate::store::{Store, StoreError};
+use futures_util::StreamExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalized, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Finalizer that keeps a Queue resource until its deletion policy has been carried out.
+pub const QUEUE_FINALIZER: &str = "ferromq.dev/queue";
+/// Field manager of the status this controller writes.
+pub const FIELD_MANAGER: &str = "ferromq-controller";
+/// How often a resource is reconciled without any change: refreshes sizes, repairs drift.
+pub const REFRESH: Duration = Duration::from_secs(60);
+/// First and longest pause before a failed reconcile is tried again (doubling in between).
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_LONGEST: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("{0} has no namespace")]
+    NoNamespace(String),
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+/// Counters the controller's `/metrics` shows.
+#[derive(Default)]
+pub struct Metrics {
+    pub reconciliations: Family<Outcome, Counter>,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::default());
+        registry.register(
+            "ferromq_controller_reconciliations",
+            "Reconciliations by resource kind and result",
+            metrics.reconciliations.clone(),
+        );
+        metrics
+    }
+
+    fn count(&self, kind: &'static str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reconciliations
+            .get_or_create(&Outcome { kind, result })
+            .inc();
+    }
+}
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub store: Store,
+    /// Every Queue and Subscription the controller watches, as last seen.
+    pub queues: reflector::Store<Queue>,
+    pub subscriptions: reflector::Store<Subscription>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Failures in a row per resource, for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// When each Queue's status last went out, so size updates are not written more than
+    /// once per `REFRESH` (each write is itself a change that triggers a reconcile).
+    status_written: Mutex<HashMap<String, Instant>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        store: Store,
+        queues: reflector::Store<Queue>,
+        subscriptions: reflector::Store<Subscription>,
+        reporter: Reporter,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            store,
+            queues,
+            subscriptions,
+            metrics,
+            failures: Mutex::default(),
+            status_written: Mutex::default(),
+        }
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// The pause before retrying `key` after one more failure: 5 s, doubling up to 5 min.
+    fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        RETRY_FIRST
+            .saturating_mul(1 << (*n - 1).min(8))
+            .min(RETRY_LONGEST)
+    }
+
+    async fn publish(&self, reference: &k8s_openapi::api::core::v1::ObjectReference, event: Event) {
+        if let Err(err) = self.recorder.publish(&event, reference).await {
+            tracing::warn!(%err, reason = event.reason, "cannot publish an event");
+        }
+    }
+}
+
+fn key_of<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Reconciles one Queue: applies it (or, once deleted, its deletion policy) and writes status.
+pub async fn reconcile_queue(queue: Arc<Queue>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = queue
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(queue.name_any()))?;
+    let api: Api<Queue> = Api::namespaced(ctx.client.clone(), &namespace);
+    // A queue applied from a half-filled cache would drop subscribers: wait for the first list.
+    let _ = ctx.subscriptions.wait_until_ready().await;
+    let key = key_of(queue.as_ref());
+    let result = finalizer(&api, QUEUE_FINALIZER, queue, |event| async {
+        match event {
+            Finalized::Apply(queue) => apply_queue(&queue, &ctx, &api).await,
+            Finalized::Cleanup(queue) => cleanup_queue(&queue, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.count("Queue", result.is_ok());
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<Action, Error> {
+    let all = ctx.subscriptions.state();
+    let subscriptions = declare::subscriptions_of(queue, all.iter().map(|s| s.as_ref()));
+    let outcome = declare::declare_queue(&ctx.store, queue, &subscriptions).await;
+    let status = declare::queue_status(queue, &outcome, &subscriptions);
+    if let Err(err) = &outcome {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: declare::reason_of(err).into(),
+            note: Some(err.to_string()),
+            action: "Apply".into(),
+            secondary: None,
+        };
+        ctx.publish(&queue.object_ref(&()), event).await;
+    }
+    let key = key_of(queue);
+    let unchanged_but_counts = queue.status.as_ref().is_some_and(|old| {
+        let mut old = old.clone();
+        old.size = status.size;
+        old.total_messages = status.total_messages;
+        old == status
+    });
+    let written_lately = ctx
+        .status_written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .is_some_and(|at| at.elapsed() < REFRESH);
+    if !(unchanged_but_counts && written_lately) && queue.status.as_ref() != Some(&status) {
+        let patch = Patch::Apply(json!({
+            "apiVersion": "ferromq.dev/v1alpha1",
+            "kind": "Queue",
+            "status": status,
+        }));
+        api.patch_status(
+            &queue.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &patch,
+        )
+        .await?;
+        ctx.status_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Instant::now());
+    }
+    outcome?;
+    Ok(Action::requeue(REFRESH))
+}
+
+async fn cleanup_queue(queue: &Queue, ctx: &Context) -> Result<Action, Error> {
+    let forgotten = declare::forget_queue(&ctx.store, queue).await?;
+    let note = match forgotten {
+        Forgotten::Deleted => "Deleted the queue and its messages (deletionPolicy Delete)",
+        Forgotten::Retained => "Kept the queue and its messages as an unmanaged queue (deletionPolicy Retain)",
+        Forgotten::NotOurs => "Left the stored queue alone: gone already, or managed by another resource",
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: format!("{forgotten:?}"),
+        note: Some(note.into()),
+        action: "Delete".into(),
+        secondary: None,
+    };
+    ctx.publish(&queue.object_ref(&()), event).await;
+    ctx.status_written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key_of(queue));
+    Ok(Action::await_change())
+}
+
+/// Reconciles one Subscription: its status says whether its queue takes it in.
+pub async fn reconcile_subscription(
+    subscription: Arc<Subscription>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let result = subscription_status(&subscription, &ctx).await;
+    ctx.metrics.count("Subscription", result.is_ok());
+    if result.is_ok() {
+        ctx.succeeded(&key_of(subscription.as_ref()));
+    }
+    result
+}
+
+async fn subscription_status(subscription: &Subscription, ctx: &Context) -> Result<Action, Error> {
+    let namespace = subscription
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(subscription.name_any()))?;
+    let _ = ctx.queues.wait_until_ready().await;
+    let queue = ctx
+        .queues
+        .get(&ObjectRef::new(&subscription.spec.queue).within(&namespace));
+    let status = declare::subscription_status(subscription, queue.as_deref());
+    if subscription.status.as_ref() != Some(&status) {
+        let api: Api<Subscription> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = Patch::Apply(json!({
+            "apiVersion": "ferromq.dev/v1alpha1",
+            "kind": "Subscription",
+            "status": status,
+        }));
+        api.patch_status(
+            &subscription.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &patch,
+        )
+        .await?;
+    }
+    Ok(Action::requeue(REFRESH))
+}
+
+/// After a failed reconcile: an Event, and a retry after a pause that doubles per failure.
+pub fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    tracing::warn!(%error, object = key_of(object.as_ref()), "reconcile failed");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ReconcileFailed".into(),
+        note: Some(error.to_string()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let reference = object.object_ref(&());
+    let publisher = ctx.clone();
+    tokio::spawn(async move { publisher.publish(&reference, event).await });
+    Action::requeue(ctx.backoff(&key_of(object.as_ref())))
+}
+
+/// Runs both controllers until `stop` completes. Watches one namespace, or all.
+pub async fn run_controllers(
+    client: Client,
+    store: Store,
+    namespace: Option<&str>,
+    reporter: Reporter,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (queues, subscriptions): (Api<Queue>, Api<Subscription>) = match namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    queues.list(&ListParams::default().limit(1)).await?;
+    subscriptions.list(&ListParams::default().limit(1)).await?;
+
+    let queue_controller = Controller::new(queues.clone(), watcher::Config::default());
+    let subscription_controller =
+        Controller::new(subscriptions.clone(), watcher::Config::default());
+    let queue_cache = queue_controller.store();
+    let subscription_cache = subscription_controller.store();
+    let ctx = Arc::new(Context::new(
+        client,
+        store,
+        queue_cache,
+        subscription_cache.clone(),
+        reporter,
+        metrics,
+    ));
+
+    // A Subscription change reconciles its Queue; a Queue change, its Subscriptions.
+    let queue_controller = queue_controller.watches(
+        subscriptions,
+        watcher::Config::default(),
+        |subscription: Subscription| {
+            let namespace = subscription.namespace()?;
+            Some(ObjectRef::new(&subscription.spec.queue).within(&namespace))
+        },
+    );
+    let subscription_controller = subscription_controller.watches(
+        queues,
+        watcher::Config::default(),
+        move |queue: Queue| {
+            subscription_cache
+                .state()
+                .iter()
+                .filter(|s| s.namespace() == queue.namespace() && s.spec.queue == queue.name_any())
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+    });
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let queues_done = queue_controller
+        .graceful_shutdown_on(until(stop_rx.clone()))
+        .run(reconcile_queue, error_policy, ctx.clone())
+        .for_each(|_| futures_util::future::ready(()));
+    let subscriptions_done = subscription_controller
+        .graceful_shutdown_on(until(stop_rx))
+        .run(reconcile_subscription, error_policy, ctx)
+        .for_each(|_| futures_util::future::ready(()));
+    tokio::join!(queues_done, subscriptions_done);
+    Ok(())
+}

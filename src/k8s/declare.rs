@@ -1,0 +1,273 @@
+//! From resources to the store, and the status that follows: plain functions shared by the
+//! controller and standalone mode. Nothing here talks to the Kubernetes API.
+//!
+//! A Queue declares its settings in full: a field missing from the spec takes its default, so
+//! removing it from the manifest resets it. Its subscribers are the valid Subscriptions naming
+//! it, in name order (the order unicast delivery tries them in).
+
+use super::resources::{
+    Backoff, DeletionPolicy, Queue, QueueKind, QueueStatus, Subscription, SubscriptionStatus,
+};
+use crate::model::{
+    self, ChangedBy, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_RETRIES,
+    DEFAULT_RETRIES_DELAY, PushPatch, QueueInfo, QueueSettings, QueueType,
+};
+use crate::push::config::check_subscribers;
+use crate::store::{Store, StoreError};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+
+/// The subscriber a Subscription stands for, or why it cannot be one.
+pub fn subscriber_of(subscription: &Subscription) -> Result<model::Subscriber, String> {
+    let subscriber = model::Subscriber {
+        name: subscription.name_any(),
+        url: subscription.spec.url.clone(),
+        headers: subscription.spec.headers.clone(),
+    };
+    check_subscribers(std::slice::from_ref(&subscriber)).map_err(|e| e.0)?;
+    Ok(subscriber)
+}
+
+/// The Subscriptions of `queue` among `all`, by name.
+pub fn subscriptions_of<'a>(
+    queue: &Queue,
+    all: impl IntoIterator<Item = &'a Subscription>,
+) -> Vec<&'a Subscription> {
+    let mut found: Vec<&Subscription> = all
+        .into_iter()
+        .filter(|s| s.namespace() == queue.namespace() && s.spec.queue == queue.name_any())
+        .collect();
+    found.sort_by_key(|s| s.name_any());
+    found
+}
+
+/// The settings a Queue and its Subscriptions declare; invalid Subscriptions are left out
+/// (their own status says why).
+pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSettings {
+    let spec = &queue.spec;
+    let queue_type = match spec.queue_type {
+        QueueKind::Pull => QueueType::Pull,
+        QueueKind::Unicast => QueueType::Unicast,
+        QueueKind::Multicast => QueueType::Multicast,
+    };
+    let push = queue_type.is_push().then(|| {
+        let push = spec.push.clone().unwrap_or_default();
+        PushPatch {
+            subscribers: Some(
+                subscriptions
+                    .iter()
+                    .filter_map(|s| subscriber_of(s).ok())
+                    .collect(),
+            ),
+            retries: Some(push.retries.unwrap_or(DEFAULT_RETRIES)),
+            retries_delay: Some(push.retries_delay.unwrap_or(DEFAULT_RETRIES_DELAY)),
+            error_queue: Some(push.error_queue.unwrap_or_default()),
+            backoff: Some(match push.backoff {
+                Backoff::Fixed => model::Backoff::Fixed,
+                Backoff::Exponential => model::Backoff::Exponential,
+            }),
+            signing_secret: None,
+        }
+    });
+    QueueSettings {
+        queue_type: Some(queue_type),
+        message_timeout: Some(spec.message_timeout.unwrap_or(DEFAULT_MESSAGE_TIMEOUT)),
+        message_expiration: Some(spec.message_expiration.unwrap_or(DEFAULT_MESSAGE_EXPIRATION)),
+        push,
+    }
+}
+
+/// Creates or updates the queue a resource declares, as managed by it.
+pub async fn declare_queue(
+    store: &Store,
+    queue: &Queue,
+    subscriptions: &[&Subscription],
+) -> Result<QueueInfo, StoreError> {
+    let manager = queue.manager();
+    let settings = settings_of(queue, subscriptions);
+    let (info, _created) = store
+        .apply_queue(
+            &queue.project(),
+            &queue.name_any(),
+            &settings,
+            true,
+            ChangedBy::Resource(&manager),
+        )
+        .await?;
+    Ok(info)
+}
+
+/// What deleting the resource did to the stored queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgotten {
+    /// Removed with its messages (`Delete`).
+    Deleted,
+    /// Kept, with its messages, as an ordinary REST queue (`Retain`).
+    Retained,
+    /// Left alone: another resource manages it, or it was gone already.
+    NotOurs,
+}
+
+/// Honours `deletionPolicy` when the resource is deleted. Never touches a queue managed by
+/// another resource.
+pub async fn forget_queue(store: &Store, queue: &Queue) -> Result<Forgotten, StoreError> {
+    let (project, name, manager) = (queue.project(), queue.name_any(), queue.manager());
+    let ours = match store.queue_info(&project, &name).await {
+        Ok(info) => info.config.managed_by.as_deref() == Some(manager.as_str()),
+        Err(StoreError::QueueNotFound) => false,
+        Err(err) => return Err(err),
+    };
+    if !ours {
+        return Ok(Forgotten::NotOurs);
+    }
+    match queue.spec.deletion_policy {
+        DeletionPolicy::Delete => {
+            match store
+                .delete_queue(&project, &name, ChangedBy::Resource(&manager))
+                .await
+            {
+                Ok(()) => Ok(Forgotten::Deleted),
+                Err(StoreError::QueueNotFound | StoreError::Managed { .. }) => {
+                    Ok(Forgotten::NotOurs)
+                }
+                Err(err) => Err(err),
+            }
+        }
+        DeletionPolicy::Retain => {
+            store.release_queue(&project, &name, &manager).await?;
+            Ok(Forgotten::Retained)
+        }
+    }
+}
+
+/// A `Ready` condition; keeps the transition time of `previous` when the status is unchanged.
+pub fn ready_condition(
+    ready: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    previous: Option<&Condition>,
+) -> Condition {
+    let status = if ready { "True" } else { "False" };
+    let last_transition_time = previous
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
+    Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Why a queue is not ready, as a condition reason.
+pub fn reason_of(err: &StoreError) -> &'static str {
+    match err {
+        StoreError::Invalid(_) => "InvalidSpec",
+        StoreError::Managed { .. } => "ManagedElsewhere",
+        StoreError::Unavailable(_) => "StoreUnavailable",
+        _ => "StoreError",
+    }
+}
+
+/// The status of a Queue after `declare_queue` answered `outcome`.
+pub fn queue_status(
+    queue: &Queue,
+    outcome: &Result<QueueInfo, StoreError>,
+    subscriptions: &[&Subscription],
+) -> QueueStatus {
+    let generation = queue.metadata.generation;
+    let previous = queue.status.clone().unwrap_or_default();
+    let valid = subscriptions
+        .iter()
+        .filter(|s| subscriber_of(s).is_ok())
+        .count() as u32;
+    let push = queue.spec.queue_type != QueueKind::Pull;
+    let (ready, reason, message) = match outcome {
+        Ok(_) if push && valid == 0 => (
+            false,
+            "NoSubscriptions",
+            "Stored; messages are kept until a Subscription names this queue".to_string(),
+        ),
+        Ok(info) if push => (
+            true,
+            "Stored",
+            format!(
+                "Stored in project {}, pushing to {valid} subscriber(s)",
+                info.project
+            ),
+        ),
+        Ok(info) => (true, "Stored", format!("Stored in project {}", info.project)),
+        Err(err) => (false, reason_of(err), err.to_string()),
+    };
+    let condition = ready_condition(ready, reason, message, generation, queue.ready());
+    let (size, total_messages) = match outcome {
+        Ok(info) => (Some(info.size), Some(info.total_messages)),
+        Err(_) => (previous.size, previous.total_messages),
+    };
+    QueueStatus {
+        conditions: vec![condition],
+        observed_generation: generation,
+        size,
+        total_messages,
+        endpoint: Some(queue.endpoint()),
+        subscribers: push.then_some(valid),
+    }
+}
+
+/// The status of a Subscription, given its queue (`None`: no such Queue in its namespace).
+pub fn subscription_status(
+    subscription: &Subscription,
+    queue: Option<&Queue>,
+) -> SubscriptionStatus {
+    let generation = subscription.metadata.generation;
+    let (ready, reason, message) = match (subscriber_of(subscription), queue) {
+        (Err(why), _) => (false, "InvalidSpec", why),
+        (Ok(_), None) => (
+            false,
+            "QueueNotFound",
+            format!("No Queue {:?} in this namespace", subscription.spec.queue),
+        ),
+        (Ok(_), Some(q)) if q.spec.queue_type == QueueKind::Pull => (
+            false,
+            "PullQueue",
+            format!("Queue {:?} is a pull queue: nothing is pushed", q.name_any()),
+        ),
+        (Ok(_), Some(q)) => match q.ready() {
+            Some(c) if c.status == "True" => (
+                true,
+                "Subscribed",
+                format!("Queue {:?} pushes to {}", q.name_any(), subscription.spec.url),
+            ),
+            // Only this Subscription's own arrival can lift that, once the queue is reconciled.
+            Some(c) if c.reason == "NoSubscriptions" => (
+                false,
+                "QueuePending",
+                format!("Queue {:?} has not taken this subscription in yet", q.name_any()),
+            ),
+            Some(c) => (
+                false,
+                "QueueNotReady",
+                format!("Queue {:?} is not ready: {}", q.name_any(), c.message),
+            ),
+            None => (
+                false,
+                "QueuePending",
+                format!("Queue {:?} has not been reconciled yet", q.name_any()),
+            ),
+        },
+    };
+    SubscriptionStatus {
+        conditions: vec![ready_condition(
+            ready,
+            reason,
+            message,
+            generation,
+            subscription.ready(),
+        )],
+        observed_generation: generation,
+    }
+}

@@ -1,0 +1,123 @@
+//! The `ferromq controller` job: connects to Kubernetes and Redis, serves `/healthz`, `/readyz`
+//! and `/metrics`, takes the leader `Lease` (so two replicas never both reconcile) and runs the
+//! controllers while it holds it.
+
+use super::controller::{self, Metrics};
+use crate::config::ControllerArgs;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use kube::Client;
+use kube::runtime::events::Reporter;
+use kube_lease_manager::LeaseManagerBuilder;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+/// Seconds a leader's Lease lasts without renewal, and how early it is renewed.
+const LEASE_SECONDS: u64 = 15;
+const LEASE_GRACE_SECONDS: u64 = 5;
+
+#[derive(Clone)]
+struct Health {
+    store: Store,
+    registry: Arc<Registry>,
+}
+
+pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let store = Store::connect(&args.redis.target()).await?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let health = Health {
+        store: store.clone(),
+        registry: Arc::new(registry),
+    };
+    let listener = tokio::net::TcpListener::bind(args.health_listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "controller health and metrics listening");
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(health);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("ferromq-controller-{}", fastrand::u64(..)));
+    let reporter = Reporter {
+        controller: controller::FIELD_MANAGER.into(),
+        instance: Some(identity.clone()),
+    };
+    let namespace = args.namespace.as_deref();
+    if args.no_leader_election {
+        return Ok(controller::run_controllers(
+            client,
+            store,
+            namespace,
+            reporter,
+            metrics,
+            crate::serve::shutdown_signal(),
+        )
+        .await?);
+    }
+
+    let lease = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(LEASE_SECONDS)
+        .with_grace(LEASE_GRACE_SECONDS)
+        .build()
+        .await?;
+    let (mut leader, lease_task) = lease.watch().await;
+    tracing::info!(identity, lease = args.lease_name, "waiting to become the leader");
+    tokio::select! {
+        won = leader.wait_for(|is_leader| *is_leader) => { won?; }
+        _ = crate::serve::shutdown_signal() => return Ok(()),
+    }
+    tracing::info!(identity, "leader: reconciling");
+    let mut watch_leader = leader.clone();
+    let stop = async move {
+        tokio::select! {
+            _ = watch_leader.wait_for(|is_leader| !*is_leader) => {
+                tracing::error!("lost the leader Lease: stopping so another replica takes over");
+            }
+            _ = crate::serve::shutdown_signal() => {}
+        }
+    };
+    let result = controller::run_controllers(client, store, namespace, reporter, metrics, stop).await;
+    // Hand the Lease over at once rather than letting it run out.
+    drop(leader);
+    if let Ok(Ok(lease)) = lease_task.await {
+        let _ = lease.release().await;
+    }
+    Ok(result?)
+}
+
+async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
+    if health.store.ping().await {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Redis unreachable")
+    }
+}
+
+async fn metrics_text(State(health): State<Health>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &health.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            text,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "text/plain")],
+            String::new(),
+        ),
+    }
+}

@@ -1,0 +1,221 @@
+//! The custom resources: `Queue` and `Subscription` (group `ferromq.dev`, version `v1alpha1`).
+//! Ranges and enums sit in the schema and rules spanning fields are CEL, so the API server
+//! refuses a bad manifest before the controller sees it; standalone mode checks the same rules.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A queue, declared. Its IronMQ project is its namespace unless `project` names another.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "ferromq.dev",
+    version = "v1alpha1",
+    kind = "Queue",
+    namespaced,
+    status = "QueueStatus",
+    shortname = "mq",
+    category = "ferromq",
+    doc = "A message queue served over the IronMQ v3 API",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Size", type_ = "integer", json_path = ".status.size"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new(
+        "!has(self.spec.push) || !has(self.spec.push.errorQueue) || self.spec.push.errorQueue != self.metadata.name"
+    ).message("spec.push.errorQueue may not name the queue itself"),
+)]
+#[x_kube(
+    validation = Rule::new("!has(self.push) || (has(self.type) && self.type != 'pull')")
+        .message("push settings need type unicast or multicast"),
+    validation = Rule::new(
+        "has(self.project) == has(oldSelf.project) && (!has(self.project) || self.project == oldSelf.project)"
+    ).message("spec.project cannot change: delete the Queue and create it again"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueSpec {
+    /// `pull` (consumers reserve messages), `unicast` (each message is pushed to one
+    /// subscriber) or `multicast` (to every subscriber).
+    #[serde(default, rename = "type")]
+    pub queue_type: QueueKind,
+    /// IronMQ project id of the queue; the namespace by default. Cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub project: Option<String>,
+    /// Seconds a reserved message stays invisible before it returns (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub message_timeout: Option<u64>,
+    /// Seconds a message lives before it is dropped (default 604800, seven days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2592000))]
+    pub message_expiration: Option<u64>,
+    /// How push queues deliver; subscribers come from the Subscriptions naming this queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushSpec>,
+    /// What deleting this resource does to the stored queue: `Retain` (default) keeps it and
+    /// its messages as an ordinary queue; `Delete` removes both.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueKind {
+    #[default]
+    Pull,
+    Unicast,
+    Multicast,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// Delivery settings of a push queue.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PushSpec {
+    /// Retries after a failed delivery (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub retries: Option<u32>,
+    /// Seconds before a retry (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3, max = 86400))]
+    pub retries_delay: Option<u64>,
+    /// Queue that receives messages whose delivery failed for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub error_queue: Option<String>,
+    /// `fixed` (default) waits retriesDelay each time; `exponential` doubles it per retry,
+    /// with jitter.
+    #[serde(default)]
+    pub backoff: Backoff,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backoff {
+    #[default]
+    Fixed,
+    Exponential,
+}
+
+/// What the controller last saw of a Queue.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStatus {
+    /// `Ready`: the queue exists in the store with this spec.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Messages in the queue, reserved and delayed ones included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Messages ever posted to the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_messages: Option<u64>,
+    /// REST path of the queue: `/3/projects/{project}/queues/{name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Subscriptions merged into the queue's subscriber list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribers: Option<u32>,
+}
+
+/// A push endpoint of a queue in the same namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "ferromq.dev",
+    version = "v1alpha1",
+    kind = "Subscription",
+    namespaced,
+    status = "SubscriptionStatus",
+    shortname = "mqsub",
+    category = "ferromq",
+    doc = "A subscriber that a push Queue delivers to",
+    printcolumn(name = "Queue", type_ = "string", json_path = ".spec.queue"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionSpec {
+    /// Name of the Queue (same namespace) this subscribes to. Cannot change.
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.queue cannot change: create another Subscription"))]
+    pub queue: String,
+    /// Where messages are POSTed: `http(s)://...`, or `ironmq:///other-queue` to copy them into
+    /// another queue of the project.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^(https?|ironmq)://"))]
+    pub url: String,
+    /// Headers sent with every delivery (at most 5).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 5))]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What the controller last saw of a Subscription.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionStatus {
+    /// `Ready`: its queue exists, is a push queue and is Ready.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Queue {
+    /// IronMQ project of the queue: `spec.project`, else the namespace.
+    pub fn project(&self) -> String {
+        self.spec
+            .project
+            .clone()
+            .unwrap_or_else(|| self.namespace().unwrap_or_default())
+    }
+
+    /// How the store names the resource managing the queue: `Queue namespace/name`.
+    pub fn manager(&self) -> String {
+        format!(
+            "Queue {}/{}",
+            self.namespace().unwrap_or_default(),
+            self.name_any()
+        )
+    }
+
+    /// REST path of the queue.
+    pub fn endpoint(&self) -> String {
+        format!("/3/projects/{}/queues/{}", self.project(), self.name_any())
+    }
+
+    pub fn ready(&self) -> Option<&Condition> {
+        ready_condition(self.status.as_ref().map(|s| &s.conditions[..]))
+    }
+}
+
+impl Subscription {
+    pub fn ready(&self) -> Option<&Condition> {
+        ready_condition(self.status.as_ref().map(|s| &s.conditions[..]))
+    }
+}
+
+fn ready_condition(conditions: Option<&[Condition]>) -> Option<&Condition> {
+    conditions?.iter().find(|c| c.type_ == "Ready")
+}
