@@ -8,13 +8,36 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Settings of `ferromq standalone`.
+#[derive(Debug, Clone, Args)]
+pub struct StandaloneArgs {
+    /// Queue and Subscription manifests: YAML files, or directories of them. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Namespace (and so project id) of resources that name none.
+    #[arg(long, env = "FERROMQ_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// Where the redis-server started without REDIS_URL keeps its data (default: a temporary
+    /// directory, kept after exit).
+    #[arg(long, env = "FERROMQ_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
 /// Where the store is.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
     /// Redis to store queues in: redis://host:port, rediss://..., unix:///path, or several
     /// comma-separated nodes of a Redis Cluster.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    /// [default: redis://127.0.0.1:6379; standalone starts its own redis-server]
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
 
     /// Treat REDIS_URL as a Redis Cluster even when it names one node.
     #[arg(long, env = "FERROMQ_REDIS_CLUSTER")]
@@ -23,7 +46,8 @@ pub struct RedisArgs {
 
 impl RedisArgs {
     pub fn target(&self) -> RedisTarget {
-        RedisTarget::parse(&self.redis_url, self.redis_cluster)
+        let url = self.redis_url.as_deref().unwrap_or(DEFAULT_REDIS_URL);
+        RedisTarget::parse(url, self.redis_cluster)
     }
 }
 

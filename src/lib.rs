@@ -13,6 +13,7 @@
 //! * `model`: plain types and limits shared by the layers (queue settings, messages).
 //! * `config`: settings of the `serve` job from flags and the environment.
 //! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
+//! * `standalone`: the `ferromq standalone` job: `serve` with queues declared in manifest files.
 //! * `telemetry`: logging.
 
 pub mod api;
@@ -21,5 +22,6 @@ pub mod k8s;
 pub mod model;
 pub mod push;
 pub mod serve;
+pub mod standalone;
 pub mod store;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use ferromq::config::{ControllerArgs, ServeArgs};
+use ferromq::config::{ControllerArgs, ServeArgs, StandaloneArgs};
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +16,9 @@ struct Cli {
 enum Job {
     /// Serve the IronMQ v3 REST API against REDIS_URL.
     Serve(ServeArgs),
+    /// Serve the API and push workers with queues declared in Queue and Subscription
+    /// manifests (no Kubernetes needed); starts a redis-server when REDIS_URL is unset.
+    Standalone(StandaloneArgs),
     /// Reconcile Queue and Subscription resources into the store (in a cluster).
     Controller(ControllerArgs),
     /// Print the Queue and Subscription CRDs as YAML (the files under crds/).
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.job {
             Job::Serve(args) => ferromq::serve::run(args).await,
+            Job::Standalone(args) => ferromq::standalone::run(args).await,
             Job::Controller(args) => ferromq::k8s::operator::run(args).await,
             Job::Crdgen => Ok(()),
         }

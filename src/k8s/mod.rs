@@ -3,11 +3,13 @@
 //!
 //! * `resources`: the CRD types, their schema rules and status.
 //! * `declare`: from resources to the store, and the status that follows. No Kubernetes API.
+//! * `manifests`: Queue and Subscription manifests read from YAML files (standalone mode).
 //! * `controller`: the kube-rs controllers: watches, finalizers, status, events.
 //! * `operator`: the `ferromq controller` job: leader election, health and metrics endpoints.
 
 pub mod controller;
 pub mod declare;
+pub mod manifests;
 pub mod operator;
 pub mod resources;
 

@@ -1,0 +1,112 @@
+//! `ferromq standalone`: the data plane and push workers, with queues declared by Queue and
+//! Subscription manifests read from files: no Kubernetes needed. Starts a private redis-server
+//! when no REDIS_URL is given.
+
+use crate::api::Tokens;
+use crate::config::StandaloneArgs;
+use crate::k8s::declare;
+use crate::k8s::manifests;
+use crate::store::{RedisTarget, Store};
+use kube::ResourceExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// How long a started redis-server has to open its socket.
+const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let manifests = manifests::load(&args.files, &args.namespace)?;
+    let serve = args.serve;
+    // With no token configured, one is made up and shown (configured ones are never shown).
+    let (tokens, shown_token) = match serve.load_tokens() {
+        Ok(tokens) => (tokens, "as configured".to_string()),
+        Err(_) if serve.tokens.is_none() && serve.tokens_file.is_none() => {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            (Tokens::parse(&format!("{token}=*"))?, token)
+        }
+        Err(err) => return Err(err.into()),
+    };
+    // Kept alive (and killed on drop) for as long as the data plane serves.
+    let mut _redis = None;
+    let target = match &serve.redis.redis_url {
+        Some(_) => serve.redis.target(),
+        None => {
+            let (child, socket) = start_redis(args.data_dir.as_deref()).await?;
+            _redis = Some(child);
+            let url = format!("unix://{}", socket.display());
+            println!("started redis-server at {url}");
+            RedisTarget::parse(&url, false)
+        }
+    };
+    let store = Store::connect(&target).await?;
+    for queue in &manifests.queues {
+        let subscriptions =
+            declare::subscriptions_of(queue, manifests.subscriptions.iter());
+        declare::declare_queue(&store, queue, &subscriptions)
+            .await
+            .map_err(|e| format!("Queue {}: {e}", queue.name_any()))?;
+        println!(
+            "queue {} ({:?}, {} subscription(s)): {}",
+            queue.name_any(),
+            queue.spec.queue_type,
+            subscriptions.len(),
+            queue.endpoint()
+        );
+    }
+    for subscription in &manifests.subscriptions {
+        let queue = manifests.queues.iter().find(|q| {
+            q.namespace() == subscription.namespace() && q.name_any() == subscription.spec.queue
+        });
+        let status = declare::subscription_status(subscription, queue);
+        if let Some(c) = status.conditions.first().filter(|c| c.status != "True" && c.reason != "QueuePending") {
+            println!("subscription {}: not used: {}", subscription.name_any(), c.message);
+        }
+    }
+    println!(
+        "ferromq: http://{}  token: {shown_token}  (any project)",
+        serve.listen
+    );
+    crate::serve::serve_store(serve, tokens, store).await
+}
+
+/// Starts redis-server on a unix socket in `data_dir` (a temporary directory when none),
+/// with append-only persistence.
+async fn start_redis(data_dir: Option<&Path>) -> Result<(Child, PathBuf), String> {
+    let dir = match data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::canonicalize(dir).map_err(|e| e.to_string())?
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("ferromq-")
+                .tempdir()
+                .map_err(|e| e.to_string())?;
+            println!("no --data-dir: redis keeps its data in {}", dir.path().display());
+            dir.keep()
+        }
+    };
+    let socket = dir.join("redis.sock");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&socket)
+        .args(["--unixsocketperm", "700", "--dir"])
+        .arg(&dir)
+        .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start redis-server ({e}): install it (apt-get install redis-server) or set REDIS_URL")
+        })?;
+    let started = tokio::time::Instant::now();
+    while !socket.exists() {
+        if started.elapsed() > REDIS_START_TIMEOUT {
+            return Err(format!("redis-server did not open {} in time", socket.display()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((child, socket))
+}

@@ -1,0 +1,349 @@
+//! From Queue and Subscription resources to the store (`ferromq::k8s::declare`), against a real
+//! redis-server; REST calls on managed queues go through the real data plane.
+
+mod common;
+
+use common::subscriber::{Answer, Subscriber};
+use common::{RedisServer, TestServer, post_bodies, q};
+use ferromq::k8s::declare::{self, Forgotten};
+use ferromq::k8s::resources::{
+    DeletionPolicy, PushSpec, Queue, QueueKind, QueueSpec, Subscription, SubscriptionSpec,
+};
+use ferromq::model::{ChangedBy, QueueSettings, QueueType};
+use ferromq::store::{RedisTarget, Store, StoreError};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+/// Resources live in namespace `p`, the project the test client uses.
+const NAMESPACE: &str = "p";
+
+fn queue(name: &str, spec: QueueSpec) -> Queue {
+    let mut queue = Queue::new(name, spec);
+    queue.metadata.namespace = Some(NAMESPACE.into());
+    queue.metadata.generation = Some(1);
+    queue
+}
+
+fn push_queue(name: &str, kind: QueueKind) -> Queue {
+    queue(
+        name,
+        QueueSpec {
+            queue_type: kind,
+            push: Some(PushSpec {
+                retries: Some(2),
+                retries_delay: Some(5),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+}
+
+fn subscription(name: &str, queue: &str, url: &str) -> Subscription {
+    let mut subscription = Subscription::new(
+        name,
+        SubscriptionSpec {
+            queue: queue.into(),
+            url: url.into(),
+            headers: Default::default(),
+        },
+    );
+    subscription.metadata.namespace = Some(NAMESPACE.into());
+    subscription.metadata.generation = Some(1);
+    subscription
+}
+
+async fn store(redis: &RedisServer) -> Store {
+    Store::connect(&RedisTarget::parse(&redis.url(), false))
+        .await
+        .expect("store")
+}
+
+#[tokio::test]
+async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let orders = queue(
+        "orders",
+        QueueSpec {
+            message_timeout: Some(120),
+            message_expiration: Some(3600),
+            ..Default::default()
+        },
+    );
+    let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    assert_eq!(info.project, "p");
+    assert_eq!(info.config.queue_type, QueueType::Pull);
+    assert_eq!(info.config.message_timeout, 120);
+    assert_eq!(info.config.message_expiration, 3600);
+    assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/orders"));
+
+    let status = declare::queue_status(&orders, &Ok(info), &[]);
+    let ready = &status.conditions[0];
+    assert_eq!((ready.type_.as_str(), ready.status.as_str()), ("Ready", "True"));
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.endpoint.as_deref(), Some("/3/projects/p/queues/orders"));
+    assert_eq!((status.size, status.total_messages), (Some(0), Some(0)));
+}
+
+#[tokio::test]
+async fn changing_the_spec_changes_the_queue_and_a_removed_field_returns_to_its_default() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let mut orders = queue(
+        "orders",
+        QueueSpec {
+            message_timeout: Some(120),
+            ..Default::default()
+        },
+    );
+    declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    orders.spec.message_timeout = None;
+    orders.spec.message_expiration = Some(60);
+    let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    assert_eq!(info.config.message_timeout, 60, "back to the default");
+    assert_eq!(info.config.message_expiration, 60);
+}
+
+#[tokio::test]
+async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_are_left_out() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let events = push_queue("events", QueueKind::Multicast);
+    let mut elsewhere = subscription("zz-other-namespace", "events", "http://example.test/x");
+    elsewhere.metadata.namespace = Some("other".into());
+    let all = [
+        subscription("b-billing", "events", "http://example.test/billing"),
+        subscription("a-audit", "events", "ironmq:///audit"),
+        subscription("c-bad", "events", "ftp://example.test/nope"),
+        subscription("d-other-queue", "orders", "http://example.test/orders"),
+        elsewhere,
+    ];
+    let mine = declare::subscriptions_of(&events, all.iter());
+    let names: Vec<String> = mine.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names, ["a-audit", "b-billing", "c-bad"]);
+
+    let info = declare::declare_queue(&store, &events, &mine).await.unwrap();
+    let push = info.config.push.as_ref().unwrap();
+    let stored: Vec<(&str, &str)> = push
+        .subscribers
+        .iter()
+        .map(|s| (s.name.as_str(), s.url.as_str()))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("a-audit", "ironmq:///audit"),
+            ("b-billing", "http://example.test/billing")
+        ]
+    );
+    assert_eq!((push.retries, push.retries_delay), (2, 5));
+    let status = declare::queue_status(&events, &Ok(info), &mine);
+    assert_eq!(status.subscribers, Some(2));
+
+    let bad = declare::subscription_status(&all[2], Some(&events));
+    assert_eq!(bad.conditions[0].status, "False");
+    assert_eq!(bad.conditions[0].reason, "InvalidSpec");
+}
+
+#[tokio::test]
+async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
+    let orphan = subscription("hook", "nowhere", "http://example.test/hook");
+    let missing = declare::subscription_status(&orphan, None);
+    let condition = &missing.conditions[0];
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "QueueNotFound")
+    );
+    assert!(condition.message.contains("nowhere"), "{}", condition.message);
+
+    let pull = queue("nowhere", QueueSpec::default());
+    let on_pull = declare::subscription_status(&orphan, Some(&pull));
+    assert_eq!(on_pull.conditions[0].reason, "PullQueue");
+
+    let mut ready = push_queue("nowhere", QueueKind::Unicast);
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let mine = [&orphan];
+    let outcome = declare::declare_queue(&store, &ready, &mine).await;
+    ready.status = Some(declare::queue_status(&ready, &outcome, &mine));
+    let subscribed = declare::subscription_status(&orphan, Some(&ready));
+    assert_eq!(subscribed.conditions[0].status, "True");
+    assert_eq!(subscribed.observed_generation, Some(1));
+}
+
+#[tokio::test]
+async fn a_managed_queue_refuses_rest_configuration_changes_with_409_but_passes_messages() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let store = store(&redis).await;
+    let events = push_queue("events", QueueKind::Multicast);
+    let sub = subscription("audit", "events", "ironmq:///audit");
+    declare::declare_queue(&store, &events, &[&sub]).await.unwrap();
+
+    let refused = [
+        client
+            .put(&q("events"), json!({"queue": {"message_timeout": 300}}))
+            .await,
+        client
+            .patch(&q("events"), json!({"queue": {"type": "pull"}}))
+            .await,
+        client
+            .post(
+                &format!("{}/subscribers", q("events")),
+                json!({"subscribers": [{"name": "x", "url": "http://example.test/x"}]}),
+            )
+            .await,
+        client
+            .delete(
+                &format!("{}/subscribers", q("events")),
+                Some(json!({"subscribers": [{"name": "audit"}]})),
+            )
+            .await,
+        client.delete(&q("events"), None).await,
+    ];
+    for (status, body) in refused {
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(
+            body["msg"].as_str().unwrap().contains("Queue p/events"),
+            "{body}"
+        );
+    }
+    let (status, body) = client.get(&q("events")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["queue"]["managed_by"], "Queue p/events");
+    assert_eq!(body["queue"]["message_timeout"], 60);
+
+    // Messages flow: the push to the audit queue happens.
+    let (status, _) = client.put(&q("audit"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    post_bodies(&client, "events", &["hello"]).await;
+    let got = common::reserve_within(&client, "audit", Duration::from_secs(5)).await;
+    assert_eq!(got[0]["body"], "hello");
+}
+
+#[tokio::test]
+async fn deleting_the_resource_honours_its_deletion_policy() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let store = store(&redis).await;
+
+    let mut kept = queue("kept", QueueSpec::default());
+    kept.spec.deletion_policy = DeletionPolicy::Retain;
+    declare::declare_queue(&store, &kept, &[]).await.unwrap();
+    post_bodies(&client, "kept", &["stays"]).await;
+    assert_eq!(
+        declare::forget_queue(&store, &kept).await.unwrap(),
+        Forgotten::Retained
+    );
+    let info = store.queue_info("p", "kept").await.unwrap();
+    assert_eq!((info.size, info.config.managed_by), (1, None));
+    let (status, body) = client
+        .patch(&q("kept"), json!({"queue": {"message_timeout": 300}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "unmanaged again: {body}");
+
+    let mut gone = queue("gone", QueueSpec::default());
+    gone.spec.deletion_policy = DeletionPolicy::Delete;
+    declare::declare_queue(&store, &gone, &[]).await.unwrap();
+    post_bodies(&client, "gone", &["goes"]).await;
+    assert_eq!(
+        declare::forget_queue(&store, &gone).await.unwrap(),
+        Forgotten::Deleted
+    );
+    assert!(matches!(
+        store.queue_info("p", "gone").await,
+        Err(StoreError::QueueNotFound)
+    ));
+    assert_eq!(
+        declare::forget_queue(&store, &gone).await.unwrap(),
+        Forgotten::NotOurs,
+        "deleting twice is harmless"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_another_resource_manages_is_neither_taken_over_nor_deleted() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let first = queue("shared", QueueSpec::default());
+    declare::declare_queue(&store, &first, &[]).await.unwrap();
+
+    // Same project through spec.project, from another namespace.
+    let mut second = queue(
+        "shared",
+        QueueSpec {
+            project: Some("p".into()),
+            deletion_policy: DeletionPolicy::Delete,
+            ..Default::default()
+        },
+    );
+    second.metadata.namespace = Some("other".into());
+    let outcome = declare::declare_queue(&store, &second, &[]).await;
+    assert!(
+        matches!(&outcome, Err(StoreError::Managed { by }) if by == "Queue p/shared"),
+        "{outcome:?}"
+    );
+    let status = declare::queue_status(&second, &outcome, &[]);
+    assert_eq!(status.conditions[0].reason, "ManagedElsewhere");
+    assert_eq!(
+        declare::forget_queue(&store, &second).await.unwrap(),
+        Forgotten::NotOurs
+    );
+    assert!(store.queue_info("p", "shared").await.is_ok());
+}
+
+#[tokio::test]
+async fn a_queue_the_store_lost_is_recreated_by_the_next_apply() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let orders = queue("orders", QueueSpec::default());
+    declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+    assert!(store.queue_info("p", "orders").await.is_err());
+    let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/orders"));
+}
+
+#[tokio::test]
+async fn a_push_queue_without_subscriptions_keeps_its_messages_until_one_arrives() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let store = store(&redis).await;
+    let events = push_queue("events", QueueKind::Multicast);
+    let outcome = declare::declare_queue(&store, &events, &[]).await;
+    let status = declare::queue_status(&events, &outcome, &[]);
+    assert_eq!(status.conditions[0].reason, "NoSubscriptions");
+
+    post_bodies(&client, "events", &["wait for me"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(store.queue_info("p", "events").await.unwrap().size, 1);
+
+    let hook = Subscriber::start(Answer::Always(200)).await;
+    let sub = subscription("hook", "events", &hook.url);
+    declare::declare_queue(&store, &events, &[&sub]).await.unwrap();
+    assert!(hook.wait_for(1, Duration::from_secs(10)).await);
+    assert_eq!(hook.received()[0].body, "wait for me");
+}
+
+#[tokio::test]
+async fn rest_and_resources_share_one_settings_path_and_its_rules() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let out_of_range = QueueSettings {
+        message_timeout: Some(5),
+        ..Default::default()
+    };
+    for by in [ChangedBy::Api, ChangedBy::Resource("Queue p/x")] {
+        let refused = store.apply_queue("p", "x", &out_of_range, true, by).await;
+        assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+    }
+    let mut own_error_queue = push_queue("loop", QueueKind::Unicast);
+    own_error_queue.spec.push.as_mut().unwrap().error_queue = Some("loop".into());
+    let refused = declare::declare_queue(&store, &own_error_queue, &[]).await;
+    assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+}
