@@ -31,21 +31,12 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install -q iron-mq==0.9 iron-core==1.2.1
 	@touch $@
 
-## run: the data plane on $(LISTEN), against $$REDIS_URL or a local redis-server started here.
+## run: `ferromq standalone` with the example queues (examples/) on $(LISTEN): the data plane,
+## the push workers, and a local redis-server (data in .run/) unless REDIS_URL is set.
 run: deps build
-	@mkdir -p $(RUN_DIR)
-	@set -e; \
-	if [ -z "$$REDIS_URL" ]; then \
-	  redis-server --port 0 --unixsocket $(RUN_DIR)/redis.sock --dir $(RUN_DIR) \
-	    --appendonly yes --appendfsync everysec --save "" \
-	    --daemonize yes --pidfile $(RUN_DIR)/redis.pid --logfile $(RUN_DIR)/redis.log; \
-	  trap 'kill $$(cat $(RUN_DIR)/redis.pid) 2>/dev/null' EXIT INT TERM; \
-	  export REDIS_URL=unix://$(RUN_DIR)/redis.sock; \
-	  echo "started a local redis-server at $$REDIS_URL (data in $(RUN_DIR))"; \
-	fi; \
-	echo "ferromq: http://$(LISTEN)  token: $(DEV_TOKEN)  (any project id)"; \
+	@echo "ferromq: http://$(LISTEN)  token: $(DEV_TOKEN)  (any project; queues from examples/)"
 	FERROMQ_TOKENS="$${FERROMQ_TOKENS:-$(DEV_TOKEN)=*}" FERROMQ_LISTEN=$(LISTEN) \
-	  ./target/release/ferromq serve
+	  ./target/release/ferromq standalone -f examples/ --data-dir $(RUN_DIR)
 
 ## test: every test against real redis-server processes, then the official Python client.
 test: deps python-client

@@ -4,6 +4,8 @@ use crate::api::{Limits, Tokens};
 use crate::push::worker::PushSettings;
 use crate::store::RedisTarget;
 use clap::Args;
+// Switches set from the environment take 1/0, yes/no, on/off as well as true/false.
+use clap::builder::BoolishValueParser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,7 +42,7 @@ pub struct RedisArgs {
     pub redis_url: Option<String>,
 
     /// Treat REDIS_URL as a Redis Cluster even when it names one node.
-    #[arg(long, env = "FERROMQ_REDIS_CLUSTER")]
+    #[arg(long, env = "FERROMQ_REDIS_CLUSTER", value_parser = BoolishValueParser::new())]
     pub redis_cluster: bool,
 }
 
@@ -66,7 +68,7 @@ pub struct ControllerArgs {
     pub health_listen: SocketAddr,
 
     /// Reconcile without taking the leader Lease (only ever run one such replica).
-    #[arg(long, env = "FERROMQ_NO_LEADER_ELECTION")]
+    #[arg(long, env = "FERROMQ_NO_LEADER_ELECTION", value_parser = BoolishValueParser::new())]
     pub no_leader_election: bool,
 
     /// Namespace of the leader Lease (the controller's own, in a pod).
@@ -109,7 +111,7 @@ pub struct ServeArgs {
     pub max_request_size: usize,
 
     /// Serve the API only: run no push workers in this process.
-    #[arg(long, env = "FERROMQ_NO_PUSH")]
+    #[arg(long, env = "FERROMQ_NO_PUSH", value_parser = BoolishValueParser::new())]
     pub no_push: bool,
 
     /// Base URL subscribers reach this data plane at, for acknowledgement URLs

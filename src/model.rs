@@ -168,6 +168,9 @@ pub struct QueueConfig {
     /// The resource that declares this queue (`Queue namespace/name`), if any. Only that
     /// resource changes the settings of a managed queue; messages flow as usual.
     pub managed_by: Option<String>,
+    /// Revision of the stored settings these were read at ('' when not read from the store):
+    /// a push round reports it, so a round run on settings changed since is not final.
+    pub revision: String,
 }
 
 impl Default for QueueConfig {
@@ -178,6 +181,7 @@ impl Default for QueueConfig {
             message_expiration: DEFAULT_MESSAGE_EXPIRATION,
             push: None,
             managed_by: None,
+            revision: String::new(),
         }
     }
 }

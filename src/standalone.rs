@@ -41,8 +41,7 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
     };
     let store = Store::connect(&target).await?;
     for queue in &manifests.queues {
-        let subscriptions =
-            declare::subscriptions_of(queue, manifests.subscriptions.iter());
+        let subscriptions = declare::subscriptions_of(queue, manifests.subscriptions.iter());
         declare::declare_queue(&store, queue, &subscriptions)
             .await
             .map_err(|e| format!("Queue {}: {e}", queue.name_any()))?;
@@ -59,8 +58,16 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
             q.namespace() == subscription.namespace() && q.name_any() == subscription.spec.queue
         });
         let status = declare::subscription_status(subscription, queue);
-        if let Some(c) = status.conditions.first().filter(|c| c.status != "True" && c.reason != "QueuePending") {
-            println!("subscription {}: not used: {}", subscription.name_any(), c.message);
+        if let Some(c) = status
+            .conditions
+            .first()
+            .filter(|c| c.status != "True" && c.reason != "QueuePending")
+        {
+            println!(
+                "subscription {}: not used: {}",
+                subscription.name_any(),
+                c.message
+            );
         }
     }
     println!(
@@ -75,7 +82,8 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
 async fn start_redis(data_dir: Option<&Path>) -> Result<(Child, PathBuf), String> {
     let dir = match data_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             std::fs::canonicalize(dir).map_err(|e| e.to_string())?
         }
         None => {
@@ -83,7 +91,10 @@ async fn start_redis(data_dir: Option<&Path>) -> Result<(Child, PathBuf), String
                 .prefix("ferromq-")
                 .tempdir()
                 .map_err(|e| e.to_string())?;
-            println!("no --data-dir: redis keeps its data in {}", dir.path().display());
+            println!(
+                "no --data-dir: redis keeps its data in {}",
+                dir.path().display()
+            );
             dir.keep()
         }
     };
@@ -95,7 +106,11 @@ async fn start_redis(data_dir: Option<&Path>) -> Result<(Child, PathBuf), String
         .args(["--unixsocketperm", "700", "--dir"])
         .arg(&dir)
         .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""])
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
@@ -104,7 +119,10 @@ async fn start_redis(data_dir: Option<&Path>) -> Result<(Child, PathBuf), String
     let started = tokio::time::Instant::now();
     while !socket.exists() {
         if started.elapsed() > REDIS_START_TIMEOUT {
-            return Err(format!("redis-server did not open {} in time", socket.display()));
+            return Err(format!(
+                "redis-server did not open {} in time",
+                socket.display()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -195,7 +195,10 @@ impl ApiServer {
                 serde_json::to_value(queue).unwrap()
             })
             .await;
-        assert_eq!(seen.body[1], json!({"op": "remove", "path": "/metadata/finalizers/0"}));
+        assert_eq!(
+            seen.body[1],
+            json!({"op": "remove", "path": "/metadata/finalizers/0"})
+        );
     }
 
     /// A server-side apply of the Queue's status by the controller's field manager.
@@ -208,14 +211,21 @@ impl ApiServer {
                 answer
             })
             .await;
-        assert!(seen.query.contains("fieldManager=ferromq-controller"), "{}", seen.query);
+        assert!(
+            seen.query.contains("fieldManager=ferromq-controller"),
+            "{}",
+            seen.query
+        );
         assert!(seen.query.contains("force=true"), "{}", seen.query);
         assert_eq!(seen.body["apiVersion"], "ferromq.dev/v1alpha1");
         assert_eq!(seen.body["kind"], "Queue");
         serde_json::from_value(seen.body["status"].clone()).expect("a Queue status")
     }
 
-    async fn subscription_status_applied(&mut self, subscription: &Subscription) -> SubscriptionStatus {
+    async fn subscription_status_applied(
+        &mut self,
+        subscription: &Subscription,
+    ) -> SubscriptionStatus {
         let path = format!("{SUBSCRIPTIONS}/{}/status", name(subscription));
         let seen = self
             .expect(Method::PATCH, &path, |body| {
@@ -270,7 +280,7 @@ async fn reconcile_with<T>(
 #[tokio::test]
 async fn a_new_queue_gets_the_finalizer_before_anything_is_stored() {
     let orders = queue("orders", QueueKind::Pull, DeletionPolicy::Retain);
-    let mut fixture = Fixture::new(&[orders.clone()], &[]).await;
+    let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;
     let (result, ()) = reconcile_with(&mut fixture, orders.clone(), async |api| {
         api.finalizer_added(&orders).await;
         api.silent().await;
@@ -285,9 +295,13 @@ async fn a_new_queue_gets_the_finalizer_before_anything_is_stored() {
 
 #[tokio::test]
 async fn a_finalized_queue_is_stored_with_its_subscriptions_and_its_status_applied() {
-    let events = finalized(queue("events", QueueKind::Multicast, DeletionPolicy::Retain));
+    let events = finalized(queue(
+        "events",
+        QueueKind::Multicast,
+        DeletionPolicy::Retain,
+    ));
     let audit = subscription("audit", "events");
-    let mut fixture = Fixture::new(&[events.clone()], &[audit]).await;
+    let mut fixture = Fixture::new(std::slice::from_ref(&events), &[audit]).await;
     let (result, status) = reconcile_with(&mut fixture, events.clone(), async |api| {
         let status = api.queue_status_applied(&events).await;
         api.silent().await;
@@ -298,13 +312,20 @@ async fn a_finalized_queue_is_stored_with_its_subscriptions_and_its_status_appli
 
     let ready = &status.conditions[0];
     assert_eq!(
-        (ready.type_.as_str(), ready.status.as_str(), ready.reason.as_str()),
+        (
+            ready.type_.as_str(),
+            ready.status.as_str(),
+            ready.reason.as_str()
+        ),
         ("Ready", "True", "Stored")
     );
     assert_eq!(ready.observed_generation, Some(3));
     assert_eq!(status.observed_generation, Some(3));
     assert_eq!((status.size, status.total_messages), (Some(0), Some(0)));
-    assert_eq!(status.endpoint.as_deref(), Some("/3/projects/p/queues/events"));
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some("/3/projects/p/queues/events")
+    );
     assert_eq!(status.subscribers, Some(1));
 
     let info = fixture.store.queue_info("p", "events").await.unwrap();
@@ -330,13 +351,21 @@ async fn stored_with_a_message(fixture: &Fixture, queue: &Queue) {
         body: "precious".into(),
         ..Default::default()
     };
-    fixture.store.post("p", &name(queue), &[message]).await.unwrap();
+    fixture
+        .store
+        .post("p", &name(queue), &[message])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn deleting_a_queue_with_policy_delete_removes_it_and_then_the_finalizer() {
-    let orders = deleted(finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Delete)));
-    let mut fixture = Fixture::new(&[orders.clone()], &[]).await;
+    let orders = deleted(finalized(queue(
+        "orders",
+        QueueKind::Pull,
+        DeletionPolicy::Delete,
+    )));
+    let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;
     stored_with_a_message(&fixture, &orders).await;
     let (result, event) = reconcile_with(&mut fixture, orders.clone(), async |api| {
         let event = api.event_published("orders").await;
@@ -346,7 +375,10 @@ async fn deleting_a_queue_with_policy_delete_removes_it_and_then_the_finalizer()
     })
     .await;
     assert_eq!(result.unwrap(), Action::await_change());
-    assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Normal"), Some("Deleted")));
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Normal"), Some("Deleted"))
+    );
     assert!(matches!(
         fixture.store.queue_info("p", "orders").await,
         Err(StoreError::QueueNotFound)
@@ -355,8 +387,12 @@ async fn deleting_a_queue_with_policy_delete_removes_it_and_then_the_finalizer()
 
 #[tokio::test]
 async fn deleting_a_queue_with_policy_retain_keeps_it_and_its_messages_unmanaged() {
-    let orders = deleted(finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Retain)));
-    let mut fixture = Fixture::new(&[orders.clone()], &[]).await;
+    let orders = deleted(finalized(queue(
+        "orders",
+        QueueKind::Pull,
+        DeletionPolicy::Retain,
+    )));
+    let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;
     stored_with_a_message(&fixture, &orders).await;
     let (result, event) = reconcile_with(&mut fixture, orders.clone(), async |api| {
         let event = api.event_published("orders").await;
@@ -373,7 +409,7 @@ async fn deleting_a_queue_with_policy_retain_keeps_it_and_its_messages_unmanaged
 #[tokio::test]
 async fn a_failed_apply_publishes_a_warning_writes_a_not_ready_status_and_backs_off() {
     let orders = finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Delete));
-    let mut fixture = Fixture::new(&[orders.clone()], &[]).await;
+    let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;
     // Another resource already manages the stored queue.
     fixture
         .store
@@ -393,10 +429,19 @@ async fn a_failed_apply_publishes_a_warning_writes_a_not_ready_status_and_backs_
     })
     .await;
     let error = result.unwrap_err();
-    assert!(error.to_string().contains("Queue elsewhere/orders"), "{error}");
-    assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some("ManagedElsewhere")));
+    assert!(
+        error.to_string().contains("Queue elsewhere/orders"),
+        "{error}"
+    );
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("ManagedElsewhere"))
+    );
     let ready = &status.conditions[0];
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "ManagedElsewhere"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ManagedElsewhere")
+    );
 
     // Retries back off: 5 s, then 10 s; each failure is also an Event.
     let object = Arc::new(orders.clone());
@@ -410,13 +455,16 @@ async fn a_failed_apply_publishes_a_warning_writes_a_not_ready_status_and_backs_
     assert_eq!(second, Action::requeue(Duration::from_secs(10)));
     // The stored queue was not touched.
     let info = fixture.store.queue_info("p", "orders").await.unwrap();
-    assert_eq!(info.config.managed_by.as_deref(), Some("Queue elsewhere/orders"));
+    assert_eq!(
+        info.config.managed_by.as_deref(),
+        Some("Queue elsewhere/orders")
+    );
 }
 
 #[tokio::test]
 async fn a_subscription_to_a_missing_queue_gets_a_not_ready_status() {
     let orphan = subscription("hook", "nowhere");
-    let mut fixture = Fixture::new(&[], &[orphan.clone()]).await;
+    let mut fixture = Fixture::new(&[], std::slice::from_ref(&orphan)).await;
     let reconcile = reconcile_subscription(Arc::new(orphan.clone()), fixture.ctx.clone());
     let (result, status) = tokio::join!(reconcile, async {
         let status = fixture.api.subscription_status_applied(&orphan).await;
@@ -425,28 +473,31 @@ async fn a_subscription_to_a_missing_queue_gets_a_not_ready_status() {
     });
     assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
     let ready = &status.conditions[0];
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "QueueNotFound"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "QueueNotFound")
+    );
     assert_eq!(status.observed_generation, Some(1));
 }
 
 #[tokio::test]
 async fn an_unchanged_status_is_not_written_again() {
     let orders = finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Retain));
-    let mut fixture = Fixture::new(&[orders.clone()], &[]).await;
+    let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;
     let (_, status) = reconcile_with(&mut fixture, orders.clone(), async |api| {
         api.queue_status_applied(&orders).await
     })
     .await;
     let mut seen = orders.clone();
     seen.status = Some(status);
-    let (result, ()) = reconcile_with(&mut fixture, seen, async |api| { api.silent().await }).await;
+    let (result, ()) = reconcile_with(&mut fixture, seen, async |api| api.silent().await).await;
     assert!(result.is_ok());
 }
 
 #[tokio::test]
 async fn store_outages_surface_as_errors_not_panics() {
     let orders = finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Retain));
-    let mut fixture = Fixture::new(&[orders.clone()], &[]).await;
+    let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;
     drop(std::mem::replace(&mut fixture._redis, RedisServer::start()));
     let (result, _) = reconcile_with(&mut fixture, orders.clone(), async |api| {
         let event = api.event_published("orders").await;

@@ -67,7 +67,9 @@ fn generated_crds_match_the_files_in_crds() {
 /// explicitly open), no `anyOf`/`oneOf`/`allOf` carrying types, no `$ref`, `nullable` rather
 /// than a `null` type.
 fn assert_structural(schema: &Value, at: &str) {
-    let node = schema.as_object().unwrap_or_else(|| panic!("{at}: not an object"));
+    let node = schema
+        .as_object()
+        .unwrap_or_else(|| panic!("{at}: not an object"));
     assert!(!node.contains_key("$ref"), "{at}: $ref");
     let open = node.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true))
         || node.get("x-kubernetes-int-or-string") == Some(&json!(true));
@@ -122,7 +124,10 @@ fn the_crds_carry_printer_columns_short_names_and_the_status_subresource() {
         .collect();
     assert_eq!(columns, ["Type", "Size", "Ready", "Age"]);
     let subscription = serde_json::to_value(Subscription::crd()).unwrap();
-    assert_eq!(subscription["spec"]["names"]["categories"], json!(["ferromq"]));
+    assert_eq!(
+        subscription["spec"]["names"]["categories"],
+        json!(["ferromq"])
+    );
 }
 
 #[test]
@@ -135,7 +140,11 @@ fn the_example_manifests_are_valid() {
         }
         for document in documents(&path) {
             let found = problems(&document);
-            assert!(found.is_empty(), "{}: {found:?}\n{document}", path.display());
+            assert!(
+                found.is_empty(),
+                "{}: {found:?}\n{document}",
+                path.display()
+            );
             checked += 1;
         }
     }
@@ -217,9 +226,17 @@ fn fields_that_cannot_change_are_refused_on_update() {
     let errors = Validator::new()
         .validate(&schema, &moved, Some(&old))
         .expect_err("spec.queue is immutable");
-    assert!(errors.iter().any(|e| e.to_string().contains("spec.queue cannot change")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("spec.queue cannot change"))
+    );
     let new_url = subscription(json!({"queue": "events", "url": "http://example.test/b"}));
-    assert!(Validator::new().validate(&schema, &new_url, Some(&old)).is_ok());
+    assert!(
+        Validator::new()
+            .validate(&schema, &new_url, Some(&old))
+            .is_ok()
+    );
 
     let schema = schema_of::<Queue>();
     let old = queue(json!({"type": "pull"}));
@@ -227,5 +244,9 @@ fn fields_that_cannot_change_are_refused_on_update() {
     let errors = Validator::new()
         .validate(&schema, &moved, Some(&old))
         .expect_err("spec.project is immutable");
-    assert!(errors.iter().any(|e| e.to_string().contains("spec.project cannot change")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("spec.project cannot change"))
+    );
 }

@@ -81,9 +81,15 @@ async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
 
     let status = declare::queue_status(&orders, &Ok(info), &[]);
     let ready = &status.conditions[0];
-    assert_eq!((ready.type_.as_str(), ready.status.as_str()), ("Ready", "True"));
+    assert_eq!(
+        (ready.type_.as_str(), ready.status.as_str()),
+        ("Ready", "True")
+    );
     assert_eq!(status.observed_generation, Some(1));
-    assert_eq!(status.endpoint.as_deref(), Some("/3/projects/p/queues/orders"));
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some("/3/projects/p/queues/orders")
+    );
     assert_eq!((status.size, status.total_messages), (Some(0), Some(0)));
 }
 
@@ -121,10 +127,15 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
         elsewhere,
     ];
     let mine = declare::subscriptions_of(&events, all.iter());
-    let names: Vec<String> = mine.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+    let names: Vec<String> = mine
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
     assert_eq!(names, ["a-audit", "b-billing", "c-bad"]);
 
-    let info = declare::declare_queue(&store, &events, &mine).await.unwrap();
+    let info = declare::declare_queue(&store, &events, &mine)
+        .await
+        .unwrap();
     let push = info.config.push.as_ref().unwrap();
     let stored: Vec<(&str, &str)> = push
         .subscribers
@@ -156,7 +167,11 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
         (condition.status.as_str(), condition.reason.as_str()),
         ("False", "QueueNotFound")
     );
-    assert!(condition.message.contains("nowhere"), "{}", condition.message);
+    assert!(
+        condition.message.contains("nowhere"),
+        "{}",
+        condition.message
+    );
 
     let pull = queue("nowhere", QueueSpec::default());
     let on_pull = declare::subscription_status(&orphan, Some(&pull));
@@ -181,7 +196,9 @@ async fn a_managed_queue_refuses_rest_configuration_changes_with_409_but_passes_
     let store = store(&redis).await;
     let events = push_queue("events", QueueKind::Multicast);
     let sub = subscription("audit", "events", "ironmq:///audit");
-    declare::declare_queue(&store, &events, &[&sub]).await.unwrap();
+    declare::declare_queue(&store, &events, &[&sub])
+        .await
+        .unwrap();
 
     let refused = [
         client
@@ -302,7 +319,9 @@ async fn a_queue_the_store_lost_is_recreated_by_the_next_apply() {
     let store = store(&redis).await;
     let orders = queue("orders", QueueSpec::default());
     declare::declare_queue(&store, &orders, &[]).await.unwrap();
-    let _: () = redis::cmd("FLUSHALL").query(&mut redis.connection()).unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query(&mut redis.connection())
+        .unwrap();
     assert!(store.queue_info("p", "orders").await.is_err());
     let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
     assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/orders"));
@@ -325,7 +344,9 @@ async fn a_push_queue_without_subscriptions_keeps_its_messages_until_one_arrives
 
     let hook = Subscriber::start(Answer::Always(200)).await;
     let sub = subscription("hook", "events", &hook.url);
-    declare::declare_queue(&store, &events, &[&sub]).await.unwrap();
+    declare::declare_queue(&store, &events, &[&sub])
+        .await
+        .unwrap();
     assert!(hook.wait_for(1, Duration::from_secs(10)).await);
     assert_eq!(hook.received()[0].body, "wait for me");
 }
@@ -340,10 +361,16 @@ async fn rest_and_resources_share_one_settings_path_and_its_rules() {
     };
     for by in [ChangedBy::Api, ChangedBy::Resource("Queue p/x")] {
         let refused = store.apply_queue("p", "x", &out_of_range, true, by).await;
-        assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(StoreError::Invalid(_))),
+            "{refused:?}"
+        );
     }
     let mut own_error_queue = push_queue("loop", QueueKind::Unicast);
     own_error_queue.spec.push.as_mut().unwrap().error_queue = Some("loop".into());
     let refused = declare::declare_queue(&store, &own_error_queue, &[]).await;
-    assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
 }

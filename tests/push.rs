@@ -796,3 +796,29 @@ async fn waiting_push_messages_can_be_deleted_and_delayed_ones_arrive_on_time() 
         "framing headers are refused"
     );
 }
+
+#[tokio::test]
+async fn a_subscriber_added_while_a_round_runs_still_gets_the_message() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let old = Subscriber::start(Answer::Slow(Duration::from_millis(1500))).await;
+    let new = Subscriber::start(Answer::Always(200)).await;
+    push_queue(&client, "grow", "multicast", &[("old", &old)], json!({})).await;
+    post_bodies(&client, "grow", &["m"]).await;
+    // The round to `old` is under way when the subscribers change.
+    assert!(old.wait_for(1, Duration::from_secs(5)).await);
+    let (status, body) = client
+        .put(
+            &format!("{}/subscribers", q("grow")),
+            json!({"subscribers": [{"name": "new", "url": new.url}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        new.wait_for(1, Duration::from_secs(8)).await,
+        "the round that ended on old settings was not final"
+    );
+    assert!(drained(&client, "grow", Duration::from_secs(5)).await);
+    assert_eq!((old.count(), new.count()), (1, 1));
+}

@@ -87,6 +87,30 @@ impl<S: Send + Sync> FromRequestParts<S> for MessagePath {
     }
 }
 
+/// `/3/projects/{project}/queues/{queue}/messages/{id}/subscribers/{subscriber}`.
+pub struct SubscriberMessagePath {
+    pub message: MessagePath,
+    pub subscriber: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SubscriberMessagePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((project, queue, id, subscriber)) =
+            Path::<(String, String, String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(path_error)?;
+        check_project(&project)?;
+        check_queue_name(&queue)?;
+        let message = MessagePath { project, queue, id };
+        Ok(SubscriberMessagePath {
+            message,
+            subscriber,
+        })
+    }
+}
+
 /// `/3/projects/{project}`.
 pub struct ProjectPath {
     pub project: String,

@@ -2,7 +2,7 @@
 //! acknowledgements from subscribers that answered 202.
 
 use super::auth::AckReservation;
-use super::extract::{JsonBody, MessagePath, QueuePath};
+use super::extract::{JsonBody, MessagePath, QueuePath, SubscriberMessagePath};
 use super::input::opt_string;
 use super::queues::{SubscriberInput, subscribers_of};
 use super::{ApiError, AppState};
@@ -12,7 +12,7 @@ use crate::push::state::PushState;
 use crate::store::StoreError;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
@@ -45,22 +45,33 @@ where
 {
     state
         .store
-        .update_queue(&path.project, &path.queue, false, ChangedBy::Api, |current| {
-            let push = current.and_then(push_of).ok_or_else(|| {
-                StoreError::Invalid(
-                    "Subscribers can only be set on a push queue (type unicast or multicast)"
-                        .into(),
-                )
-            })?;
-            let change = QueueSettings {
-                push: Some(PushPatch {
-                    subscribers: Some(f(&push.subscribers)?),
+        .update_queue(
+            &path.project,
+            &path.queue,
+            false,
+            ChangedBy::Api,
+            |current| {
+                let push = current.and_then(push_of).ok_or_else(|| {
+                    StoreError::Invalid(
+                        "Subscribers can only be set on a push queue (type unicast or multicast)"
+                            .into(),
+                    )
+                })?;
+                let change = QueueSettings {
+                    push: Some(PushPatch {
+                        subscribers: Some(f(&push.subscribers)?),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            };
-            Ok(config::apply(current, &change, &path.queue, ChangedBy::Api)?)
-        })
+                };
+                Ok(config::apply(
+                    current,
+                    &change,
+                    &path.queue,
+                    ChangedBy::Api,
+                )?)
+            },
+        )
         .await?;
     Ok(Json(json!({ "msg": "Updated" })))
 }
@@ -168,7 +179,7 @@ pub struct AckBody {
 /// token may give it in the body instead, or not at all.
 pub async fn acknowledge(
     State(state): State<AppState>,
-    Path((project, queue, id, subscriber)): Path<(String, String, String, String)>,
+    path: SubscriberMessagePath,
     by_reservation: Option<Extension<AckReservation>>,
     JsonBody(body): JsonBody<AckBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -176,7 +187,8 @@ pub async fn acknowledge(
         Some(Extension(AckReservation(rid))) => Some(rid),
         None => body.reservation_id,
     };
-    ack(&state, &project, &queue, &id, rid.as_deref(), &subscriber).await
+    let MessagePath { project, queue, id } = &path.message;
+    ack(&state, project, queue, id, rid.as_deref(), &path.subscriber).await
 }
 
 pub async fn ack(

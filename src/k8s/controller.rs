@@ -117,7 +117,10 @@ impl Context {
     }
 
     fn succeeded(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
     /// The pause before retrying `key` after one more failure: 5 s, doubling up to 5 min.
@@ -222,8 +225,12 @@ async fn cleanup_queue(queue: &Queue, ctx: &Context) -> Result<Action, Error> {
     let forgotten = declare::forget_queue(&ctx.store, queue).await?;
     let note = match forgotten {
         Forgotten::Deleted => "Deleted the queue and its messages (deletionPolicy Delete)",
-        Forgotten::Retained => "Kept the queue and its messages as an unmanaged queue (deletionPolicy Retain)",
-        Forgotten::NotOurs => "Left the stored queue alone: gone already, or managed by another resource",
+        Forgotten::Retained => {
+            "Kept the queue and its messages as an unmanaged queue (deletionPolicy Retain)"
+        }
+        Forgotten::NotOurs => {
+            "Left the stored queue alone: gone already, or managed by another resource"
+        }
     };
     let event = Event {
         type_: EventType::Normal,
@@ -302,12 +309,12 @@ where
 pub async fn run_controllers(
     client: Client,
     store: Store,
-    namespace: Option<&str>,
+    namespace: Option<String>,
     reporter: Reporter,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let (queues, subscriptions): (Api<Queue>, Api<Subscription>) = match namespace {
+    let (queues, subscriptions): (Api<Queue>, Api<Subscription>) = match namespace.as_deref() {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
             Api::namespaced(client.clone(), ns),
@@ -340,18 +347,15 @@ pub async fn run_controllers(
             Some(ObjectRef::new(&subscription.spec.queue).within(&namespace))
         },
     );
-    let subscription_controller = subscription_controller.watches(
-        queues,
-        watcher::Config::default(),
-        move |queue: Queue| {
+    let subscription_controller =
+        subscription_controller.watches(queues, watcher::Config::default(), move |queue: Queue| {
             subscription_cache
                 .state()
                 .iter()
                 .filter(|s| s.namespace() == queue.namespace() && s.spec.queue == queue.name_any())
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
-        },
-    );
+        });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

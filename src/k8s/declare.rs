@@ -72,7 +72,10 @@ pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSetti
     QueueSettings {
         queue_type: Some(queue_type),
         message_timeout: Some(spec.message_timeout.unwrap_or(DEFAULT_MESSAGE_TIMEOUT)),
-        message_expiration: Some(spec.message_expiration.unwrap_or(DEFAULT_MESSAGE_EXPIRATION)),
+        message_expiration: Some(
+            spec.message_expiration
+                .unwrap_or(DEFAULT_MESSAGE_EXPIRATION),
+        ),
         push,
     }
 }
@@ -200,7 +203,11 @@ pub fn queue_status(
                 info.project
             ),
         ),
-        Ok(info) => (true, "Stored", format!("Stored in project {}", info.project)),
+        Ok(info) => (
+            true,
+            "Stored",
+            format!("Stored in project {}", info.project),
+        ),
         Err(err) => (false, reason_of(err), err.to_string()),
     };
     let condition = ready_condition(ready, reason, message, generation, queue.ready());
@@ -234,19 +241,29 @@ pub fn subscription_status(
         (Ok(_), Some(q)) if q.spec.queue_type == QueueKind::Pull => (
             false,
             "PullQueue",
-            format!("Queue {:?} is a pull queue: nothing is pushed", q.name_any()),
+            format!(
+                "Queue {:?} is a pull queue: nothing is pushed",
+                q.name_any()
+            ),
         ),
         (Ok(_), Some(q)) => match q.ready() {
             Some(c) if c.status == "True" => (
                 true,
                 "Subscribed",
-                format!("Queue {:?} pushes to {}", q.name_any(), subscription.spec.url),
+                format!(
+                    "Queue {:?} pushes to {}",
+                    q.name_any(),
+                    subscription.spec.url
+                ),
             ),
             // Only this Subscription's own arrival can lift that, once the queue is reconciled.
             Some(c) if c.reason == "NoSubscriptions" => (
                 false,
                 "QueuePending",
-                format!("Queue {:?} has not taken this subscription in yet", q.name_any()),
+                format!(
+                    "Queue {:?} has not taken this subscription in yet",
+                    q.name_any()
+                ),
             ),
             Some(c) => (
                 false,

@@ -58,7 +58,11 @@ pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Resu
         let api_version = document["apiVersion"].as_str().unwrap_or_default();
         let kind = document["kind"].as_str().unwrap_or_default();
         if api_version != "ferromq.dev/v1alpha1" {
-            tracing::warn!(api_version, kind, "skipping a document that is not a ferromq resource");
+            tracing::warn!(
+                api_version,
+                kind,
+                "skipping a document that is not a ferromq resource"
+            );
             continue;
         }
         match kind {
@@ -82,8 +86,8 @@ pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Resu
 }
 
 fn parse<K: serde::de::DeserializeOwned>(document: Value, index: usize) -> Result<K, String> {
-    let resource: K = serde_path_to_error::deserialize(document)
-        .map_err(|e| format!("document {index}: {e}"))?;
+    let resource: K =
+        serde_path_to_error::deserialize(document).map_err(|e| format!("document {index}: {e}"))?;
     Ok(resource)
 }
 
@@ -98,7 +102,13 @@ fn check_rules<K: CustomResourceExt + ResourceExt + serde::Serialize>(
     resource: &K,
     what: &str,
 ) -> Result<(), String> {
-    if resource.meta().name.as_deref().unwrap_or_default().is_empty() {
+    if resource
+        .meta()
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
         return Err(format!("{what}: metadata.name is required"));
     }
     let crd = K::crd();

@@ -53,7 +53,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
         controller: controller::FIELD_MANAGER.into(),
         instance: Some(identity.clone()),
     };
-    let namespace = args.namespace.as_deref();
+    let namespace = args.namespace.clone();
     if args.no_leader_election {
         return Ok(controller::run_controllers(
             client,
@@ -74,7 +74,11 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
         .build()
         .await?;
     let (mut leader, lease_task) = lease.watch().await;
-    tracing::info!(identity, lease = args.lease_name, "waiting to become the leader");
+    tracing::info!(
+        identity,
+        lease = args.lease_name,
+        "waiting to become the leader"
+    );
     tokio::select! {
         won = leader.wait_for(|is_leader| *is_leader) => { won?; }
         _ = crate::serve::shutdown_signal() => return Ok(()),
@@ -89,7 +93,8 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
             _ = crate::serve::shutdown_signal() => {}
         }
     };
-    let result = controller::run_controllers(client, store, namespace, reporter, metrics, stop).await;
+    let result =
+        controller::run_controllers(client, store, namespace, reporter, metrics, stop).await;
     // Hand the Lease over at once rather than letting it run out.
     drop(leader);
     if let Ok(Ok(lease)) = lease_task.await {
@@ -106,12 +111,17 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics_text(State(health): State<Health>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+async fn metrics_text(
+    State(health): State<Health>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &health.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         ),
         Err(_) => (

@@ -2,6 +2,9 @@
 //! Ranges and enums sit in the schema and rules spanning fields are CEL, so the API server
 //! refuses a bad manifest before the controller sees it; standalone mode checks the same rules.
 
+// Printer columns repeat `type_ = "string"`, which this lint takes for a repeated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema, ResourceExt};
 use schemars::JsonSchema;
@@ -153,7 +156,11 @@ pub struct QueueStatus {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionSpec {

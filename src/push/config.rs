@@ -2,8 +2,9 @@
 //! Plain functions, shared by the REST API and the controller.
 
 use crate::model::{
-    ChangedBy, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_RETRIES, MIN_MESSAGE_TIMEOUT, MAX_RETRIES_DELAY, MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings,
-    QueueType, Subscriber,
+    ChangedBy, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_RETRIES, MAX_RETRIES_DELAY,
+    MIN_MESSAGE_TIMEOUT, MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings, QueueType,
+    Subscriber,
 };
 
 /// Headers that frame the HTTP request itself; set by anyone else they would break delivery.
@@ -287,7 +288,8 @@ mod tests {
                 queue_type: Some(QueueType::Pull),
                 ..Default::default()
             },
-            "q", ChangedBy::Api
+            "q",
+            ChangedBy::Api,
         )
         .unwrap();
         assert!(push_of(&pull).is_none());
@@ -297,7 +299,8 @@ mod tests {
                 queue_type: Some(QueueType::Unicast),
                 ..Default::default()
             },
-            "q", ChangedBy::Api
+            "q",
+            ChangedBy::Api,
         )
         .unwrap();
         assert_eq!(push_of(&back).unwrap().subscribers, vec![sub("a")]);
@@ -317,7 +320,8 @@ mod tests {
                     retries: Some(101),
                     ..Default::default()
                 }),
-                "q", ChangedBy::Api
+                "q",
+                ChangedBy::Api
             )
             .is_err()
         );
@@ -328,7 +332,8 @@ mod tests {
                     retries_delay: Some(2),
                     ..Default::default()
                 }),
-                "q", ChangedBy::Api
+                "q",
+                ChangedBy::Api
             )
             .is_err()
         );
@@ -339,21 +344,31 @@ mod tests {
                     error_queue: Some("q".into()),
                     ..Default::default()
                 }),
-                "q", ChangedBy::Api
+                "q",
+                ChangedBy::Api
             )
             .is_err()
         );
         let mut bad = sub("b");
         bad.url = "ftp://x".into();
         assert!(apply(Some(&base), &push_change(vec![bad]), "q", ChangedBy::Api).is_err());
-        assert!(apply(Some(&base), &push_change(vec![sub("a"), sub("a")]), "q", ChangedBy::Api).is_err());
+        assert!(
+            apply(
+                Some(&base),
+                &push_change(vec![sub("a"), sub("a")]),
+                "q",
+                ChangedBy::Api
+            )
+            .is_err()
+        );
         let cleared = apply(
             Some(&base),
             &with(PushPatch {
                 error_queue: Some(String::new()),
                 ..Default::default()
             }),
-            "q", ChangedBy::Api
+            "q",
+            ChangedBy::Api,
         );
         assert_eq!(cleared.unwrap().push.unwrap().error_queue, "");
     }

@@ -216,7 +216,8 @@ impl Workers {
                 state,
                 after: NO_SUBSCRIBER_PAUSE,
             };
-            self.report(project, queue, &message, later).await;
+            self.report((project, queue, &config.revision), &message, later)
+                .await;
             return;
         }
         let offset = message
@@ -242,8 +243,7 @@ impl Workers {
         match next {
             Next::Wait(after) => {
                 self.report(
-                    project,
-                    queue,
+                    (project, queue, &config.revision),
                     &message,
                     Report::Wait {
                         state: encoded,
@@ -254,8 +254,7 @@ impl Workers {
             }
             Next::Done => {
                 self.report(
-                    project,
-                    queue,
+                    (project, queue, &config.revision),
                     &message,
                     Report::Done {
                         state: encoded,
@@ -272,7 +271,10 @@ impl Workers {
                     state: encoded.clone(),
                     hold,
                 };
-                if !self.report(project, queue, &message, held).await {
+                if !self
+                    .report((project, queue, &config.revision), &message, held)
+                    .await
+                {
                     return;
                 }
                 if !push.error_queue.is_empty()
@@ -285,8 +287,7 @@ impl Workers {
                     return;
                 }
                 self.report(
-                    project,
-                    queue,
+                    (project, queue, &config.revision),
                     &message,
                     Report::Done {
                         state: encoded,
@@ -300,16 +301,24 @@ impl Workers {
 
     /// Records a round's outcome; false when that did not happen (the claim had ended, or the
     /// store failed), in which case the claim runs out and the round is done again.
-    async fn report(&self, project: &str, queue: &str, message: &Claimed, report: Report) -> bool {
+    async fn report(
+        &self,
+        (project, queue, revision): (&str, &str, &str),
+        message: &Claimed,
+        report: Report,
+    ) -> bool {
         let store = &self.courier.store;
-        match store.report_push(project, queue, message, &report).await {
+        match store
+            .report_push(project, queue, message, &report, revision)
+            .await
+        {
             Ok(true) => true,
             Ok(false) => {
                 tracing::info!(
                     project,
                     queue,
                     id = message.id,
-                    "push claim ended before the round did"
+                    "push round not recorded (its claim ended, or the settings changed meanwhile): it runs again"
                 );
                 false
             }

@@ -295,6 +295,13 @@ impl Store {
                 ChangedBy::Api | ChangedBy::Release(_) => None,
                 ChangedBy::Resource(resource) => Some(resource.to_string()),
             };
+            if let Some((info, _)) = current.as_ref().filter(|(info, _)| info.config == next) {
+                // Nothing changes: keep the revision, so push rounds in flight stay final.
+                self.index_add(project, name).await?;
+                self.mark_push_queue(project, name, next.queue_type.is_push())
+                    .await?;
+                return Ok((info.clone(), false));
+            }
             let queue_id = random_id()[..24].to_string();
             let revision = current
                 .as_ref()
@@ -397,9 +404,13 @@ impl Store {
     /// is gone.
     pub async fn release_queue(&self, project: &str, name: &str, resource: &str) -> Result<()> {
         let released = self
-            .update_queue(project, name, false, ChangedBy::Release(resource), |current| {
-                Ok(current.cloned().unwrap_or_default())
-            })
+            .update_queue(
+                project,
+                name,
+                false,
+                ChangedBy::Release(resource),
+                |current| Ok(current.cloned().unwrap_or_default()),
+            )
             .await;
         match released {
             Ok(_) | Err(StoreError::QueueNotFound | StoreError::Managed { .. }) => Ok(()),
@@ -791,7 +802,10 @@ fn parse_queue_info(
     for (field, value) in fields {
         match field.as_str() {
             "id" => info.id = value,
-            "rev" => revision = value,
+            "rev" => {
+                info.config.revision = value.clone();
+                revision = value
+            }
             "type" => {
                 info.config.queue_type = QueueType::parse(&value)
                     .ok_or_else(|| StoreError::BadReply(format!("unknown queue type {value}")))?

@@ -116,6 +116,7 @@ impl Store {
         name: &str,
         message: &Claimed,
         report: &Report,
+        revision: &str,
     ) -> Result<bool> {
         let (id, reservation_id) = (message.id.as_str(), message.reservation_id.as_str());
         let acks_seen = message.acks.as_deref().unwrap_or("");
@@ -127,7 +128,7 @@ impl Store {
             Report::Hold { state, hold } => ("hold", state, hold.as_millis().to_string()),
         };
         let channel = keys.wake_channel();
-        let args: [&[u8]; 7] = [
+        let args: [&[u8]; 8] = [
             id.as_bytes(),
             reservation_id.as_bytes(),
             action.as_bytes(),
@@ -135,12 +136,14 @@ impl Store {
             number.as_bytes(),
             channel.as_bytes(),
             acks_seen.as_bytes(),
+            revision.as_bytes(),
         ];
         let mut reply = self
             .run_with(&SCRIPTS.push_report, &keys, Some(&done_key), &args)
             .await?;
         match reply.int()? {
-            4 => Ok(false),
+            // The claim ended, or the settings changed during the round: not recorded as asked.
+            4 | 6 => Ok(false),
             status => check_status(status, id).map(|_| true),
         }
     }
