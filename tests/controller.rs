@@ -510,3 +510,44 @@ async fn store_outages_surface_as_errors_not_panics() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn health_readiness_and_metrics_endpoints_answer() {
+    use prometheus_client::registry::Registry;
+    let orders = finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Retain));
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;
+    fixture.ctx = Arc::new(Context::new(
+        fixture.ctx.client.clone(),
+        fixture.store.clone(),
+        fixture.ctx.queues.clone(),
+        fixture.ctx.subscriptions.clone(),
+        Reporter {
+            controller: "ferromq-controller".into(),
+            instance: None,
+        },
+        metrics,
+    ));
+    let (result, _) = reconcile_with(&mut fixture, orders.clone(), async |api| {
+        api.queue_status_applied(&orders).await
+    })
+    .await;
+    assert!(result.is_ok());
+
+    let app = ferromq::k8s::operator::health_routes(fixture.store.clone(), Arc::new(registry));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let text = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(r#"ferromq_controller_reconciliations_total{kind="Queue",result="ok"} 1"#),
+        "{text}"
+    );
+    drop(std::mem::replace(&mut fixture._redis, RedisServer::start()));
+    assert_eq!(get("/readyz").await.unwrap().status(), 503);
+}

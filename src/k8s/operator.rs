@@ -32,17 +32,9 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
     let store = Store::connect(&args.redis.target()).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let health = Health {
-        store: store.clone(),
-        registry: Arc::new(registry),
-    };
     let listener = tokio::net::TcpListener::bind(args.health_listen).await?;
     tracing::info!(address = %listener.local_addr()?, "controller health and metrics listening");
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .with_state(health);
+    let app = health_routes(store.clone(), Arc::new(registry));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let identity = args
@@ -101,6 +93,15 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
         let _ = lease.release().await;
     }
     Ok(result?)
+}
+
+/// `/healthz` (the process runs), `/readyz` (Redis answers) and `/metrics` (Prometheus text).
+pub fn health_routes(store: Store, registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Health { store, registry })
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
