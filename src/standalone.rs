@@ -27,13 +27,13 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
         }
         Err(err) => return Err(err.into()),
     };
-    // Kept alive (and killed on drop) for as long as the data plane serves.
-    let mut _redis = None;
+    // Runs as long as the data plane serves (and is killed on drop, should start-up fail).
+    let mut redis = None;
     let target = match &serve.redis.redis_url {
         Some(_) => serve.redis.target(),
         None => {
             let (child, socket) = start_redis(args.data_dir.as_deref()).await?;
-            _redis = Some(child);
+            redis = Some(child);
             let url = format!("unix://{}", socket.display());
             println!("started redis-server at {url}");
             RedisTarget::parse(&url, false)
@@ -74,7 +74,12 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
         "ferromq: http://{}  token: {shown_token}  (any project)",
         serve.listen
     );
-    crate::serve::serve_store(serve, tokens, store).await
+    let served = crate::serve::serve_store(serve, tokens, store).await;
+    if let Some(mut redis) = redis {
+        // Stop it and wait, so no exited redis-server is left behind unreaped.
+        let _ = redis.kill().await;
+    }
+    served
 }
 
 /// Starts redis-server on a unix socket in `data_dir` (a temporary directory when none),
