@@ -201,17 +201,7 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
         .get(&key)
         .is_some_and(|at| at.elapsed() < REFRESH);
     if !(unchanged_but_counts && written_lately) && queue.status.as_ref() != Some(&status) {
-        let patch = Patch::Apply(json!({
-            "apiVersion": "ferromq.dev/v1alpha1",
-            "kind": "Queue",
-            "status": status,
-        }));
-        api.patch_status(
-            &queue.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &patch,
-        )
-        .await?;
+        apply_status(api, "Queue", &queue.name_any(), &status).await?;
         ctx.status_written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -271,19 +261,29 @@ async fn subscription_status(subscription: &Subscription, ctx: &Context) -> Resu
     let status = declare::subscription_status(subscription, queue.as_deref());
     if subscription.status.as_ref() != Some(&status) {
         let api: Api<Subscription> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = Patch::Apply(json!({
-            "apiVersion": "ferromq.dev/v1alpha1",
-            "kind": "Subscription",
-            "status": status,
-        }));
-        api.patch_status(
-            &subscription.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &patch,
-        )
-        .await?;
+        apply_status(&api, "Subscription", &subscription.name_any(), &status).await?;
     }
     Ok(Action::requeue(REFRESH))
+}
+
+/// Writes a resource's status by server-side apply, owned by this controller's field manager.
+async fn apply_status<K>(
+    api: &Api<K>,
+    kind: &str,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = Patch::Apply(json!({
+        "apiVersion": "ferromq.dev/v1alpha1",
+        "kind": kind,
+        "status": status,
+    }));
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &patch)
+        .await?;
+    Ok(())
 }
 
 /// After a failed reconcile: an Event, and a retry after a pause that doubles per failure.

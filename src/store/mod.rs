@@ -277,25 +277,25 @@ impl Store {
     {
         let keys = QueueKeys::new(project, name);
         for _ in 0..32 {
-            let current = match self.queue_info_with_revision(project, name).await {
+            let current = match self.queue_info(project, name).await {
                 Ok(found) => Some(found),
                 Err(StoreError::QueueNotFound) if create => None,
                 Err(err) => return Err(err),
             };
             let manager = current
                 .as_ref()
-                .and_then(|(info, _)| info.config.managed_by.clone());
+                .and_then(|info| info.config.managed_by.clone());
             if let Some(manager) = manager
                 && by.resource() != Some(manager.as_str())
             {
                 return Err(StoreError::Managed { by: manager });
             }
-            let mut next = change(current.as_ref().map(|(info, _)| &info.config))?;
+            let mut next = change(current.as_ref().map(|info| &info.config))?;
             next.managed_by = match by {
                 ChangedBy::Api | ChangedBy::Release(_) => None,
                 ChangedBy::Resource(resource) => Some(resource.to_string()),
             };
-            if let Some((info, _)) = current.as_ref().filter(|(info, _)| info.config == next) {
+            if let Some(info) = current.as_ref().filter(|info| info.config == next) {
                 // Nothing changes: keep the revision, so push rounds in flight stay final.
                 self.index_add(project, name).await?;
                 self.mark_push_queue(project, name, next.queue_type.is_push())
@@ -305,7 +305,7 @@ impl Store {
             let queue_id = random_id()[..24].to_string();
             let revision = current
                 .as_ref()
-                .map(|(_, rev)| rev.clone())
+                .map(|info| info.config.revision.clone())
                 .unwrap_or_default();
             let push = match &next.push {
                 Some(push) => {
@@ -330,7 +330,7 @@ impl Store {
                 continue; // changed meanwhile: read again
             }
             let created = reply.int()? == 1;
-            let (info, _) = reply.queue_info(project, name)?;
+            let info = reply.queue_info(project, name)?;
             // Also when it existed: this repairs a listing entry lost to a crash after creation.
             self.index_add(project, name).await?;
             self.mark_push_queue(project, name, info.config.queue_type.is_push())
@@ -368,19 +368,11 @@ impl Store {
             .collect())
     }
 
-    async fn queue_info_with_revision(
-        &self,
-        project: &str,
-        name: &str,
-    ) -> Result<(QueueInfo, String)> {
+    pub async fn queue_info(&self, project: &str, name: &str) -> Result<QueueInfo> {
         let keys = QueueKeys::new(project, name);
         let mut reply = self.run(&SCRIPTS.info, &keys, &[]).await?;
         check_status(reply.int()?, "")?;
         reply.queue_info(project, name)
-    }
-
-    pub async fn queue_info(&self, project: &str, name: &str) -> Result<QueueInfo> {
-        Ok(self.queue_info_with_revision(project, name).await?.0)
     }
 
     /// Deletes a queue with its messages. A managed queue is deleted only by its resource.
@@ -781,11 +773,7 @@ impl Store {
 }
 
 /// Reads a queue's fields out of a script reply; also returns the settings' revision.
-fn parse_queue_info(
-    project: &str,
-    name: &str,
-    fields: Vec<(String, String)>,
-) -> Result<(QueueInfo, String)> {
+fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) -> Result<QueueInfo> {
     let mut info = QueueInfo {
         id: String::new(),
         project: project.to_string(),
@@ -794,7 +782,6 @@ fn parse_queue_info(
         size: 0,
         total_messages: 0,
     };
-    let mut revision = String::new();
     let number = |v: &str| {
         v.parse::<u64>()
             .map_err(|_| StoreError::BadReply(format!("not a number: {v}")))
@@ -802,10 +789,7 @@ fn parse_queue_info(
     for (field, value) in fields {
         match field.as_str() {
             "id" => info.id = value,
-            "rev" => {
-                info.config.revision = value.clone();
-                revision = value
-            }
+            "rev" => info.config.revision = value,
             "type" => {
                 info.config.queue_type = QueueType::parse(&value)
                     .ok_or_else(|| StoreError::BadReply(format!("unknown queue type {value}")))?
@@ -824,5 +808,5 @@ fn parse_queue_info(
             _ => {}
         }
     }
-    Ok((info, revision))
+    Ok(info)
 }

@@ -59,7 +59,7 @@ impl Reply {
     }
 
     /// The rest of the reply as field/value pairs describing a queue, and its revision.
-    pub fn queue_info(&mut self, project: &str, name: &str) -> Result<(QueueInfo, String)> {
+    pub fn queue_info(&mut self, project: &str, name: &str) -> Result<QueueInfo> {
         let mut fields = Vec::with_capacity(self.0.len() / 2);
         while !self.is_empty() {
             fields.push((self.text()?, self.text()?));
