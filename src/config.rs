@@ -123,6 +123,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_PUSH_TIMEOUT", default_value_t = 60)]
     pub push_timeout: u64,
 
+    /// A PEM file of extra certificate authorities that `https://` subscribers' certificates
+    /// may chain to (the system's roots are always trusted).
+    #[arg(long, env = "FERROMQ_PUSH_CA_FILE")]
+    pub push_ca_file: Option<PathBuf>,
+
     /// Push deliveries in flight at once, per queue and process.
     #[arg(long, env = "FERROMQ_PUSH_CONCURRENCY", default_value_t = 32)]
     pub push_concurrency: usize,

@@ -15,6 +15,7 @@
 //! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
 //! * `standalone`: the `ferromq standalone` job: `serve` with queues declared in manifest files.
 //! * `telemetry`: logging.
+//! * `tls`: certificates and the TLS crypto provider.
 
 pub mod api;
 pub mod config;
@@ -25,3 +26,4 @@ pub mod serve;
 pub mod standalone;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -31,6 +31,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     ferromq::telemetry::init();
+    ferromq::tls::install_crypto_provider();
     let cli = Cli::parse();
     if let Job::Crdgen = cli.job {
         return match ferromq::k8s::crd_yaml() {

@@ -37,15 +37,21 @@ pub async fn serve_store(
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "ferromq data plane listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = (!args.no_push).then(|| {
+    let workers = if args.no_push {
+        None
+    } else {
+        let extra_roots = match &args.push_ca_file {
+            Some(path) => crate::tls::root_certificates(path)?,
+            None => Vec::new(),
+        };
         let courier = Courier {
-            http: Courier::http_client(push.timeout),
+            http: Courier::http_client(push.timeout, &extra_roots)?,
             store,
             tokens,
             public_url: args.public_url(),
         };
-        tokio::spawn(Workers::new(courier, push).run(stopped))
-    });
+        Some(tokio::spawn(Workers::new(courier, push).run(stopped)))
+    };
     api::serve(listener, state, shutdown_signal()).await?;
     let _ = stop.send(true);
     if let Some(workers) = workers {

@@ -822,3 +822,48 @@ async fn a_subscriber_added_while_a_round_runs_still_gets_the_message() {
     assert!(drained(&client, "grow", Duration::from_secs(5)).await);
     assert_eq!((old.count(), new.count()), (1, 1));
 }
+
+#[tokio::test]
+async fn https_subscribers_are_reached_when_their_authority_is_trusted() {
+    let redis = RedisServer::start();
+    let (sub, authority) = Subscriber::start_tls(Answer::Always(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, authority).unwrap();
+
+    // Without the private authority the certificate is refused: a failed attempt, not a delivery.
+    let untrusting = ServerProcess::start(&redis).await;
+    let client = untrusting.client();
+    push_queue(
+        &client,
+        "tls-untrusted",
+        "multicast",
+        &[("s", &sub)],
+        json!({"retries": 0}),
+    )
+    .await;
+    post_bodies(&client, "tls-untrusted", &["secret"]).await;
+    let failed = common::eventually(Duration::from_secs(10), || async {
+        let (_, info) = client.get(&q("tls-untrusted")).await;
+        info["queue"]["size"] == 0
+    })
+    .await;
+    assert!(
+        failed,
+        "the undeliverable message leaves the queue after its last try"
+    );
+    assert_eq!(sub.count(), 0, "no request reached the subscriber");
+    drop(untrusting);
+
+    let ca = ca_file.to_str().unwrap();
+    let trusting = ServerProcess::start_with(&redis, &[("FERROMQ_PUSH_CA_FILE", ca)]).await;
+    let client = trusting.client();
+    push_queue(&client, "tls", "multicast", &[("s", &sub)], json!({})).await;
+    post_bodies(&client, "tls", &["over tls"]).await;
+    assert!(
+        sub.wait_for(1, Duration::from_secs(10)).await,
+        "delivered over https"
+    );
+    assert_eq!(sub.received()[0].body, "over tls");
+    assert!(drained(&client, "tls", Duration::from_secs(5)).await);
+}

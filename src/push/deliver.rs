@@ -54,15 +54,22 @@ pub struct Courier {
 
 impl Courier {
     /// An HTTP client that follows no redirects (a redirect counts as a failed delivery) and
-    /// gives up after `timeout`.
-    pub fn http_client(timeout: Duration) -> reqwest::Client {
-        reqwest::Client::builder()
+    /// gives up after `timeout`. `https://` subscribers must present a certificate the system
+    /// trusts or one that chains to `extra_roots`.
+    pub fn http_client(
+        timeout: Duration,
+        extra_roots: &[reqwest::Certificate],
+    ) -> Result<reqwest::Client, reqwest::Error> {
+        crate::tls::install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new())
+            .tcp_nodelay(true);
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        builder.build()
     }
 
     /// The URL a subscriber that answered 202 sends DELETE to, to acknowledge the message.

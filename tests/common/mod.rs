@@ -122,7 +122,7 @@ impl TestServer {
         }));
         // Push workers too, with a short answer timeout so failure tests run quickly.
         let courier = Courier {
-            http: Courier::http_client(PUSH_TIMEOUT),
+            http: Courier::http_client(PUSH_TIMEOUT, &[]).expect("push client"),
             store,
             tokens,
             public_url: base.clone(),
@@ -161,6 +161,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(redis: &RedisServer) -> Self {
+        Self::start_with(redis, &[]).await
+    }
+
+    /// Like `start`, with more environment variables for `ferromq serve`.
+    pub async fn start_with(redis: &RedisServer, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_ferromq"))
             .arg("serve")
@@ -169,6 +174,7 @@ impl ServerProcess {
             .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
             .env("FERROMQ_PUSH_TIMEOUT", PUSH_TIMEOUT.as_secs().to_string())
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("ferromq binary");
@@ -228,6 +234,7 @@ pub type Answer = (StatusCode, Value);
 
 impl Client {
     pub fn new(base: &str, token: Option<&str>) -> Self {
+        ferromq::tls::install_crypto_provider();
         Client {
             base: base.to_string(),
             token: token.map(String::from),

@@ -44,6 +44,14 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub async fn start(answer: Answer) -> Self {
+        let (shared, app) = Self::app(answer);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Subscriber { url, shared }
+    }
+
+    fn app(answer: Answer) -> (Shared, Router) {
         let shared = Shared {
             answer,
             received: Arc::default(),
@@ -53,10 +61,40 @@ impl Subscriber {
         let app = Router::new()
             .route("/{*path}", post(handle))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Subscriber { url, shared }
+        (shared, app)
+    }
+
+    /// The same subscriber over `https://`, with a certificate for 127.0.0.1 issued by a
+    /// fresh private authority; also returns that authority's certificate (PEM).
+    pub async fn start_tls(answer: Answer) -> (Self, String) {
+        ferromq::tls::install_crypto_provider();
+        let authority_key = rcgen::KeyPair::generate().unwrap();
+        let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = rcgen::Issuer::new(authority.clone(), authority_key);
+        let authority_pem = authority.self_signed(issuer.key()).unwrap().pem();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+            leaf.pem().into_bytes(),
+            key.serialize_pem().into_bytes(),
+        )
+        .await
+        .unwrap();
+        let (shared, app) = Self::app(answer);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum_server::from_tcp_rustls(listener, tls)
+                .unwrap()
+                .serve(app.into_make_service())
+                .await
+        });
+        (Subscriber { url, shared }, authority_pem)
     }
 
     /// Another handle on the same subscriber (for a task that watches it).

@@ -92,6 +92,7 @@ async fn main() {
 }
 
 pub fn http_client(connections: usize) -> reqwest::Client {
+    ferromq::tls::install_crypto_provider();
     reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
