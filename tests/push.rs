@@ -223,7 +223,7 @@ async fn a_202_is_done_once_the_subscriber_deletes_its_message_url() {
     assert_eq!(status["subscribers"][0]["status"], "reserved");
 
     // The subscriber acknowledges with a bare DELETE: the URL carries what proves it.
-    let anonymous = reqwest::Client::new();
+    let anonymous = common::http();
     let wrong = anonymous
         .delete(ack_url.replace("reservation_id=", "reservation_id=x"))
         .send()
@@ -604,7 +604,7 @@ async fn acknowledging(after: Duration) -> (Subscriber, tokio::task::JoinHandle<
     let sub = Subscriber::start(Answer::Always(202)).await;
     let watcher = sub.clone_handle();
     let task = tokio::spawn(async move {
-        let http = reqwest::Client::new();
+        let http = common::http();
         let mut acked = 0;
         loop {
             let received = watcher.received();
@@ -701,7 +701,7 @@ async fn a_duplicated_reservation_id_parameter_does_not_bypass_auth() {
         q("guarded"),
         ids[0]
     );
-    let response = reqwest::Client::new().delete(url).send().await.unwrap();
+    let response = common::http().delete(url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let (_, info) = client.get(&q("guarded")).await;
     assert_eq!(info["queue"]["size"], 1, "nothing was deleted");

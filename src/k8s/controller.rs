@@ -14,8 +14,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -46,6 +46,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0} has no namespace")]
     NoNamespace(String),
+    #[error("{0}")]
+    NotInstalled(String),
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -140,12 +142,29 @@ impl Context {
     }
 }
 
-fn key_of<K: Resource>(object: &K) -> String {
+/// `Kind namespace/name`: a Queue and a Subscription of one name are different resources.
+fn key_of<K: Resource<DynamicType = ()>>(object: &K) -> String {
     format!(
-        "{}/{}",
+        "{} {}/{}",
+        K::kind(&()),
         object.meta().namespace.as_deref().unwrap_or_default(),
         object.meta().name.as_deref().unwrap_or_default()
     )
+}
+
+/// The Event reason for a failed reconcile: the store's own reason where it has one.
+fn reason_of(error: &Error) -> &'static str {
+    use kube::runtime::finalizer::Error as Finalizer;
+    match error {
+        Error::Store(err) => declare::reason_of(err),
+        Error::Finalizer(inner) => match inner.as_ref() {
+            Finalizer::ApplyFailed(err) | Finalizer::CleanupFailed(err) => reason_of(err),
+            _ => "FinalizerFailed",
+        },
+        Error::Kube(_) => "KubernetesApiError",
+        Error::NoNamespace(_) => "NoNamespace",
+        Error::NotInstalled(_) => "NotInstalled",
+    }
 }
 
 /// Reconciles one Queue: applies it (or, once deleted, its deletion policy) and writes status.
@@ -177,16 +196,6 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
     let subscriptions = declare::subscriptions_of(queue, all.iter().map(|s| s.as_ref()));
     let outcome = declare::declare_queue(&ctx.store, queue, &subscriptions).await;
     let status = declare::queue_status(queue, &outcome, &subscriptions);
-    if let Err(err) = &outcome {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: declare::reason_of(err).into(),
-            note: Some(err.to_string()),
-            action: "Apply".into(),
-            secondary: None,
-        };
-        ctx.publish(&queue.object_ref(&()), event).await;
-    }
     let key = key_of(queue);
     let unchanged_but_counts = queue.status.as_ref().is_some_and(|old| {
         let mut old = old.clone();
@@ -286,7 +295,8 @@ where
     Ok(())
 }
 
-/// After a failed reconcile: an Event, and a retry after a pause that doubles per failure.
+/// After a failed reconcile: one Warning Event (repeats of it become a series), and a retry
+/// after a pause that doubles per failure.
 pub fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
     K: Resource<DynamicType = ()>,
@@ -294,7 +304,7 @@ where
     tracing::warn!(%error, object = key_of(object.as_ref()), "reconcile failed");
     let event = Event {
         type_: EventType::Warning,
-        reason: "ReconcileFailed".into(),
+        reason: reason_of(error).into(),
         note: Some(error.to_string()),
         action: "Reconcile".into(),
         secondary: None,
@@ -303,6 +313,24 @@ where
     let publisher = ctx.clone();
     tokio::spawn(async move { publisher.publish(&reference, event).await });
     Action::requeue(ctx.backoff(&key_of(object.as_ref())))
+}
+
+/// Fails with advice when the resource's CRD is not installed (or not readable).
+async fn installed<K>(api: &Api<K>, kind: &str) -> Result<(), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NotInstalled(format!(
+            "the {kind} CRD (ferromq.dev/v1alpha1) is not installed: kubectl apply -f crds/"
+        ))),
+        Err(kube::Error::Api(status)) if status.code == 403 => Err(Error::NotInstalled(format!(
+            "not allowed to list {kind} resources ({}): check the controller's RBAC rules",
+            status.message
+        ))),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Runs both controllers until `stop` completes. Watches one namespace, or all.
@@ -321,14 +349,24 @@ pub async fn run_controllers(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    queues.list(&ListParams::default().limit(1)).await?;
-    subscriptions.list(&ListParams::default().limit(1)).await?;
+    installed(&queues, "Queue").await?;
+    installed(&subscriptions, "Subscription").await?;
 
-    let queue_controller = Controller::new(queues.clone(), watcher::Config::default());
-    let subscription_controller =
-        Controller::new(subscriptions.clone(), watcher::Config::default());
-    let queue_cache = queue_controller.store();
-    let subscription_cache = subscription_controller.store();
+    // A Subscription change reconciles its Queue, which reads the Subscriptions from a cache;
+    // a Queue change, its Subscriptions, which read the Queue. Each trigger comes from the
+    // same reflector that fills the cache, after the change is in it, so no reconcile runs
+    // on a cache that has not seen its trigger yet.
+    let (queue_cache, queue_writer) = reflector::store();
+    let queue_changes = reflector(queue_writer, watcher(queues.clone(), Default::default()))
+        .default_backoff()
+        .touched_objects();
+    let (subscription_cache, subscription_writer) = reflector::store();
+    let subscription_changes = reflector(
+        subscription_writer,
+        watcher(subscriptions.clone(), Default::default()),
+    )
+    .default_backoff()
+    .touched_objects();
     let ctx = Arc::new(Context::new(
         client,
         store,
@@ -337,18 +375,15 @@ pub async fn run_controllers(
         reporter,
         metrics,
     ));
-
-    // A Subscription change reconciles its Queue; a Queue change, its Subscriptions.
-    let queue_controller = queue_controller.watches(
-        subscriptions,
-        watcher::Config::default(),
+    let queue_controller = Controller::new(queues, watcher::Config::default()).watches_stream(
+        subscription_changes,
         |subscription: Subscription| {
             let namespace = subscription.namespace()?;
             Some(ObjectRef::new(&subscription.spec.queue).within(&namespace))
         },
     );
-    let subscription_controller =
-        subscription_controller.watches(queues, watcher::Config::default(), move |queue: Queue| {
+    let subscription_controller = Controller::new(subscriptions, watcher::Config::default())
+        .watches_stream(queue_changes, move |queue: Queue| {
             subscription_cache
                 .state()
                 .iter()

@@ -77,12 +77,16 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
     }
     tracing::info!(identity, "leader: reconciling");
     let mut watch_leader = leader.clone();
-    let stop = async move {
-        tokio::select! {
-            _ = watch_leader.wait_for(|is_leader| !*is_leader) => {
-                tracing::error!("lost the leader Lease: stopping so another replica takes over");
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let lost = lost.clone();
+        async move {
+            tokio::select! {
+                _ = watch_leader.wait_for(|is_leader| !*is_leader) => {
+                    lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ = crate::serve::shutdown_signal() => {}
             }
-            _ = crate::serve::shutdown_signal() => {}
         }
     };
     let result =
@@ -92,7 +96,12 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
     if let Ok(Ok(lease)) = lease_task.await {
         let _ = lease.release().await;
     }
-    Ok(result?)
+    result?;
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        // A failure exit, so the pod restarts and queues up for the Lease again.
+        return Err("lost the leader Lease: stopped so that another replica takes over".into());
+    }
+    Ok(())
 }
 
 /// `/healthz` (the process runs), `/readyz` (Redis answers) and `/metrics` (Prometheus text).

@@ -221,6 +221,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A plain HTTP client (TLS set up as the binary does it).
+pub fn http() -> reqwest::Client {
+    ferromq::tls::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// An HTTP client for one server and token.
 #[derive(Clone)]
 pub struct Client {
@@ -234,11 +240,10 @@ pub type Answer = (StatusCode, Value);
 
 impl Client {
     pub fn new(base: &str, token: Option<&str>) -> Self {
-        ferromq::tls::install_crypto_provider();
         Client {
             base: base.to_string(),
             token: token.map(String::from),
-            http: reqwest::Client::new(),
+            http: http(),
         }
     }
 
