@@ -191,9 +191,11 @@ impl Default for QueueConfig {
 pub enum ChangedBy<'a> {
     /// A REST client: refused on managed queues.
     Api,
-    /// The resource that declares the queue (`Queue namespace/name`): it takes the queue over
-    /// unless another resource manages it already.
+    /// The resource that declares the queue (`Queue namespace/name`): it creates the queue or
+    /// changes the one it manages; a queue that exists unmanaged is refused.
     Resource(&'a str),
+    /// Like `Resource`, and it also takes over a queue that exists unmanaged.
+    Adopt(&'a str),
     /// That resource lets go of the queue: it becomes an ordinary REST queue.
     Release(&'a str),
 }
@@ -203,7 +205,7 @@ impl<'a> ChangedBy<'a> {
     pub fn resource(self) -> Option<&'a str> {
         match self {
             ChangedBy::Api => None,
-            ChangedBy::Resource(r) | ChangedBy::Release(r) => Some(r),
+            ChangedBy::Resource(r) | ChangedBy::Adopt(r) | ChangedBy::Release(r) => Some(r),
         }
     }
 }

@@ -314,6 +314,63 @@ async fn a_queue_another_resource_manages_is_neither_taken_over_nor_deleted() {
 }
 
 #[tokio::test]
+async fn a_queue_made_over_rest_is_taken_over_only_when_the_queue_asks_to_adopt_it() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let store = store(&redis).await;
+    post_bodies(&client, "legacy", &["kept"]).await;
+
+    let mut legacy = queue(
+        "legacy",
+        QueueSpec {
+            deletion_policy: DeletionPolicy::Delete,
+            message_timeout: Some(120),
+            ..Default::default()
+        },
+    );
+    let outcome = declare::declare_queue(&store, &legacy, &[]).await;
+    assert!(
+        matches!(outcome, Err(StoreError::NotAdopted)),
+        "{outcome:?}"
+    );
+    let status = declare::queue_status(&legacy, &outcome, &[]);
+    let ready = &status.conditions[0];
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "QueueExists")
+    );
+    assert!(
+        ready.message.contains(declare::ADOPT_ANNOTATION),
+        "{}",
+        ready.message
+    );
+    // Refused, so deleting the resource leaves the queue and its message alone.
+    assert_eq!(
+        declare::forget_queue(&store, &legacy).await.unwrap(),
+        Forgotten::NotOurs
+    );
+    let info = store.queue_info("p", "legacy").await.unwrap();
+    assert_eq!(
+        (
+            info.size,
+            info.config.managed_by,
+            info.config.message_timeout
+        ),
+        (1, None, 60)
+    );
+
+    legacy
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(declare::ADOPT_ANNOTATION.into(), "true".into());
+    let info = declare::declare_queue(&store, &legacy, &[]).await.unwrap();
+    assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/legacy"));
+    assert_eq!((info.size, info.config.message_timeout), (1, 120));
+}
+
+#[tokio::test]
 async fn a_queue_the_store_lost_is_recreated_by_the_next_apply() {
     let redis = RedisServer::start();
     let store = store(&redis).await;

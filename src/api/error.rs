@@ -60,7 +60,9 @@ impl From<StoreError> for ApiError {
                 ApiError::BadRequest(err.to_string())
             }
             StoreError::SubscriberNotFound => ApiError::NotFound(err.to_string()),
-            StoreError::Managed { .. } => ApiError::Conflict(err.to_string()),
+            StoreError::Managed { .. } | StoreError::NotAdopted => {
+                ApiError::Conflict(err.to_string())
+            }
             StoreError::Unavailable(err) => {
                 tracing::warn!(%err, "store unreachable");
                 ApiError::Unavailable

@@ -80,7 +80,11 @@ pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSetti
     }
 }
 
-/// Creates or updates the queue a resource declares, as managed by it.
+/// Annotation (value `"true"`) that lets a Queue take over a queue of its name made over REST.
+pub const ADOPT_ANNOTATION: &str = "ferromq.dev/adopt";
+
+/// Creates or updates the queue a resource declares, as managed by it. An existing queue made
+/// over REST is taken over only with the adopt annotation.
 pub async fn declare_queue(
     store: &Store,
     queue: &Queue,
@@ -88,14 +92,17 @@ pub async fn declare_queue(
 ) -> Result<QueueInfo, StoreError> {
     let manager = queue.manager();
     let settings = settings_of(queue, subscriptions);
+    let adopt = queue
+        .annotations()
+        .get(ADOPT_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    let by = if adopt {
+        ChangedBy::Adopt(&manager)
+    } else {
+        ChangedBy::Resource(&manager)
+    };
     let (info, _created) = store
-        .apply_queue(
-            &queue.project(),
-            &queue.name_any(),
-            &settings,
-            true,
-            ChangedBy::Resource(&manager),
-        )
+        .apply_queue(&queue.project(), &queue.name_any(), &settings, true, by)
         .await?;
     Ok(info)
 }
@@ -171,6 +178,7 @@ pub fn reason_of(err: &StoreError) -> &'static str {
     match err {
         StoreError::Invalid(_) => "InvalidSpec",
         StoreError::Managed { .. } => "ManagedElsewhere",
+        StoreError::NotAdopted => "QueueExists",
         StoreError::Unavailable(_) => "StoreUnavailable",
         _ => "StoreError",
     }
@@ -207,6 +215,17 @@ pub fn queue_status(
             true,
             "Stored",
             format!("Stored in project {}", info.project),
+        ),
+        Err(StoreError::NotAdopted) => (
+            false,
+            "QueueExists",
+            format!(
+                "Queue {:?} already exists in project {}, made over the REST API: annotate this \
+                 Queue {ADOPT_ANNOTATION}=\"true\" to take it over with its messages \
+                 (deletionPolicy then applies to them too)",
+                queue.name_any(),
+                queue.project()
+            ),
         ),
         Err(err) => (false, reason_of(err), err.to_string()),
     };

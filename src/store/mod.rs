@@ -56,6 +56,10 @@ pub enum StoreError {
         "Queue is managed by the Kubernetes resource {by}: change its settings there (messages flow as usual)"
     )]
     Managed { by: String },
+    #[error(
+        "a queue of this name already exists, made over the REST API; a resource takes it over only when told to adopt it"
+    )]
+    NotAdopted,
     #[error("store unavailable: {0}")]
     Unavailable(redis::RedisError),
     #[error("store error: {0}")]
@@ -285,15 +289,23 @@ impl Store {
             let manager = current
                 .as_ref()
                 .and_then(|info| info.config.managed_by.clone());
-            if let Some(manager) = manager
-                && by.resource() != Some(manager.as_str())
-            {
-                return Err(StoreError::Managed { by: manager });
+            match manager {
+                Some(manager) if by.resource() != Some(manager.as_str()) => {
+                    return Err(StoreError::Managed { by: manager });
+                }
+                // Taking over a queue made over REST (and later perhaps deleting its
+                // messages with the resource) must be asked for.
+                None if current.is_some() && matches!(by, ChangedBy::Resource(_)) => {
+                    return Err(StoreError::NotAdopted);
+                }
+                _ => {}
             }
             let mut next = change(current.as_ref().map(|info| &info.config))?;
             next.managed_by = match by {
                 ChangedBy::Api | ChangedBy::Release(_) => None,
-                ChangedBy::Resource(resource) => Some(resource.to_string()),
+                ChangedBy::Resource(resource) | ChangedBy::Adopt(resource) => {
+                    Some(resource.to_string())
+                }
             };
             if let Some(info) = current.as_ref().filter(|info| info.config == next) {
                 // Nothing changes: keep the revision, so push rounds in flight stay final.
