@@ -6,7 +6,7 @@ use crate::api::Tokens;
 use crate::config::StandaloneArgs;
 use crate::k8s::declare;
 use crate::k8s::manifests;
-use crate::store::{RedisTarget, Store};
+use crate::store::{RedisTarget, Store, StoreError};
 use kube::ResourceExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,11 +40,25 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
         }
     };
     let store = Store::connect(&target).await?;
+    let previously = store.declared_queues().await?;
     for queue in &manifests.queues {
         let subscriptions = declare::subscriptions_of(queue, manifests.subscriptions.iter());
+        // Noted first: a run cut short still knows, next time, what it may have declared.
+        let manager = queue.manager();
+        store
+            .note_declared(&queue.project(), &queue.name_any(), Some(&manager))
+            .await?;
         declare::declare_queue(&store, queue, &subscriptions)
             .await
-            .map_err(|e| format!("Queue {}: {e}", queue.name_any()))?;
+            .map_err(|e| match e {
+                StoreError::NotAdopted => format!(
+                    "Queue {}: a queue of that name was made over the REST API; annotate the \
+                     Queue {}: \"true\" to take it over with its messages",
+                    queue.name_any(),
+                    declare::ADOPT_ANNOTATION
+                ),
+                e => format!("Queue {}: {e}", queue.name_any()),
+            })?;
         println!(
             "queue {} ({:?}, {} subscription(s)): {}",
             queue.name_any(),
@@ -53,6 +67,7 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
             queue.endpoint()
         );
     }
+    release_dropped(&store, &manifests, previously).await?;
     for subscription in &manifests.subscriptions {
         let queue = manifests.queues.iter().find(|q| {
             q.namespace() == subscription.namespace() && q.name_any() == subscription.spec.queue
@@ -82,6 +97,31 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
     served
 }
 
+/// Queues an earlier run declared from a manifest that is gone now are released: kept, with
+/// their messages, as ordinary queues (never deleted: a file left out by mistake loses
+/// nothing). Delete one over REST if it is not wanted.
+async fn release_dropped(
+    store: &Store,
+    manifests: &manifests::Manifests,
+    previously: Vec<(String, String, String)>,
+) -> Result<(), StoreError> {
+    for (project, name, manager) in previously {
+        let declared = manifests
+            .queues
+            .iter()
+            .any(|q| q.project() == project && q.name_any() == name);
+        if declared {
+            continue;
+        }
+        store.release_queue(&project, &name, &manager).await?;
+        store.note_declared(&project, &name, None).await?;
+        println!(
+            "queue {name} (project {project}): its manifest is gone; kept with its messages as an ordinary queue"
+        );
+    }
+    Ok(())
+}
+
 /// Starts redis-server on a unix socket in `data_dir` (a temporary directory when none),
 /// with append-only persistence.
 async fn start_redis(data_dir: Option<&Path>) -> Result<(Child, PathBuf), String> {
@@ -104,8 +144,25 @@ async fn start_redis(data_dir: Option<&Path>) -> Result<(Child, PathBuf), String
         }
     };
     let socket = dir.join("redis.sock");
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        // Two servers on one append-only file would corrupt it.
+        return Err(format!(
+            "a redis-server already serves {} (another ferromq standalone on this data directory?)",
+            socket.display()
+        ));
+    }
     let _ = std::fs::remove_file(&socket);
-    let child = Command::new("redis-server")
+    let mut command = Command::new("redis-server");
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches only the child's own process state.
+    unsafe {
+        // Should this process die without stopping it (SIGKILL), the server stops too.
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = command
         .args(["--port", "0", "--unixsocket"])
         .arg(&socket)
         .args(["--unixsocketperm", "700", "--dir"])

@@ -208,6 +208,12 @@ fn bad_manifests_are_refused_with_a_reason() {
             subscription(json!({"queue": "events", "url": "ftp://example.test"})),
             "ftp",
         ),
+        (
+            "a subscription with six headers",
+            subscription(json!({"queue": "events", "url": "http://example.test",
+                "headers": {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"}})),
+            "more than 5 properties",
+        ),
     ];
     for (what, manifest, says) in cases {
         let found = problems(&manifest);

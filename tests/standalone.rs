@@ -148,27 +148,147 @@ async fn a_manifest_subscription_delivers_to_an_http_subscriber() {
     assert_eq!(got.headers["iron-subscriber-name"], "worker");
 }
 
-#[tokio::test]
-async fn a_bad_manifest_stops_standalone_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("bad.yaml");
-    std::fs::write(
-        &manifest,
-        "apiVersion: ferromq.dev/v1alpha1\nkind: Queue\nmetadata:\n  name: loop\nspec:\n  type: unicast\n  push:\n    errorQueue: loop\n",
+fn queue_manifest(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ferromq.dev/v1alpha1\nkind: Queue\nmetadata:\n  name: {name}\nspec:\n{spec}"
     )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-        .args(["standalone", "-f"])
-        .arg(&manifest)
-        .env_remove("REDIS_URL")
-        .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
-        .env("FERROMQ_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("may not name the queue itself") && stderr.contains("bad.yaml"),
-        "{stderr}"
-    );
+}
+
+fn subscription_manifest(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ferromq.dev/v1alpha1\nkind: Subscription\nmetadata:\n  name: {name}\nspec:\n  queue: orders\n{spec}"
+    )
+}
+
+#[tokio::test]
+async fn a_bad_manifest_stops_standalone_with_its_file_and_reason_before_anything_is_stored() {
+    let headers: String = (0..6).map(|i| format!("    X-H{i}: v\n")).collect();
+    let cases = [
+        (
+            queue_manifest("loop", "  type: unicast\n  push:\n    errorQueue: loop\n"),
+            "may not name the queue itself",
+        ),
+        (
+            queue_manifest("q", "  type: unicast\n  push:\n    retries: 101\n"),
+            "spec.push.retries",
+        ),
+        (
+            queue_manifest("q", "  messageTimeout: 10\n"),
+            "spec.messageTimeout",
+        ),
+        (queue_manifest("q", "  type: fifo\n"), "spec.type"),
+        (
+            queue_manifest("q", "  retries: 3\n"),
+            "spec.retries: unknown field",
+        ),
+        (
+            subscription_manifest("s", "  url: ftp://example.com/in\n"),
+            "spec.url",
+        ),
+        (
+            subscription_manifest(
+                "s",
+                &format!("  url: http://example.com\n  headers:\n{headers}"),
+            ),
+            "spec.headers",
+        ),
+        (
+            subscription_manifest(
+                "s",
+                "  url: http://example.com\n  headers:\n    Content-Length: \"3\"\n",
+            ),
+            "Content-Length",
+        ),
+        (queue_manifest("orders", "  type: pull\n"), "declared twice"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let good = dir.path().join("a-good.yaml");
+    std::fs::write(&good, queue_manifest("orders", "  type: pull\n")).unwrap();
+    let bad = dir.path().join("b-bad.yaml");
+    for (manifest, expected) in cases {
+        std::fs::write(&bad, &manifest).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
+            .args(["standalone", "-f"])
+            .arg(&good)
+            .arg("-f")
+            .arg(&bad)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("REDIS_URL")
+            .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
+            .env("FERROMQ_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "accepted:\n{manifest}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("b-bad.yaml"),
+            "{expected:?} not in: {stderr}"
+        );
+    }
+    // The good file's queue was never stored: every run stopped before touching Redis.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let server = standalone(&[&empty], &data).await;
+    let (status, _) = server.client.get(&path("orders")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_queue_whose_manifest_is_gone_is_released_with_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders = dir.path().join("orders.yaml");
+    std::fs::write(&orders, queue_manifest("orders", "  type: pull\n")).unwrap();
+    let jobs = dir.path().join("jobs.yaml");
+    std::fs::write(&jobs, queue_manifest("jobs", "  messageTimeout: 120\n")).unwrap();
+    {
+        let server = standalone(&[&orders, &jobs], &data).await;
+        let (status, _) = server
+            .client
+            .post(
+                &format!("{}/messages", path("jobs")),
+                json!({"messages": [{"body": "pending"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let server = standalone(&[&orders], &data).await;
+    let client = &server.client;
+    let (_, kept) = client.get(&path("orders")).await;
+    assert_eq!(kept["queue"]["managed_by"], "Queue default/orders");
+    let (_, released) = client.get(&path("jobs")).await;
+    assert_eq!(released["queue"]["size"], 1, "{released}");
+    assert_eq!(released["queue"]["message_timeout"], 120);
+    assert!(released["queue"].get("managed_by").is_none(), "{released}");
+    let (status, body) = client
+        .patch(&path("jobs"), json!({"queue": {"message_timeout": 300}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_killed_standalone_takes_its_redis_server_down_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders = dir.path().join("orders.yaml");
+    std::fs::write(&orders, queue_manifest("orders", "  type: pull\n")).unwrap();
+    let mut server = standalone(&[&orders], &data).await;
+    let socket = data.join("redis.sock");
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
+    server.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    server.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server outlived standalone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the next run on the same data directory starts cleanly, with the queue.
+    let again = standalone(&[&orders], &data).await;
+    let (status, _) = again.client.get(&path("orders")).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -1,7 +1,11 @@
-//! Queue and Subscription manifests read from YAML files, for standalone mode: the same
-//! resources `kubectl apply` takes, checked against the same CEL rules the API server runs.
+//! Queue and Subscription manifests read from YAML files, for standalone mode. Each is checked
+//! as `kubectl apply` and the API server would check it (the CRD's schema, no unknown fields,
+//! its CEL rules) and as the store would (settings ranges, deliverable subscribers), so that a
+//! bad file is reported by name before anything is stored.
 
+use super::declare;
 use super::resources::{Queue, Subscription};
+use crate::model::ChangedBy;
 use kube::core::cel::Validator;
 use kube::{CustomResourceExt, ResourceExt};
 use serde_json::Value;
@@ -48,7 +52,7 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Adds the resources of one YAML stream.
+/// Adds the resources of one YAML stream, each checked in full.
 pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Result<(), String> {
     let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
     for (index, document) in documents.into_iter().enumerate() {
@@ -56,7 +60,7 @@ pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Resu
             continue;
         }
         let api_version = document["apiVersion"].as_str().unwrap_or_default();
-        let kind = document["kind"].as_str().unwrap_or_default();
+        let kind = document["kind"].as_str().unwrap_or_default().to_string();
         if api_version != "ferromq.dev/v1alpha1" {
             tracing::warn!(
                 api_version,
@@ -65,18 +69,35 @@ pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Resu
             );
             continue;
         }
-        match kind {
+        let name = document["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let what = format!("{kind} {name:?} (document {index})");
+        match kind.as_str() {
             "Queue" => {
-                let mut queue: Queue = parse(document, index)?;
+                let mut queue: Queue = checked(document, &what)?;
                 in_namespace(&mut queue, namespace);
-                check_rules::<Queue>(&queue, &format!("Queue {}", queue.name_any()))?;
+                let settings = declare::settings_of(&queue, &[]);
+                let manager = queue.manager();
+                crate::push::config::apply(None, &settings, &name, ChangedBy::Resource(&manager))
+                    .map_err(|e| format!("{what}: {}", e.0))?;
+                if manifests.queues.iter().any(|q| same(q, &queue)) {
+                    return Err(format!("{what}: declared twice"));
+                }
                 manifests.queues.push(queue);
             }
             "Subscription" => {
-                let mut subscription: Subscription = parse(document, index)?;
+                let mut subscription: Subscription = checked(document, &what)?;
                 in_namespace(&mut subscription, namespace);
-                let what = format!("Subscription {}", subscription.name_any());
-                check_rules::<Subscription>(&subscription, &what)?;
+                declare::subscriber_of(&subscription).map_err(|e| format!("{what}: {e}"))?;
+                if manifests
+                    .subscriptions
+                    .iter()
+                    .any(|s| same(s, &subscription))
+                {
+                    return Err(format!("{what}: declared twice"));
+                }
                 manifests.subscriptions.push(subscription);
             }
             other => return Err(format!("document {index}: unknown ferromq kind {other:?}")),
@@ -85,10 +106,8 @@ pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Resu
     Ok(())
 }
 
-fn parse<K: serde::de::DeserializeOwned>(document: Value, index: usize) -> Result<K, String> {
-    let resource: K =
-        serde_path_to_error::deserialize(document).map_err(|e| format!("document {index}: {e}"))?;
-    Ok(resource)
+fn same<K: ResourceExt>(a: &K, b: &K) -> bool {
+    a.namespace() == b.namespace() && a.name_any() == b.name_any()
 }
 
 fn in_namespace<K: ResourceExt>(resource: &mut K, namespace: &str) {
@@ -97,20 +116,21 @@ fn in_namespace<K: ResourceExt>(resource: &mut K, namespace: &str) {
     }
 }
 
-/// The `x-kubernetes-validations` rules of the CRD, evaluated as the API server would.
-fn check_rules<K: CustomResourceExt + ResourceExt + serde::Serialize>(
-    resource: &K,
-    what: &str,
-) -> Result<(), String> {
-    if resource
-        .meta()
-        .name
-        .as_deref()
-        .unwrap_or_default()
-        .is_empty()
+/// The resource a document declares, if the API server would take it: a name, the CRD's
+/// JSON schema (types, ranges, enums, patterns, sizes), no field the schema does not know
+/// (`kubectl apply` refuses those), and the CRD's CEL rules.
+fn checked<K>(mut document: Value, what: &str) -> Result<K, String>
+where
+    K: CustomResourceExt + serde::de::DeserializeOwned,
+{
+    if document["metadata"]["name"]
+        .as_str()
+        .is_none_or(str::is_empty)
     {
         return Err(format!("{what}: metadata.name is required"));
     }
+    // The schema's `nullable` fields: a null is the same as leaving the field out.
+    drop_nulls(&mut document);
     let crd = K::crd();
     let schema = crd.spec.versions[0]
         .schema
@@ -118,11 +138,79 @@ fn check_rules<K: CustomResourceExt + ResourceExt + serde::Serialize>(
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .and_then(|s| serde_json::to_value(s).ok())
         .ok_or_else(|| format!("{what}: the CRD has no schema"))?;
-    let object = serde_json::to_value(resource).map_err(|e| format!("{what}: {e}"))?;
-    Validator::new()
-        .validate(&schema, &object, None)
-        .map_err(|errors| {
-            let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            format!("{what}: {}", messages.join("; "))
-        })
+    let mut problems = Vec::new();
+    if let Some(fields) = document.as_object() {
+        for (field, value) in fields {
+            match field.as_str() {
+                "apiVersion" | "kind" | "metadata" => {}
+                _ => match schema["properties"].get(field) {
+                    Some(below) => unknown_fields(below, value, field, &mut problems),
+                    None => problems.push(format!("{field}: unknown field")),
+                },
+            }
+        }
+    }
+    let validator =
+        jsonschema::validator_for(&schema).map_err(|e| format!("{what}: the CRD schema: {e}"))?;
+    problems.extend(
+        validator
+            .iter_errors(&document)
+            .map(|e| format!("{}: {e}", dotted(&e.instance_path().to_string()))),
+    );
+    if problems.is_empty()
+        && let Err(errors) = Validator::new().validate(&schema, &document, None)
+    {
+        problems.extend(errors.iter().map(|e| e.to_string()));
+    }
+    if !problems.is_empty() {
+        return Err(format!("{what}: {}", problems.join("; ")));
+    }
+    serde_path_to_error::deserialize(document).map_err(|e| format!("{what}: {e}"))
+}
+
+/// `/spec/push/retries` as `spec.push.retries`.
+fn dotted(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
+}
+
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|_, v| !v.is_null());
+            fields.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// Fields of `value` that its structural `schema` does not declare.
+fn unknown_fields(schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+    if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
+        return;
+    }
+    match value {
+        Value::Object(fields) => {
+            if let Some(known) = schema["properties"].as_object() {
+                for (field, below) in fields {
+                    let path = format!("{at}.{field}");
+                    match known.get(field) {
+                        Some(schema) => unknown_fields(schema, below, &path, problems),
+                        None => problems.push(format!("{path}: unknown field")),
+                    }
+                }
+            } else if schema["additionalProperties"].is_object() {
+                for (field, below) in fields {
+                    let path = format!("{at}.{field}");
+                    unknown_fields(&schema["additionalProperties"], below, &path, problems);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                unknown_fields(&schema["items"], item, &format!("{at}[{i}]"), problems);
+            }
+        }
+        _ => {}
+    }
 }

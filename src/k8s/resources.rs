@@ -174,7 +174,7 @@ pub struct SubscriptionSpec {
     pub url: String,
     /// Headers sent with every delivery (at most 5).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(length(max = 5))]
+    #[schemars(extend("maxProperties" = 5))]
     pub headers: BTreeMap<String, String>,
 }
 

@@ -63,6 +63,10 @@ pub fn delivered_status(project: &str, queue: &str, id: &str) -> String {
 /// The set of push queues (`project/queue`), which push workers watch.
 pub const PUSH_QUEUES: &str = "fq:push-queues";
 
+/// The hash of queues standalone mode declared from manifest files: field `["project","queue"]`
+/// (JSON), value the managing resource.
+pub const DECLARED_QUEUES: &str = "fq:declared-queues";
+
 /// The sorted set of a project's queue names, for listing.
 pub fn project_index(project: &str) -> String {
     format!("{PREFIX}:queues:{{{project}}}")

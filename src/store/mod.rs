@@ -17,7 +17,7 @@ use crate::model::{
 };
 use crate::push::config::Invalid;
 use connection::Connection;
-use keys::{PUSH_QUEUES, QueueKeys, project_index};
+use keys::{DECLARED_QUEUES, PUSH_QUEUES, QueueKeys, project_index};
 use redis::{AsyncCommands, Script, Value};
 use reply::Reply;
 use std::sync::{Arc, LazyLock};
@@ -364,6 +364,36 @@ impl Store {
         } else {
             let _: i64 = conn.srem(PUSH_QUEUES, member).await?;
         }
+        Ok(())
+    }
+
+    /// The queues standalone mode declared from files, as (project, queue, managing resource):
+    /// a later run releases those whose manifest is gone.
+    pub async fn declared_queues(&self) -> Result<Vec<(String, String, String)>> {
+        let mut conn = self.0.conn.clone();
+        let entries: Vec<(String, String)> = conn.hgetall(DECLARED_QUEUES).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(field, manager)| {
+                let (project, queue) = serde_json::from_str::<(String, String)>(&field).ok()?;
+                Some((project, queue, manager))
+            })
+            .collect())
+    }
+
+    /// Records (`Some(manager)`) or forgets (`None`) a queue standalone mode declared.
+    pub async fn note_declared(
+        &self,
+        project: &str,
+        name: &str,
+        manager: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.0.conn.clone();
+        let field = serde_json::json!([project, name]).to_string();
+        let _: i64 = match manager {
+            Some(manager) => conn.hset(DECLARED_QUEUES, field, manager).await?,
+            None => conn.hdel(DECLARED_QUEUES, field).await?,
+        };
         Ok(())
     }
 
