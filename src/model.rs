@@ -13,6 +13,10 @@ pub const MIN_MESSAGE_TIMEOUT: u64 = 30;
 pub const DEFAULT_MESSAGE_EXPIRATION: u64 = 604_800;
 /// Longest lifetime of a message, in seconds (thirty days).
 pub const MAX_MESSAGE_EXPIRATION: u64 = 2_592_000;
+/// Largest per-queue `max_message_size` (bytes); the server's own limit applies as well.
+pub const MAX_QUEUE_MESSAGE_SIZE: u64 = 16 * 1024 * 1024;
+/// Longest per-queue push `timeout` (seconds).
+pub const MAX_PUSH_TIMEOUT: u64 = 3600;
 /// Longest delay of a posted or released message, in seconds (seven days).
 pub const MAX_DELAY: u64 = 604_800;
 /// Most messages one post, reserve, peek or batch delete may carry.
@@ -92,6 +96,13 @@ pub struct PushConfig {
     /// `push::deliver::SIGNATURE_HEADER`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
+    /// Seconds a subscriber has to answer (beyond IronMQ); 0 for the server's push timeout.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The pause before retry k (from 1): `fixed` is always `retries_delay`; `exponential` is
@@ -130,6 +141,7 @@ impl Default for PushConfig {
             error_queue: String::new(),
             backoff: Backoff::Fixed,
             signing_secret: None,
+            timeout: 0,
         }
     }
 }
@@ -145,6 +157,8 @@ pub struct PushPatch {
     pub backoff: Option<Backoff>,
     /// `""` removes the secret.
     pub signing_secret: Option<String>,
+    /// Seconds a subscriber has to answer; 0 returns to the server's `FERROMQ_PUSH_TIMEOUT`.
+    pub timeout: Option<u64>,
 }
 
 /// Settings of a queue as a patch: `None` leaves a setting as it is (or at its default on creation).
@@ -154,6 +168,8 @@ pub struct QueueSettings {
     pub queue_type: Option<QueueType>,
     pub message_timeout: Option<u64>,
     pub message_expiration: Option<u64>,
+    /// Largest message body in bytes; 0 leaves only the server's limit.
+    pub max_message_size: Option<u64>,
     pub push: Option<PushPatch>,
 }
 
@@ -163,6 +179,8 @@ pub struct QueueConfig {
     pub queue_type: QueueType,
     pub message_timeout: u64,
     pub message_expiration: u64,
+    /// Largest message body in bytes, below the server's limit; 0 for the server's limit only.
+    pub max_message_size: u64,
     /// Kept while the queue is a pull queue too, so switching back to push restores it.
     pub push: Option<PushConfig>,
     /// The resource that declares this queue (`Queue namespace/name`), if any. Only that
@@ -179,6 +197,7 @@ impl Default for QueueConfig {
             queue_type: QueueType::Pull,
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
             message_expiration: DEFAULT_MESSAGE_EXPIRATION,
+            max_message_size: 0,
             push: None,
             managed_by: None,
             revision: String::new(),

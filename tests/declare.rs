@@ -33,6 +33,7 @@ fn push_queue(name: &str, kind: QueueKind) -> Queue {
             push: Some(PushSpec {
                 retries: Some(2),
                 retries_delay: Some(5),
+                timeout: Some(7),
                 ..Default::default()
             }),
             ..Default::default()
@@ -69,6 +70,7 @@ async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
         QueueSpec {
             message_timeout: Some(120),
             message_expiration: Some(3600),
+            max_message_size: Some(4096),
             ..Default::default()
         },
     );
@@ -77,6 +79,7 @@ async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
     assert_eq!(info.config.queue_type, QueueType::Pull);
     assert_eq!(info.config.message_timeout, 120);
     assert_eq!(info.config.message_expiration, 3600);
+    assert_eq!(info.config.max_message_size, 4096);
     assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/orders"));
 
     let status = declare::queue_status(&orders, &Ok(info), &[]);
@@ -149,7 +152,7 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
             ("b-billing", "http://example.test/billing")
         ]
     );
-    assert_eq!((push.retries, push.retries_delay), (2, 5));
+    assert_eq!((push.retries, push.retries_delay, push.timeout), (2, 5, 7));
     let status = declare::queue_status(&events, &Ok(info), &mine);
     assert_eq!(status.subscribers, Some(2));
 

@@ -478,6 +478,54 @@ async fn oversized_messages_and_requests_answer_413() {
 }
 
 #[tokio::test]
+async fn a_queue_can_set_a_lower_message_size_limit_of_its_own() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let (status, body) = client
+        .put(&q("small"), json!({"queue": {"max_message_size": 10}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["queue"]["max_message_size"], 10);
+    let posts = format!("{}/messages", q("small"));
+    let (status, _) = client
+        .post(&posts, json!({"messages": [{"body": "ten bytes!"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = client
+        .post(
+            &posts,
+            json!({"messages": [{"body": "ok"}, {"body": "eleven byte"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let msg = body["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("messages[1]") && msg.contains("10 bytes"),
+        "{msg}"
+    );
+    let (_, info) = client.get(&q("small")).await;
+    assert_eq!(info["queue"]["size"], 1, "the refused batch stored nothing");
+
+    // 0 returns to the server's limit only.
+    let (_, body) = client
+        .patch(&q("small"), json!({"queue": {"max_message_size": 0}}))
+        .await;
+    assert!(body["queue"].get("max_message_size").is_none(), "{body}");
+    let (status, _) = client
+        .post(&posts, json!({"messages": [{"body": "eleven byte"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = client
+        .patch(
+            &q("small"),
+            json!({"queue": {"max_message_size": 17_000_000}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn webhook_stores_the_raw_body_with_subscriber_headers() {
     let redis = RedisServer::start();
     let server = TestServer::start(&redis).await;

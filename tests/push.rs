@@ -867,3 +867,38 @@ async fn https_subscribers_are_reached_when_their_authority_is_trusted() {
     assert_eq!(sub.received()[0].body, "over tls");
     assert!(drained(&client, "tls", Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn a_queue_push_timeout_overrides_the_servers() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await; // the server's push timeout: 2 s
+    let client = server.client();
+    let slow = Subscriber::start(Answer::Slow(Duration::from_millis(1200))).await;
+    let sub = [("slow", &slow)];
+    push_queue(&client, "patient", "multicast", &sub, json!({"retries": 0})).await;
+    push_queue(
+        &client,
+        "hasty",
+        "multicast",
+        &sub,
+        json!({"retries": 0, "timeout": 1, "error_queue": "hasty-failed"}),
+    )
+    .await;
+    let (_, info) = client.get(&q("hasty")).await;
+    assert_eq!(info["queue"]["push"]["timeout"], 1);
+
+    post_bodies(&client, "patient", &["in time"]).await;
+    post_bodies(&client, "hasty", &["too late"]).await;
+    assert!(drained(&client, "hasty", Duration::from_secs(10)).await);
+    let failed = reserve(&client, "hasty-failed", json!({"n": 10})).await;
+    assert_eq!(failed.len(), 1, "the 1 s timeout made the try fail");
+    let report: Value = serde_json::from_str(failed[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        report["subscribers"][0]["msg"],
+        "No answer within the timeout"
+    );
+    assert!(
+        drained(&client, "patient", Duration::from_secs(10)).await,
+        "answered within 2 s"
+    );
+}

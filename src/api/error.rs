@@ -56,6 +56,7 @@ impl From<StoreError> for ApiError {
             StoreError::ReservationRequired { .. } | StoreError::WrongReservation { .. } => {
                 ApiError::Forbidden(err.to_string())
             }
+            StoreError::MessageTooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
             StoreError::DelayTooLong { .. } | StoreError::Invalid(_) => {
                 ApiError::BadRequest(err.to_string())
             }

@@ -32,6 +32,9 @@ struct SettingsInput {
     message_timeout: Option<u64>,
     #[serde(default, deserialize_with = "opt_u64")]
     message_expiration: Option<u64>,
+    /// Largest message body in bytes, below the server's limit (beyond IronMQ; 0: no own limit).
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    max_message_size: Option<u64>,
     #[serde(default)]
     push: Option<PushInput>,
     #[serde(default)]
@@ -57,6 +60,9 @@ struct PushInput {
     /// Sign pushed requests with HMAC-SHA256 under this secret (`""` stops signing).
     #[serde(default)]
     signing_secret: Option<String>,
+    /// Seconds a subscriber has to answer (beyond IronMQ; 0: the server's push timeout).
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    timeout: Option<u64>,
 }
 
 /// A subscriber as clients send it. v1 clients identified subscribers by URL alone; such a
@@ -149,6 +155,7 @@ impl SettingsInput {
                     }
                 },
                 signing_secret: p.signing_secret,
+                timeout: p.timeout,
             }),
         };
         if !is_blank(&self.dead_letter) {
@@ -165,6 +172,7 @@ impl SettingsInput {
             queue_type,
             message_timeout: self.message_timeout,
             message_expiration: self.message_expiration,
+            max_message_size: self.max_message_size,
             push,
         })
     }
@@ -192,6 +200,12 @@ pub fn queue_json(info: &QueueInfo) -> Value {
             // The secret itself is never shown.
             "signed": push.signing_secret.is_some(),
         });
+        if push.timeout > 0 {
+            queue["push"]["timeout"] = json!(push.timeout);
+        }
+    }
+    if info.config.max_message_size > 0 {
+        queue["max_message_size"] = json!(info.config.max_message_size);
     }
     if let Some(resource) = &info.config.managed_by {
         queue["managed_by"] = json!(resource);

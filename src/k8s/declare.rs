@@ -67,6 +67,7 @@ pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSetti
                 Backoff::Exponential => model::Backoff::Exponential,
             }),
             signing_secret: None,
+            timeout: Some(push.timeout.unwrap_or(0)),
         }
     });
     QueueSettings {
@@ -76,6 +77,7 @@ pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSetti
             spec.message_expiration
                 .unwrap_or(DEFAULT_MESSAGE_EXPIRATION),
         ),
+        max_message_size: Some(spec.max_message_size.unwrap_or(0)),
         push,
     }
 }

@@ -59,6 +59,11 @@ pub struct QueueSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 2592000))]
     pub message_expiration: Option<u64>,
+    /// Largest message body in bytes (posts above it answer 413); the server's own limit,
+    /// `FERROMQ_MAX_MESSAGE_SIZE`, applies as well. Default: that limit only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16777216))]
+    pub max_message_size: Option<u64>,
     /// How push queues deliver; subscribers come from the Subscriptions naming this queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushSpec>,
@@ -104,6 +109,11 @@ pub struct PushSpec {
     /// with jitter.
     #[serde(default)]
     pub backoff: Backoff,
+    /// Seconds a subscriber has to answer before the try counts as failed (default: the
+    /// server's `FERROMQ_PUSH_TIMEOUT`, 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout: Option<u64>,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]

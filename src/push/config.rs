@@ -2,9 +2,9 @@
 //! Plain functions, shared by the REST API and the controller.
 
 use crate::model::{
-    ChangedBy, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_RETRIES, MAX_RETRIES_DELAY,
-    MIN_MESSAGE_TIMEOUT, MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings, QueueType,
-    Subscriber,
+    ChangedBy, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_PUSH_TIMEOUT,
+    MAX_QUEUE_MESSAGE_SIZE, MAX_RETRIES, MAX_RETRIES_DELAY, MIN_MESSAGE_TIMEOUT, MIN_RETRIES_DELAY,
+    PushConfig, QueueConfig, QueueSettings, QueueType, Subscriber,
 };
 
 /// Headers that frame the HTTP request itself; set by anyone else they would break delivery.
@@ -161,6 +161,14 @@ pub fn apply(
         }
         next.message_expiration = e;
     }
+    if let Some(m) = change.max_message_size {
+        if m > MAX_QUEUE_MESSAGE_SIZE {
+            return invalid(format!(
+                "max_message_size must be at most {MAX_QUEUE_MESSAGE_SIZE} bytes (0: the server's limit)"
+            ));
+        }
+        next.max_message_size = m;
+    }
     if !next.queue_type.is_push() {
         if gives_subscribers {
             return invalid(
@@ -201,6 +209,14 @@ pub fn apply(
     }
     if let Some(secret) = patch.signing_secret {
         push.signing_secret = Some(secret).filter(|s| !s.is_empty());
+    }
+    if let Some(t) = patch.timeout {
+        if t > MAX_PUSH_TIMEOUT {
+            return invalid(format!(
+                "push timeout must be at most {MAX_PUSH_TIMEOUT} seconds (0: the server's timeout)"
+            ));
+        }
+        push.timeout = t;
     }
     if push.subscribers.is_empty() && by == ChangedBy::Api {
         return invalid("Push queues must have at least one subscriber");

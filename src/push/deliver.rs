@@ -4,7 +4,7 @@
 use super::config::{Target, parse_target};
 use super::state::Outcome;
 use crate::api::Tokens;
-use crate::model::{NewMessage, Subscriber};
+use crate::model::{NewMessage, PushConfig, Subscriber};
 use crate::store::{Claimed, Store};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
@@ -98,11 +98,11 @@ impl Courier {
         queue: &str,
         message: &Claimed,
         to: &Subscriber,
-        secret: Option<&str>,
+        push: &PushConfig,
     ) -> Outcome {
         match parse_target(&to.url) {
             Ok(Target::Http(url)) => {
-                self.post_http(&url, project, queue, message, to, secret)
+                self.post_http(&url, project, queue, message, to, push)
                     .await
             }
             Ok(Target::Queue {
@@ -158,10 +158,10 @@ impl Courier {
         queue: &str,
         message: &Claimed,
         to: &Subscriber,
-        secret: Option<&str>,
+        push: &PushConfig,
     ) -> Outcome {
         let mut headers = self.headers(project, queue, message, to);
-        if let Some(secret) = secret {
+        if let Some(secret) = push.signing_secret.as_deref() {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -169,11 +169,15 @@ impl Courier {
                 headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
             }
         }
-        let request = self
+        let mut request = self
             .http
             .post(url)
             .headers(headers)
             .body(message.body.clone());
+        if push.timeout > 0 {
+            // The queue's own timeout, instead of the server's.
+            request = request.timeout(Duration::from_secs(push.timeout));
+        }
         match request.send().await {
             Ok(response) => {
                 let status = response.status();

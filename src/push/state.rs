@@ -369,6 +369,7 @@ mod tests {
             error_queue: String::new(),
             backoff: Backoff::Fixed,
             signing_secret: None,
+            timeout: 0,
         }
     }
 

@@ -130,7 +130,9 @@ impl Workers {
                 tokio::time::sleep(CONFIG_TTL).await;
                 continue;
             }
-            let claim = self.settings.timeout + CLAIM_MARGIN;
+            let claim = push_of(&settings)
+                .map_or(self.settings.timeout, |push| self.answer_within(push))
+                + CLAIM_MARGIN;
             let claimed = self
                 .courier
                 .store
@@ -186,6 +188,14 @@ impl Workers {
         }
     }
 
+    /// How long a subscriber of this queue has to answer: its own timeout, or the server's.
+    fn answer_within(&self, push: &PushConfig) -> Duration {
+        match push.timeout {
+            0 => self.settings.timeout,
+            seconds => Duration::from_secs(seconds),
+        }
+    }
+
     /// One delivery round of a claimed message.
     async fn round(&self, project: &str, queue: &str, config: &QueueConfig, message: Claimed) {
         let Some(push) = push_of(config) else { return };
@@ -229,7 +239,7 @@ impl Workers {
             (
                 to.name.clone(),
                 self.courier
-                    .deliver(project, queue, &message, to, push.signing_secret.as_deref())
+                    .deliver(project, queue, &message, to, push)
                     .await,
             )
         }))
@@ -266,7 +276,7 @@ impl Workers {
             Next::Failed(failed, names) => {
                 // Record first: should this worker die before the error queue has the message,
                 // the next worker sees delivery is over and only redoes this part.
-                let hold = self.settings.timeout + CLAIM_MARGIN;
+                let hold = self.answer_within(push) + CLAIM_MARGIN;
                 let held = Report::Hold {
                     state: encoded.clone(),
                     hold,

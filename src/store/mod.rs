@@ -48,6 +48,8 @@ pub enum StoreError {
         "messages[{index}] would expire before its delay is over: delay must be shorter than the queue's message_expiration"
     )]
     DelayTooLong { index: usize },
+    #[error("messages[{index}] is larger than the queue's max_message_size of {max} bytes")]
+    MessageTooLarge { index: usize, max: u64 },
     #[error("{0}")]
     Invalid(String),
     #[error("Subscriber not found")]
@@ -103,6 +105,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Status of a script refused because another resource manages the queue; see `lua/prelude.lua`.
 const MANAGED: i64 = 8;
+/// Status of a post refused because a body is larger than the queue's max_message_size.
+const TOO_LARGE: i64 = 9;
 
 /// Status codes the scripts answer with; see `lua/prelude.lua`.
 fn check_status(status: i64, id: &str) -> Result<()> {
@@ -329,6 +333,7 @@ impl Store {
                 ("type", next.queue_type.as_str().to_string()),
                 ("message_timeout", next.message_timeout.to_string()),
                 ("message_expiration", next.message_expiration.to_string()),
+                ("max_message_size", next.max_message_size.to_string()),
                 ("managed_by", next.managed_by.clone().unwrap_or_default()),
             ];
             let mut args: Vec<&[u8]> =
@@ -579,6 +584,11 @@ impl Store {
         if status == 5 {
             let index = usize::try_from(reply.int()?).unwrap_or(1).saturating_sub(1);
             return Err(StoreError::DelayTooLong { index });
+        }
+        if status == TOO_LARGE {
+            let index = usize::try_from(reply.int()?).unwrap_or(1).saturating_sub(1);
+            let max = u64::try_from(reply.int()?).unwrap_or_default();
+            return Err(StoreError::MessageTooLarge { index, max });
         }
         check_status(status, "")?;
         if reply.int()? == 1 {
@@ -838,6 +848,7 @@ fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) ->
             }
             "message_timeout" => info.config.message_timeout = number(&value)?,
             "message_expiration" => info.config.message_expiration = number(&value)?,
+            "max_message_size" => info.config.max_message_size = number(&value)?,
             "managed_by" => info.config.managed_by = Some(value).filter(|v| !v.is_empty()),
             "push" => {
                 info.config.push = Some(

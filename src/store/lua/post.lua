@@ -5,17 +5,21 @@
 -- store-wide message sequence as there are messages, then three values per message:
 -- body, delay (s), push headers as JSON ('' when none).
 -- Returns {OK, created (0|1), id...} with the ids in the order given, or {DELAY_TOO_LONG, index}
--- when a message would expire before its delay is over (nothing is stored then).
+-- when a message would expire before its delay is over, or {TOO_LARGE, index, max} when a body
+-- is larger than the queue's max_message_size (nothing is stored then).
 -- Atomic: all messages are stored or none. O(m) for m messages.
 local now = now_ms()
-local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post', 'type')
+local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post', 'type',
+  'max_message_size')
 -- Messages posted to a push queue go to its push workers; the others stay for pulling.
 local ready_list, delayed_set = READY, DELAYED
 if cfg[4] and cfg[4] ~= 'pull' then ready_list, delayed_set = PUSHQ, PUSH_DELAYED end
 local expiration = tonumber(cfg[1] or ARGV[4]) * 1000
 local created = 0
+local max_size = tonumber(cfg[5] or '0')
 for i = 6, #ARGV, 3 do
   if tonumber(ARGV[i + 1]) * 1000 >= expiration then return { DELAY_TOO_LONG, (i - 3) / 3 } end
+  if max_size > 0 and #ARGV[i] > max_size then return { TOO_LARGE, (i - 3) / 3, max_size } end
 end
 if redis.call('EXISTS', CFG) == 0 then
   create_queue(now, ARGV[2], ARGV[3], ARGV[4])

@@ -26,7 +26,7 @@ local PUSHQ, PUSH_DELAYED, CLAIMED, PSTATE = KEYS[10], KEYS[11], KEYS[12], KEYS[
 -- First element of every reply; mirrored by `Status` in src/store/mod.rs.
 local OK, NO_QUEUE, NO_MESSAGE, RESERVATION_REQUIRED, WRONG_RESERVATION, DELAY_TOO_LONG =
   0, 1, 2, 3, 4, 5
-local CONFLICT, NO_SUBSCRIBER, MANAGED = 6, 7, 8
+local CONFLICT, NO_SUBSCRIBER, MANAGED, TOO_LARGE = 6, 7, 8, 9
 
 -- Most entries one call moves out of the reserved and delayed sets, or trims off the head of
 -- READY. Bounding it keeps every script O(log n) however far behind the sets are; the next
