@@ -70,7 +70,7 @@ pub const MIN_RETRIES_DELAY: u64 = 3;
 pub const MAX_RETRIES_DELAY: u64 = 86_400;
 
 /// Where a push queue delivers its messages.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Subscriber {
     pub name: String,
     /// `http(s)://...`, or `ironmq:///queue` (another queue of the project), or
@@ -78,6 +78,13 @@ pub struct Subscriber {
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// This subscriber's own `retries` and `retries_delay` (beyond IronMQ): multicast retries
+    /// each subscriber on its own, so each may have its own; unicast retries whole rounds
+    /// with the queue's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries_delay: Option<u64>,
 }
 
 /// How a push queue delivers.

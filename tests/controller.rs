@@ -64,7 +64,7 @@ fn subscription(name: &str, queue: &str) -> Subscription {
         SubscriptionSpec {
             queue: queue.into(),
             url: "ironmq:///audit".into(),
-            headers: Default::default(),
+            ..Default::default()
         },
     );
     subscription.metadata.namespace = Some(NAMESPACE.into());

@@ -47,7 +47,7 @@ fn subscription(name: &str, queue: &str, url: &str) -> Subscription {
         SubscriptionSpec {
             queue: queue.into(),
             url: url.into(),
-            headers: Default::default(),
+            ..Default::default()
         },
     );
     subscription.metadata.namespace = Some(NAMESPACE.into());
@@ -122,8 +122,10 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
     let events = push_queue("events", QueueKind::Multicast);
     let mut elsewhere = subscription("zz-other-namespace", "events", "http://example.test/x");
     elsewhere.metadata.namespace = Some("other".into());
+    let mut billing = subscription("b-billing", "events", "http://example.test/billing");
+    (billing.spec.retries, billing.spec.retries_delay) = (Some(10), Some(30));
     let all = [
-        subscription("b-billing", "events", "http://example.test/billing"),
+        billing,
         subscription("a-audit", "events", "ironmq:///audit"),
         subscription("c-bad", "events", "ftp://example.test/nope"),
         subscription("d-other-queue", "orders", "http://example.test/orders"),
@@ -153,6 +155,9 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
         ]
     );
     assert_eq!((push.retries, push.retries_delay, push.timeout), (2, 5, 7));
+    let own = |s: &ferromq::model::Subscriber| (s.retries, s.retries_delay);
+    assert_eq!(own(&push.subscribers[0]), (None, None));
+    assert_eq!(own(&push.subscribers[1]), (Some(10), Some(30)));
     let status = declare::queue_status(&events, &Ok(info), &mine);
     assert_eq!(status.subscribers, Some(2));
 

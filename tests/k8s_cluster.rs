@@ -82,7 +82,7 @@ async fn queues_and_subscriptions_reconcile_on_a_real_cluster() {
         SubscriptionSpec {
             queue: "ferromq-cluster-test".into(),
             url: "http://example.invalid/hook".into(),
-            headers: Default::default(),
+            ..Default::default()
         },
     );
     subscription.metadata.namespace = Some(namespace.clone());

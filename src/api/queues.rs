@@ -75,6 +75,11 @@ pub struct SubscriberInput {
     url: Option<String>,
     #[serde(default)]
     headers: Option<std::collections::BTreeMap<String, String>>,
+    /// This subscriber's own retries and retries_delay (beyond IronMQ; multicast queues).
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    retries: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    retries_delay: Option<u64>,
 }
 
 impl SubscriberInput {
@@ -86,6 +91,8 @@ impl SubscriberInput {
             name: self.name.unwrap_or_else(|| url.clone()),
             url,
             headers: self.headers.unwrap_or_default(),
+            retries: self.retries.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+            retries_delay: self.retries_delay,
         })
     }
 

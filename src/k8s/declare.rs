@@ -23,6 +23,8 @@ pub fn subscriber_of(subscription: &Subscription) -> Result<model::Subscriber, S
         name: subscription.name_any(),
         url: subscription.spec.url.clone(),
         headers: subscription.spec.headers.clone(),
+        retries: subscription.spec.retries,
+        retries_delay: subscription.spec.retries_delay,
     };
     check_subscribers(std::slice::from_ref(&subscriber)).map_err(|e| e.0)?;
     Ok(subscriber)

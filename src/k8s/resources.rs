@@ -186,6 +186,15 @@ pub struct SubscriptionSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 5))]
     pub headers: BTreeMap<String, String>,
+    /// This subscriber's own retries after a failed delivery (multicast queues; default: the
+    /// queue's `push.retries`). Unicast queues retry whole rounds with the queue's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub retries: Option<u32>,
+    /// This subscriber's own seconds before a retry (multicast; default: the queue's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3, max = 86400))]
+    pub retries_delay: Option<u64>,
 }
 
 /// What the controller last saw of a Subscription.

@@ -95,6 +95,20 @@ pub fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
             return invalid(format!("Subscriber name {:?} is used twice", s.name));
         }
         parse_target(&s.url)?;
+        if s.retries.is_some_and(|r| r > MAX_RETRIES) {
+            return invalid(format!(
+                "Subscriber {:?}: retries must be at most {MAX_RETRIES}",
+                s.name
+            ));
+        }
+        if s.retries_delay
+            .is_some_and(|d| !(MIN_RETRIES_DELAY..=MAX_RETRIES_DELAY).contains(&d))
+        {
+            return invalid(format!(
+                "Subscriber {:?}: retries_delay must be between {MIN_RETRIES_DELAY} and {MAX_RETRIES_DELAY} seconds",
+                s.name
+            ));
+        }
         for (name, value) in &s.headers {
             if FRAMING_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                 return invalid(format!(
@@ -244,7 +258,7 @@ mod tests {
         Subscriber {
             name: name.into(),
             url: format!("http://example.test/{name}"),
-            headers: Default::default(),
+            ..Default::default()
         }
     }
 

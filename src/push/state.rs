@@ -45,6 +45,11 @@ pub struct SubscriberState {
     /// Reservation id of the push that answered 202: the one it acknowledges with.
     #[serde(default)]
     pub rid: String,
+    /// The subscriber's own retries and retries_delay (multicast), as of the last round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries_delay: Option<u64>,
 }
 
 /// Whether delivery is over when every subscriber is done with (`all`, multicast) or when
@@ -147,9 +152,11 @@ impl PushState {
         self.retries_delay = push.retries_delay;
         self.backoff = push.backoff;
         for s in &push.subscribers {
-            self.subscribers
+            let state = self
+                .subscribers
                 .entry(s.name.clone())
                 .or_insert_with(|| fresh(s));
+            (state.retries, state.retries_delay) = (s.retries, s.retries_delay);
         }
         // A subscriber removed from the queue is no longer waited for.
         self.subscribers
@@ -249,22 +256,28 @@ impl PushState {
         let Outcome::Failed { code, msg } = outcome else {
             return;
         };
-        let (backoff, retries_delay, rounds) = (self.backoff, self.retries_delay, self.rounds);
+        let (backoff, rounds) = (self.backoff, self.rounds);
+        let (queue_retries, queue_delay) = (self.retries, self.retries_delay);
         let Some(s) = self.subscribers.get_mut(name) else {
             return;
         };
-        // The retry about to be scheduled: per subscriber (multicast) or per round (unicast).
-        let retry = if self.mode == Mode::All {
-            s.tries
+        // The retry about to be scheduled: per subscriber with its own settings (multicast),
+        // or per round with the queue's (unicast).
+        let (retry, retries, retries_delay) = if self.mode == Mode::All {
+            (
+                s.tries,
+                s.retries.unwrap_or(queue_retries),
+                s.retries_delay.unwrap_or(queue_delay),
+            )
         } else {
-            rounds + 1
+            (rounds + 1, queue_retries, queue_delay)
         };
         let delay = backoff.delay(retries_delay, retry).as_millis() as u64;
         s.code = *code;
         s.msg = msg.clone();
         match self.mode {
             Mode::All => {
-                if s.tries > self.retries {
+                if s.tries > retries {
                     s.status = Status::Error;
                 } else {
                     s.status = Status::Retrying;
@@ -330,7 +343,7 @@ impl PushState {
     pub fn retries_remaining(&self, s: &SubscriberState) -> u32 {
         match self.mode {
             Mode::All if s.status == Status::Error => 0,
-            Mode::All => (self.retries + 1).saturating_sub(s.tries.max(1)),
+            Mode::All => (s.retries.unwrap_or(self.retries) + 1).saturating_sub(s.tries.max(1)),
             Mode::Any if s.status == Status::Error => 0,
             Mode::Any => self.retries.saturating_sub(self.rounds),
         }
@@ -347,6 +360,8 @@ fn fresh(s: &Subscriber) -> SubscriberState {
         last_try_at: 0,
         due: 0,
         rid: String::new(),
+        retries: s.retries,
+        retries_delay: s.retries_delay,
     }
 }
 
@@ -361,7 +376,7 @@ mod tests {
                 .map(|n| Subscriber {
                     name: n.to_string(),
                     url: format!("http://h/{n}"),
-                    headers: Default::default(),
+                    ..Default::default()
                 })
                 .collect(),
             retries,
@@ -430,6 +445,35 @@ mod tests {
         assert_eq!(names, ["a"]);
         assert_eq!((states[0].tries, states[0].code), (2, 500));
         assert_eq!(state.retries_remaining(&states[0]), 0);
+    }
+
+    #[test]
+    fn multicast_subscribers_may_have_their_own_retries_and_delay() {
+        let mut push = config(&["a", "b"], 3);
+        push.subscribers[0].retries = Some(0);
+        push.subscribers[1].retries_delay = Some(3);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        let next = state.record(
+            &[("a".into(), failed()), ("b".into(), failed())],
+            &push,
+            0,
+            &TIMING,
+            "r",
+        );
+        assert_eq!(next, Next::Wait(Duration::from_secs(3)), "b's own delay");
+        assert_eq!(
+            state.subscribers["a"].status,
+            Status::Error,
+            "a had no retry"
+        );
+        assert_eq!(state.retries_remaining(&state.subscribers["b"]), 3);
+        let again: Vec<String> = state
+            .plan(&push, 3_000, 0)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(again, ["b"]);
     }
 
     #[test]
