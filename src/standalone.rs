@@ -72,7 +72,7 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
         let queue = manifests.queues.iter().find(|q| {
             q.namespace() == subscription.namespace() && q.name_any() == subscription.spec.queue
         });
-        let status = declare::subscription_status(subscription, queue);
+        let status = declare::subscription_status(subscription, queue, None);
         if let Some(c) = status
             .conditions
             .first()

@@ -13,7 +13,7 @@ use ferromq::k8s::resources::{
     SubscriptionSpec, SubscriptionStatus,
 };
 use ferromq::model::{ChangedBy, NewMessage, QueueSettings};
-use ferromq::store::{RedisTarget, Store, StoreError};
+use ferromq::store::{Answered, RedisTarget, Store, StoreError};
 use http::{Method, Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
@@ -479,6 +479,52 @@ async fn a_subscription_to_a_missing_queue_gets_a_not_ready_status() {
         ("False", "QueueNotFound")
     );
     assert_eq!(status.observed_generation, Some(1));
+}
+
+#[tokio::test]
+async fn a_subscription_status_carries_its_delivery_counts_and_counts_alone_wait_a_minute() {
+    let events = finalized(queue(
+        "events",
+        QueueKind::Multicast,
+        DeletionPolicy::Retain,
+    ));
+    let hook = subscription("hook", "events");
+    let mut fixture =
+        Fixture::new(std::slice::from_ref(&events), std::slice::from_ref(&hook)).await;
+    let answers = [
+        ("hook", Answered::Delivered),
+        ("hook", Answered::Delivered),
+        ("hook", Answered::Failed),
+        ("other", Answered::Accepted),
+    ];
+    fixture
+        .store
+        .count_answers("p", "events", &answers)
+        .await
+        .unwrap();
+    let reconcile = reconcile_subscription(Arc::new(hook.clone()), fixture.ctx.clone());
+    let (result, status) = tokio::join!(reconcile, async {
+        let status = fixture.api.subscription_status_applied(&hook).await;
+        fixture.api.silent().await;
+        status
+    });
+    assert!(result.is_ok());
+    assert_eq!(
+        (status.delivered, status.accepted, status.failed),
+        (Some(2), Some(0), Some(1))
+    );
+
+    // New counts alone are not written again within a minute of the last write.
+    fixture
+        .store
+        .count_answers("p", "events", &[("hook", Answered::Delivered)])
+        .await
+        .unwrap();
+    let mut seen = hook.clone();
+    seen.status = Some(status);
+    let reconcile = reconcile_subscription(Arc::new(seen), fixture.ctx.clone());
+    let (result, ()) = tokio::join!(reconcile, fixture.api.silent());
+    assert!(result.is_ok());
 }
 
 #[tokio::test]

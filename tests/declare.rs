@@ -161,7 +161,7 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
     let status = declare::queue_status(&events, &Ok(info), &mine);
     assert_eq!(status.subscribers, Some(2));
 
-    let bad = declare::subscription_status(&all[2], Some(&events));
+    let bad = declare::subscription_status(&all[2], Some(&events), None);
     assert_eq!(bad.conditions[0].status, "False");
     assert_eq!(bad.conditions[0].reason, "InvalidSpec");
 }
@@ -169,7 +169,7 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
 #[tokio::test]
 async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
     let orphan = subscription("hook", "nowhere", "http://example.test/hook");
-    let missing = declare::subscription_status(&orphan, None);
+    let missing = declare::subscription_status(&orphan, None, None);
     let condition = &missing.conditions[0];
     assert_eq!(
         (condition.status.as_str(), condition.reason.as_str()),
@@ -182,7 +182,7 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
     );
 
     let pull = queue("nowhere", QueueSpec::default());
-    let on_pull = declare::subscription_status(&orphan, Some(&pull));
+    let on_pull = declare::subscription_status(&orphan, Some(&pull), None);
     assert_eq!(on_pull.conditions[0].reason, "PullQueue");
 
     let mut ready = push_queue("nowhere", QueueKind::Unicast);
@@ -191,7 +191,7 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
     let mine = [&orphan];
     let outcome = declare::declare_queue(&store, &ready, &mine).await;
     ready.status = Some(declare::queue_status(&ready, &outcome, &mine));
-    let subscribed = declare::subscription_status(&orphan, Some(&ready));
+    let subscribed = declare::subscription_status(&orphan, Some(&ready), None);
     assert_eq!(subscribed.conditions[0].status, "True");
     assert_eq!(subscribed.observed_generation, Some(1));
 }

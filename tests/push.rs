@@ -902,3 +902,33 @@ async fn a_queue_push_timeout_overrides_the_servers() {
         "answered within 2 s"
     );
 }
+
+#[tokio::test]
+async fn each_answer_is_counted_per_subscriber() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let flaky = Subscriber::start(Answer::Sequence(vec![500, 200])).await;
+    let steady = Subscriber::start(Answer::Always(200)).await;
+    push_queue(
+        &client,
+        "counted",
+        "multicast",
+        &[("flaky", &flaky), ("steady", &steady)],
+        json!({}),
+    )
+    .await;
+    post_bodies(&client, "counted", &["one"]).await;
+    assert!(drained(&client, "counted", Duration::from_secs(10)).await);
+    let store =
+        ferromq::store::Store::connect(&ferromq::store::RedisTarget::parse(&redis.url(), false))
+            .await
+            .unwrap();
+    let counts = store.answer_counts("p", "counted").await.unwrap();
+    let of = |name: &str| {
+        let c = counts[name];
+        (c.delivered, c.accepted, c.failed)
+    };
+    assert_eq!(of("flaky"), (1, 0, 1));
+    assert_eq!(of("steady"), (1, 0, 0));
+}

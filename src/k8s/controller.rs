@@ -118,6 +118,26 @@ impl Context {
         }
     }
 
+    /// Whether a status goes out: it changed, and not only in its counts (size, delivery
+    /// counts), or it did and the last write is a `REFRESH` ago. Each write is itself a change
+    /// that triggers a reconcile, so counts that keep moving must not be written each time.
+    fn worth_writing(&self, key: &str, changed: bool, only_counts: bool) -> bool {
+        let written_lately = self
+            .status_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .is_some_and(|at| at.elapsed() < REFRESH);
+        changed && !(only_counts && written_lately)
+    }
+
+    fn written(&self, key: String) {
+        self.status_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Instant::now());
+    }
+
     fn succeeded(&self, key: &str) {
         self.failures
             .lock()
@@ -196,25 +216,16 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
     let subscriptions = declare::subscriptions_of(queue, all.iter().map(|s| s.as_ref()));
     let outcome = declare::declare_queue(&ctx.store, queue, &subscriptions).await;
     let status = declare::queue_status(queue, &outcome, &subscriptions);
-    let key = key_of(queue);
-    let unchanged_but_counts = queue.status.as_ref().is_some_and(|old| {
+    let only_counts = queue.status.as_ref().is_some_and(|old| {
         let mut old = old.clone();
         old.size = status.size;
         old.total_messages = status.total_messages;
         old == status
     });
-    let written_lately = ctx
-        .status_written
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .is_some_and(|at| at.elapsed() < REFRESH);
-    if !(unchanged_but_counts && written_lately) && queue.status.as_ref() != Some(&status) {
+    let key = key_of(queue);
+    if ctx.worth_writing(&key, queue.status.as_ref() != Some(&status), only_counts) {
         apply_status(api, "Queue", &queue.name_any(), &status).await?;
-        ctx.status_written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Instant::now());
+        ctx.written(key);
     }
     outcome?;
     Ok(Action::requeue(REFRESH))
@@ -267,10 +278,36 @@ async fn subscription_status(subscription: &Subscription, ctx: &Context) -> Resu
     let queue = ctx
         .queues
         .get(&ObjectRef::new(&subscription.spec.queue).within(&namespace));
-    let status = declare::subscription_status(subscription, queue.as_deref());
-    if subscription.status.as_ref() != Some(&status) {
+    let counts = match &queue {
+        Some(queue) => match ctx
+            .store
+            .answer_counts(&queue.project(), &queue.name_any())
+            .await
+        {
+            Ok(mut all) => Some(all.remove(&subscription.name_any()).unwrap_or_default()),
+            Err(err) => {
+                tracing::warn!(%err, "cannot read delivery counts; status keeps the last ones");
+                None
+            }
+        },
+        None => None,
+    };
+    let status = declare::subscription_status(subscription, queue.as_deref(), counts);
+    let only_counts = subscription.status.as_ref().is_some_and(|old| {
+        let mut old = old.clone();
+        (old.delivered, old.accepted, old.failed) =
+            (status.delivered, status.accepted, status.failed);
+        old == status
+    });
+    let key = key_of(subscription);
+    if ctx.worth_writing(
+        &key,
+        subscription.status.as_ref() != Some(&status),
+        only_counts,
+    ) {
         let api: Api<Subscription> = Api::namespaced(ctx.client.clone(), &namespace);
         apply_status(&api, "Subscription", &subscription.name_any(), &status).await?;
+        ctx.written(key);
     }
     Ok(Action::requeue(REFRESH))
 }

@@ -13,7 +13,7 @@ use crate::model::{
     DEFAULT_RETRIES_DELAY, PushPatch, QueueInfo, QueueSettings, QueueType,
 };
 use crate::push::config::check_subscribers;
-use crate::store::{Store, StoreError};
+use crate::store::{AnswerCounts, Store, StoreError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
@@ -248,11 +248,14 @@ pub fn queue_status(
     }
 }
 
-/// The status of a Subscription, given its queue (`None`: no such Queue in its namespace).
+/// The status of a Subscription, given its queue (`None`: no such Queue in its namespace) and
+/// its answer counts there (`None`: unknown now, the last ones seen stay).
 pub fn subscription_status(
     subscription: &Subscription,
     queue: Option<&Queue>,
+    counts: Option<AnswerCounts>,
 ) -> SubscriptionStatus {
+    let previous = subscription.status.clone().unwrap_or_default();
     let generation = subscription.metadata.generation;
     let (ready, reason, message) = match (subscriber_of(subscription), queue) {
         (Err(why), _) => (false, "InvalidSpec", why),
@@ -309,5 +312,8 @@ pub fn subscription_status(
             subscription.ready(),
         )],
         observed_generation: generation,
+        delivered: counts.map(|c| c.delivered).or(previous.delivered),
+        accepted: counts.map(|c| c.accepted).or(previous.accepted),
+        failed: counts.map(|c| c.failed).or(previous.failed),
     }
 }

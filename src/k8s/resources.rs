@@ -166,6 +166,8 @@ pub struct QueueStatus {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(name = "Delivered", type_ = "integer", json_path = ".status.delivered"),
+    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.failed"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -206,6 +208,16 @@ pub struct SubscriptionStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Answers of this subscriber since its queue was stored (refreshed every minute):
+    /// 2xx other than 202,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<u64>,
+    /// 202 (taken, to be acknowledged),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
+    /// and failed tries (any other answer, or none in time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
 }
 
 impl Queue {

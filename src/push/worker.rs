@@ -4,9 +4,9 @@
 
 use super::config::push_of;
 use super::deliver::Courier;
-use super::state::{Next, PushState, SubscriberState, Timing};
+use super::state::{Next, Outcome, PushState, SubscriberState, Timing};
 use crate::model::{NewMessage, PushConfig, QueueConfig};
-use crate::store::{Claimed, Report, StoreError};
+use crate::store::{Answered, Claimed, Report, StoreError};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -188,6 +188,33 @@ impl Workers {
         }
     }
 
+    /// Adds a round's answers to the per-subscriber counts (what Subscription status shows).
+    /// Counts are for watching, not for correctness: a failure to count is only logged.
+    async fn count(&self, project: &str, queue: &str, answers: &[(String, Outcome)]) {
+        let answered: Vec<(&str, Answered)> = answers
+            .iter()
+            .map(|(name, outcome)| {
+                let kind = match outcome {
+                    Outcome::Delivered { .. } => Answered::Delivered,
+                    Outcome::Accepted => Answered::Accepted,
+                    Outcome::Failed { .. } => Answered::Failed,
+                };
+                (name.as_str(), kind)
+            })
+            .collect();
+        if answered.is_empty() {
+            return;
+        }
+        if let Err(err) = self
+            .courier
+            .store
+            .count_answers(project, queue, &answered)
+            .await
+        {
+            tracing::warn!(%err, project, queue, "cannot count delivery answers");
+        }
+    }
+
     /// How long a subscriber of this queue has to answer: its own timeout, or the server's.
     fn answer_within(&self, push: &PushConfig) -> Duration {
         match push.timeout {
@@ -244,6 +271,7 @@ impl Workers {
             )
         }))
         .await;
+        self.count(project, queue, &answers).await;
         let timing = Timing {
             ack_timeout: Duration::from_secs(config.message_timeout),
         };

@@ -60,6 +60,12 @@ pub fn delivered_status(project: &str, queue: &str, id: &str) -> String {
     format!("{PREFIX}:{{{project}/{queue}}}:done:{id}")
 }
 
+/// Per-subscriber counts of delivery answers of a queue (same slot as the queue): a hash of
+/// `outcome:subscriber` -> count.
+pub fn delivery_counts(project: &str, queue: &str) -> String {
+    format!("{PREFIX}:{{{project}/{queue}}}:counts")
+}
+
 /// The set of push queues (`project/queue`), which push workers watch.
 pub const PUSH_QUEUES: &str = "fq:push-queues";
 

@@ -7,7 +7,7 @@ mod push;
 mod reply;
 mod wake;
 
-pub use push::{Claimed, Report};
+pub use push::{AnswerCounts, Answered, Claimed, Report};
 
 pub use connection::RedisTarget;
 
@@ -426,8 +426,14 @@ impl Store {
     pub async fn delete_queue(&self, project: &str, name: &str, by: ChangedBy<'_>) -> Result<()> {
         let keys = QueueKeys::new(project, name);
         let manager = by.resource().unwrap_or("");
+        let counts = keys::delivery_counts(project, name);
         let mut reply = self
-            .run(&SCRIPTS.delete_queue, &keys, &[manager.as_bytes()])
+            .run_with(
+                &SCRIPTS.delete_queue,
+                &keys,
+                Some(&counts),
+                &[manager.as_bytes()],
+            )
             .await?;
         let status = reply.int()?;
         if status == MANAGED {

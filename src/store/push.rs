@@ -1,7 +1,7 @@
 //! Store operations of push delivery: claiming messages for a delivery round, recording its
 //! outcome, acknowledgements of subscribers that answered 202, and reading push state.
 
-use super::keys::{QueueKeys, delivered_status};
+use super::keys::{QueueKeys, delivered_status, delivery_counts};
 use super::{Result, SCRIPTS, Store, StoreError, check_status, random_id};
 use redis::AsyncCommands;
 use std::collections::BTreeMap;
@@ -35,7 +35,78 @@ pub enum Report {
     Hold { state: String, hold: Duration },
 }
 
+/// How often a subscriber answered, by kind of answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnswerCounts {
+    /// 2xx other than 202.
+    pub delivered: u64,
+    /// 202: taken, to be acknowledged.
+    pub accepted: u64,
+    /// Anything else, or no answer.
+    pub failed: u64,
+}
+
+/// The kinds of answer `AnswerCounts` counts, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    Delivered,
+    Accepted,
+    Failed,
+}
+
+impl Answered {
+    fn as_str(self) -> &'static str {
+        match self {
+            Answered::Delivered => "delivered",
+            Answered::Accepted => "accepted",
+            Answered::Failed => "failed",
+        }
+    }
+}
+
 impl Store {
+    /// Adds a round's answers to the queue's per-subscriber counts, in one round trip.
+    pub async fn count_answers(
+        &self,
+        project: &str,
+        name: &str,
+        answers: &[(&str, Answered)],
+    ) -> Result<()> {
+        let key = delivery_counts(project, name);
+        let mut pipe = redis::pipe();
+        for (subscriber, answer) in answers {
+            pipe.hincr(&key, format!("{}:{subscriber}", answer.as_str()), 1)
+                .ignore();
+        }
+        let mut conn = self.0.conn.clone();
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Every subscriber's answer counts on a queue, by subscriber name.
+    pub async fn answer_counts(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, AnswerCounts>> {
+        let mut conn = self.0.conn.clone();
+        let fields: Vec<(String, u64)> = conn.hgetall(delivery_counts(project, name)).await?;
+        let mut counts: BTreeMap<String, AnswerCounts> = BTreeMap::new();
+        for (field, n) in fields {
+            let Some((answer, subscriber)) = field.split_once(':') else {
+                continue;
+            };
+            let entry = counts.entry(subscriber.to_string()).or_default();
+            match answer {
+                "delivered" => entry.delivered = n,
+                "accepted" => entry.accepted = n,
+                "failed" => entry.failed = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
     /// Claims up to `n` messages of a push queue for `claim`, waiting up to `wait` for some to
     /// be ready. `None` when the queue is gone or no longer a push queue.
     pub async fn claim_push(
