@@ -31,8 +31,8 @@ from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, late
 
 RELEASE = "ferromq"
 NAMESPACE = "ferromq"
-# The controller is built against the Kubernetes 1.33 API (Chart.yaml kubeVersion >=1.33).
-KUBE_VERSIONS = ["1.33.0", latest_version()]
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion >=1.30) and the newest.
+KUBE_VERSIONS = ["1.30.0", latest_version()]
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 
@@ -82,6 +82,18 @@ REFUSED = [
     (["--set", "server.replcas=3"], "additional properties 'replcas' not allowed"),
     (["--set", "auth.tokens[0].token=two words"], "/auth/tokens/0/token"),
     (["--set", "redis.appendfsync=no"], "/redis/appendfsync"),
+    (["--set", "controller.serviceAccount.create=false"], "default ServiceAccount"),
+    (["--set", "networkPolicy.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"],
+     "set networkPolicy.metricsFrom"),
+    (["--set", "ingress.enabled=true"], "ingress.enabled needs ingress.hosts"),
+    (["--set", "server.autoscaling.enabled=true", "--set", "server.autoscaling.minReplicas=9",
+      "--set", "server.autoscaling.maxReplicas=3"], "minReplicas is above maxReplicas"),
+    (["--set", "server.podDisruptionBudget.maxUnavailable=foo"], "maxUnavailable"),
+    (["--set", "redis.bundled=false", "--set", "redis.url=redis://r:6379",
+      "--set", "redis.password=x"], "redis.password is for the bundled Redis"),
+    (["--set", "auth.tokens[0].token=t", "--set", "auth.tokens[0].projects={*,shop}"],
+     "not both"),
+    (["--set", "listenHost=localhost:80"], "/listenHost"),
 ]
 
 
@@ -498,6 +510,8 @@ def main():
                                                            values["redis"]["existingSecretPasswordKey"]}
         if values["auth"]["existingSecret"]:
             external[values["auth"]["existingSecret"]] = {values["auth"]["existingSecretKey"]}
+        if values["server"]["pushCaSecret"]:
+            external[values["server"]["pushCaSecret"]] = {values["server"]["pushCaSecretKey"]}
         objects = [o for o in yaml.safe_load_all(path.read_text()) if o]
         before = len(fail)
         for obj in objects:

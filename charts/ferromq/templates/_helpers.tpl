@@ -40,6 +40,18 @@ app.kubernetes.io/part-of: ferromq
 {{- end }}
 {{- end }}
 
+{{/*
+Labels of pod templates: no chart or app version, so that a chart release that changes
+nothing in a pod does not restart it (the single Redis above all).
+*/}}
+{{- define "ferromq.podLabels" -}}
+{{ include "ferromq.selectorLabels" . }}
+app.kubernetes.io/part-of: ferromq
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{- define "ferromq.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -143,5 +155,31 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 {{- end }}
 {{- if and .Values.rbac.clusterWide .Values.controller.watchNamespace }}
 {{- fail "controller.watchNamespace needs rbac.clusterWide=false (a Role in that namespace)" }}
+{{- end }}
+{{- if and .Values.controller.enabled (not .Values.controller.serviceAccount.create) (not .Values.controller.serviceAccount.name) }}
+{{- fail "controller.serviceAccount.create=false needs controller.serviceAccount.name: the controller's rights would go to the namespace's default ServiceAccount" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled .Values.metrics.serviceMonitor.enabled (not .Values.networkPolicy.metricsFrom) }}
+{{- fail "networkPolicy with metrics.serviceMonitor: set networkPolicy.metricsFrom to the Prometheus pods, or nothing can scrape the controller" }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
+{{- fail "ingress.enabled needs ingress.hosts" }}
+{{- end }}
+{{- if and .Values.server.autoscaling.enabled (gt (int .Values.server.autoscaling.minReplicas) (int .Values.server.autoscaling.maxReplicas)) }}
+{{- fail "server.autoscaling.minReplicas is above maxReplicas" }}
+{{- end }}
+{{- if and .Values.redis.password (or .Values.redis.existingSecret (not .Values.redis.bundled)) }}
+{{- fail "redis.password is for the bundled Redis without redis.existingSecret (the external Redis' password goes in redis.url)" }}
+{{- end }}
+{{- if and .Values.redis.url .Values.redis.existingSecret }}
+{{- fail "set redis.url or redis.existingSecret, not both" }}
+{{- end }}
+{{- if and .Values.auth.tokens .Values.auth.existingSecret }}
+{{- fail "set auth.tokens or auth.existingSecret, not both" }}
+{{- end }}
+{{- range .Values.auth.tokens }}
+{{- if and (has "*" (default list .projects)) (gt (len .projects) 1) }}
+{{- fail "a token's projects are either [\"*\"] (every project) or a list of projects, not both" }}
+{{- end }}
 {{- end }}
 {{- end }}
