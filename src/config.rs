@@ -1,6 +1,7 @@
 //! Settings of `ferromq serve`, from flags or the environment.
 
 use crate::api::{Limits, Tokens};
+use crate::listener::{Listening, TlsFiles};
 use crate::push::worker::PushSettings;
 use crate::store::RedisTarget;
 use clap::Args;
@@ -110,6 +111,27 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_MAX_REQUEST_SIZE", default_value_t = 8 * 1024 * 1024)]
     pub max_request_size: usize,
 
+    /// Longest a request may take in seconds, its body and long poll included (503 beyond);
+    /// above the longest long poll (30 s).
+    #[arg(long, env = "FERROMQ_REQUEST_TIMEOUT", default_value_t = 60)]
+    pub request_timeout: u64,
+
+    /// Connections served at once; more are closed as they arrive.
+    #[arg(long, env = "FERROMQ_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send a request's headers, on an idle kept-alive connection too.
+    #[arg(long, env = "FERROMQ_HEADER_TIMEOUT", default_value_t = 30)]
+    pub header_timeout: u64,
+
+    /// Serve HTTPS: the certificate chain (PEM) ...
+    #[arg(long, env = "FERROMQ_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// ... and its private key (PEM).
+    #[arg(long, env = "FERROMQ_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// Serve the API only: run no push workers in this process.
     #[arg(long, env = "FERROMQ_NO_PUSH", value_parser = BoolishValueParser::new())]
     pub no_push: bool,
@@ -127,6 +149,11 @@ pub struct ServeArgs {
     /// may chain to (the system's roots are always trusted).
     #[arg(long, env = "FERROMQ_PUSH_CA_FILE")]
     pub push_ca_file: Option<PathBuf>,
+
+    /// Networks push subscribers may not be reached at: comma-separated CIDRs, addresses, or
+    /// loopback, link-local, private, unspecified (none by default).
+    #[arg(long, env = "FERROMQ_PUSH_DENY", default_value = "")]
+    pub push_deny: String,
 
     /// Push deliveries in flight at once, per queue and process.
     #[arg(long, env = "FERROMQ_PUSH_CONCURRENCY", default_value_t = 32)]
@@ -159,7 +186,12 @@ impl ServeArgs {
             if address.ip().is_unspecified() {
                 address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            format!("http://{address}")
+            let scheme = if self.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{address}")
         })
     }
 
@@ -167,7 +199,25 @@ impl ServeArgs {
         Limits {
             max_message_size: self.max_message_size,
             max_request_size: self.max_request_size,
+            request_timeout: Duration::from_secs(self.request_timeout.max(1)),
         }
+    }
+
+    /// How connections are taken: TLS or not, and the limits on them.
+    pub fn listening(&self) -> Result<Listening, String> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => return Err("FERROMQ_TLS_CERT and FERROMQ_TLS_KEY go together".into()),
+        };
+        Ok(Listening {
+            tls,
+            max_connections: self.max_connections.max(1),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+        })
     }
 
     /// All configured tokens; an error when none is configured (the API would refuse every call).

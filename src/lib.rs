@@ -12,6 +12,7 @@
 //!   controller that reconciles them.
 //! * `model`: plain types and limits shared by the layers (queue settings, messages).
 //! * `config`: settings of the `serve` job from flags and the environment.
+//! * `listener`: how the data plane takes connections (TLS, connection and header limits).
 //! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
 //! * `standalone`: the `ferromq standalone` job: `serve` with queues declared in manifest files.
 //! * `telemetry`: logging.
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod config;
 pub mod k8s;
+pub mod listener;
 pub mod model;
 pub mod push;
 pub mod serve;

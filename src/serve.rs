@@ -3,6 +3,7 @@
 use crate::api::{self, AppState, Tokens};
 use crate::config::ServeArgs;
 use crate::push::deliver::Courier;
+use crate::push::guard::AddressPolicy;
 use crate::push::worker::Workers;
 use crate::store::Store;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub async fn serve_store(
         tokens: tokens.clone(),
         limits: args.limits(),
     };
+    let listening = args.listening()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "ferromq data plane listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -44,15 +46,19 @@ pub async fn serve_store(
             Some(path) => crate::tls::root_certificates(path)?,
             None => Vec::new(),
         };
+        let deny = Arc::new(
+            AddressPolicy::parse(&args.push_deny).map_err(|e| format!("FERROMQ_PUSH_DENY: {e}"))?,
+        );
         let courier = Courier {
-            http: Courier::http_client(push.timeout, &extra_roots)?,
+            http: Courier::http_client(push.timeout, &extra_roots, &deny)?,
             store,
             tokens,
             public_url: args.public_url(),
+            deny,
         };
         Some(tokio::spawn(Workers::new(courier, push).run(stopped)))
     };
-    api::serve(listener, state, shutdown_signal()).await?;
+    api::serve(listener, state, &listening, shutdown_signal()).await?;
     let _ = stop.send(true);
     if let Some(workers) = workers {
         let _ = workers.await;

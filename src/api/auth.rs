@@ -15,9 +15,17 @@ pub enum Access {
     Projects(HashSet<String>),
 }
 
-/// Tokens and their access, read from `FERROMQ_TOKENS` and/or a tokens file.
+/// Tokens and their access, read from `FERROMQ_TOKENS` and/or a tokens file. Kept by SHA-256
+/// digest, and a presented token is looked up by its digest: how long a lookup takes depends
+/// on digests, which an attacker cannot steer byte by byte, so timing tells nothing about the
+/// tokens (and the tokens themselves are not kept in memory).
 #[derive(Debug, Clone, Default)]
-pub struct Tokens(HashMap<String, Access>);
+pub struct Tokens(HashMap<[u8; 32], Access>);
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
 
 impl Tokens {
     /// Reads entries `TOKEN=PROJECT[,PROJECT...]` or `TOKEN=*`, separated by whitespace, `;`
@@ -48,7 +56,11 @@ impl Tokens {
     }
 
     fn add(&mut self, token: &str, access: Access) {
-        let merged = match (self.0.remove(token), access) {
+        self.add_digest(digest(token), access);
+    }
+
+    fn add_digest(&mut self, token: [u8; 32], access: Access) {
+        let merged = match (self.0.remove(&token), access) {
             (Some(Access::AllProjects), _) | (_, Access::AllProjects) => Access::AllProjects,
             (Some(Access::Projects(mut old)), Access::Projects(new)) => {
                 old.extend(new);
@@ -56,12 +68,12 @@ impl Tokens {
             }
             (None, access) => access,
         };
-        self.0.insert(token.to_string(), merged);
+        self.0.insert(token, merged);
     }
 
     pub fn merge(&mut self, other: Tokens) {
         for (token, access) in other.0 {
-            self.add(&token, access);
+            self.add_digest(token, access);
         }
     }
 
@@ -74,7 +86,7 @@ impl Tokens {
         let token = token.ok_or_else(|| {
             ApiError::Unauthorized("Missing OAuth token (Authorization: OAuth <token>)".into())
         })?;
-        match self.0.get(token) {
+        match self.0.get(&digest(token)) {
             None => Err(ApiError::Unauthorized("Invalid OAuth token".into())),
             Some(Access::AllProjects) => Ok(()),
             Some(Access::Projects(p)) if p.contains(project) => Ok(()),

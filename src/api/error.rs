@@ -24,6 +24,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("Store unavailable, try again")]
     Unavailable,
+    #[error("Request not completed within {0} seconds, try again")]
+    TimedOut(u64),
     #[error("Internal error")]
     Internal,
 }
@@ -42,7 +44,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

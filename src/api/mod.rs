@@ -12,6 +12,7 @@ mod subscribers;
 pub use auth::Tokens;
 pub use error::ApiError;
 
+use crate::listener::Listening;
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method};
@@ -28,6 +29,8 @@ pub struct Limits {
     pub max_message_size: usize,
     /// Largest request body, in bytes (413 beyond); read no further than this.
     pub max_request_size: usize,
+    /// Longest a request may take, reading its body and long polls included (503 beyond).
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -94,23 +97,38 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_request_size))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            within_deadline,
+        ))
         .with_state(state)
+}
+
+/// Answers 503 when a request runs past its deadline: a client trickling its body, or a
+/// store that stopped answering, cannot hold a request for ever.
+async fn within_deadline(
+    State(state): State<AppState>,
+    request: Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let limit = state.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::TimedOut(limit.as_secs())),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    listening: &Listening,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Applied before routing, so an overridden POST is routed as the method it stands for.
-    let app = tower::util::MapRequestLayer::new(method_override).layer(router(state));
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = Router::new()
+        .fallback_service(tower::util::MapRequestLayer::new(method_override).layer(router(state)));
+    crate::listener::serve(listener, app, listening, shutdown).await
 }
 
 static METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");

@@ -2,6 +2,7 @@
 //! another queue of this service (`ironmq:///queue`).
 
 use super::config::{Target, parse_target};
+use super::guard::{AddressPolicy, GuardedResolver};
 use super::state::Outcome;
 use crate::api::Tokens;
 use crate::model::{NewMessage, PushConfig, Subscriber};
@@ -50,6 +51,9 @@ pub struct Courier {
     pub tokens: Arc<Tokens>,
     /// Base URL of this data plane as subscribers reach it, for acknowledgement URLs.
     pub public_url: String,
+    /// Networks subscribers may not be reached at (the HTTP client's resolver applies it to
+    /// names; addresses written in URLs are checked here).
+    pub deny: Arc<AddressPolicy>,
 }
 
 impl Courier {
@@ -59,6 +63,7 @@ impl Courier {
     pub fn http_client(
         timeout: Duration,
         extra_roots: &[reqwest::Certificate],
+        deny: &Arc<AddressPolicy>,
     ) -> Result<reqwest::Client, reqwest::Error> {
         crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
@@ -68,6 +73,9 @@ impl Courier {
             .tcp_nodelay(true);
         for root in extra_roots {
             builder = builder.add_root_certificate(root.clone());
+        }
+        if !deny.is_empty() {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver(deny.clone())));
         }
         builder.build()
     }
@@ -102,6 +110,9 @@ impl Courier {
     ) -> Outcome {
         match parse_target(&to.url) {
             Ok(Target::Http(url)) => {
+                if let Some(refused) = self.refused_address(&url) {
+                    return refused;
+                }
                 self.post_http(&url, project, queue, message, to, push)
                     .await
             }
@@ -118,6 +129,21 @@ impl Courier {
                 msg: err.to_string(),
             },
         }
+    }
+
+    /// A failed attempt when `url` names a denied address itself (no DNS lookup to guard).
+    fn refused_address(&self, url: &str) -> Option<Outcome> {
+        let parsed = reqwest::Url::parse(url).ok()?;
+        let host = parsed.host_str()?;
+        let ip: std::net::IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
+        (!self.deny.allows(ip)).then(|| Outcome::Failed {
+            code: 0,
+            msg: format!("{ip} is refused by FERROMQ_PUSH_DENY"),
+        })
     }
 
     fn headers(&self, project: &str, queue: &str, message: &Claimed, to: &Subscriber) -> HeaderMap {

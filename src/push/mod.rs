@@ -4,9 +4,11 @@
 //! * `config`: push settings and the rules a push queue keeps.
 //! * `state`: per-message, per-subscriber delivery state, and what a round does with it.
 //! * `deliver`: one delivery attempt (the HTTP request or the post to another queue).
+//! * `guard`: the networks push workers may not connect to.
 //! * `worker`: the workers that claim messages of push queues and run delivery rounds.
 
 pub mod config;
 pub mod deliver;
+pub mod guard;
 pub mod state;
 pub mod worker;

@@ -110,22 +110,29 @@ impl TestServer {
             limits: Limits {
                 max_message_size: MAX_MESSAGE_SIZE,
                 max_request_size: 256 * 1024,
+                request_timeout: Duration::from_secs(60),
             },
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(ferromq::api::serve(listener, state, async move {
-            let _ = rx.await;
-            let _ = stop.send(true);
-        }));
+        let listening = ferromq::listener::Listening::default();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+                let _ = stop.send(true);
+            };
+            ferromq::api::serve(listener, state, &listening, shutdown).await
+        });
         // Push workers too, with a short answer timeout so failure tests run quickly.
         let courier = Courier {
-            http: Courier::http_client(PUSH_TIMEOUT, &[]).expect("push client"),
+            http: Courier::http_client(PUSH_TIMEOUT, &[], &Default::default())
+                .expect("push client"),
             store,
             tokens,
             public_url: base.clone(),
+            deny: Default::default(),
         };
         let settings = PushSettings {
             timeout: PUSH_TIMEOUT,
@@ -219,6 +226,33 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A certificate for 127.0.0.1 issued by a fresh private authority, all as PEM.
+pub struct TestCertificate {
+    pub authority_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCertificate {
+    pub fn for_loopback() -> Self {
+        let authority_key = rcgen::KeyPair::generate().unwrap();
+        let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = rcgen::Issuer::new(authority.clone(), authority_key);
+        let authority_pem = authority.self_signed(issuer.key()).unwrap().pem();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        TestCertificate {
+            authority_pem,
+            cert_pem: leaf.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
 
 /// A plain HTTP client (TLS set up as the binary does it).
@@ -493,4 +527,103 @@ fn wait_for_ping(url: &str) {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("redis-server at {url} did not come up");
+}
+
+// Fault injection (tests/faults.rs): a Redis that survives restarts, processes killed with
+// SIGKILL, and requests that may fail without failing the test.
+
+impl RedisServer {
+    /// Like `start`, but with append-only persistence fsynced before every answer
+    /// (`appendonly yes`, `appendfsync always`, as the README advises for no loss) in its
+    /// temporary directory, so `kill` then `restart` keeps every acknowledged write.
+    pub fn start_persistent() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let child = Self::spawn_persistent(dir.path());
+        let server = RedisServer { child, dir };
+        server.wait_until_up();
+        server
+    }
+
+    fn spawn_persistent(dir: &std::path::Path) -> Child {
+        Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--dir"])
+            .arg(dir)
+            .arg("--unixsocket")
+            .arg(dir.join("redis.sock"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (make test installs it)")
+    }
+
+    /// SIGKILL: no shutdown, no last save. Clients get refused until `restart`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again, with persistence as `start_persistent`, on the same unix
+    /// socket and data directory (so it loads what the last run wrote), and waits for it.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn_persistent(self.dir.path());
+        self.wait_until_up();
+    }
+}
+
+impl ServerProcess {
+    /// SIGKILL: the process gets no chance to finish requests or deliveries in flight.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Client {
+    /// Like `call`, for servers that may die or stall: a request not sent, or not answered
+    /// within `limit`, is an `Err` with the reason instead of a panic. Answers are checked as
+    /// in `raw` (JSON, and a `msg` on errors).
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        limit: Duration,
+    ) -> Result<Answer, String> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .timeout(limit);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("OAuth {token}"));
+        }
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(&body).unwrap());
+        }
+        let response = request.send().await.map_err(|e| format!("{e:?}"))?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = response.bytes().await.map_err(|e| format!("{e:?}"))?;
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/json"),
+            "{path}: content type ({status})"
+        );
+        let json: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{path}: body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        if !status.is_success() {
+            assert!(json["msg"].is_string(), "{path}: error without msg: {json}");
+        }
+        Ok((status, json))
+    }
 }

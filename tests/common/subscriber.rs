@@ -68,22 +68,14 @@ impl Subscriber {
     /// fresh private authority; also returns that authority's certificate (PEM).
     pub async fn start_tls(answer: Answer) -> (Self, String) {
         ferromq::tls::install_crypto_provider();
-        let authority_key = rcgen::KeyPair::generate().unwrap();
-        let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let issuer = rcgen::Issuer::new(authority.clone(), authority_key);
-        let authority_pem = authority.self_signed(issuer.key()).unwrap().pem();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+        let certificate = super::TestCertificate::for_loopback();
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-            leaf.pem().into_bytes(),
-            key.serialize_pem().into_bytes(),
+            certificate.cert_pem.into_bytes(),
+            certificate.key_pem.into_bytes(),
         )
         .await
         .unwrap();
+        let authority_pem = certificate.authority_pem;
         let (shared, app) = Self::app(answer);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
