@@ -297,7 +297,12 @@ def check_scenario(fail, scenario, objects, values, external_secrets, app_versio
         ok(pod.get("automountServiceAccountToken") is False, scenario, "data plane mounts an API token")
         svc = named("Service", "ferromq")
         port = svc["spec"]["ports"][0]["port"] if svc else None
-        want = v["server"]["publicUrl"] or f"http://ferromq.{NAMESPACE}.svc.cluster.local:{port}"
+        scheme = "https" if v["server"]["tls"]["secretName"] else "http"
+        want = v["server"]["publicUrl"] or f"{scheme}://ferromq.{NAMESPACE}.svc.cluster.local:{port}"
+        if v["server"]["tls"]["secretName"]:
+            probes = [c["livenessProbe"]["httpGet"], c["readinessProbe"]["httpGet"]]
+            ok(all(p.get("scheme") == "HTTPS" for p in probes), scenario, "probes of a TLS data plane are not HTTPS")
+            ok("FERROMQ_TLS_CERT" in env and "FERROMQ_TLS_KEY" in env, scenario, "TLS files not configured")
         ok(env.get("FERROMQ_PUBLIC_URL", {}).get("value") == want, scenario,
            f"FERROMQ_PUBLIC_URL is {env.get('FERROMQ_PUBLIC_URL')}, not {want}")
         http = [p["containerPort"] for p in c["ports"] if p["name"] == "http"]
@@ -510,6 +515,8 @@ def main():
                                                            values["redis"]["existingSecretPasswordKey"]}
         if values["auth"]["existingSecret"]:
             external[values["auth"]["existingSecret"]] = {values["auth"]["existingSecretKey"]}
+        if values["server"]["tls"]["secretName"]:
+            external[values["server"]["tls"]["secretName"]] = {"tls.crt", "tls.key"}
         if values["server"]["pushCaSecret"]:
             external[values["server"]["pushCaSecret"]] = {values["server"]["pushCaSecretKey"]}
         objects = [o for o in yaml.safe_load_all(path.read_text()) if o]

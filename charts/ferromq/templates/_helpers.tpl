@@ -28,6 +28,15 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* A probe of the data plane, over HTTPS when it serves TLS; call with (dict "ctx" $ "probe" ...). */}}
+{{- define "ferromq.serverProbe" -}}
+{{- $probe := deepCopy .probe }}
+{{- if and .ctx.Values.server.tls.secretName $probe.httpGet }}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
+
 {{/* Labels of every object; call with (dict "ctx" $ "component" "server"). */}}
 {{- define "ferromq.labels" -}}
 helm.sh/chart: {{ include "ferromq.chart" .ctx }}
@@ -99,7 +108,7 @@ app.kubernetes.io/part-of: ferromq
 
 {{/* Where push subscribers acknowledge: the data plane Service unless server.publicUrl says otherwise. */}}
 {{- define "ferromq.serviceUrl" -}}
-{{- printf "http://%s.%s.svc.%s:%v" (include "ferromq.serverName" .) .Release.Namespace .Values.clusterDomain .Values.server.service.port }}
+{{- printf "%s://%s.%s.svc.%s:%v" (ternary "https" "http" (not (empty .Values.server.tls.secretName))) (include "ferromq.serverName" .) .Release.Namespace .Values.clusterDomain .Values.server.service.port }}
 {{- end }}
 {{- define "ferromq.publicUrl" -}}
 {{- default (include "ferromq.serviceUrl" .) .Values.server.publicUrl }}
