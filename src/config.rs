@@ -155,6 +155,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_PUSH_DENY", default_value = "")]
     pub push_deny: String,
 
+    /// Seconds push rounds in flight may take to finish when the process stops; those still
+    /// running then are delivered again by another process.
+    #[arg(long, env = "FERROMQ_PUSH_SHUTDOWN_GRACE", default_value_t = 20)]
+    pub push_shutdown_grace: u64,
+
     /// Push deliveries in flight at once, per queue and process.
     #[arg(long, env = "FERROMQ_PUSH_CONCURRENCY", default_value_t = 32)]
     pub push_concurrency: usize,
@@ -176,6 +181,7 @@ impl ServeArgs {
             concurrency: self.push_concurrency.max(1),
             process_concurrency: self.push_process_concurrency.max(1),
             keep_status: Duration::from_secs(self.push_status_keep),
+            shutdown_grace: Duration::from_secs(self.push_shutdown_grace),
         }
     }
 

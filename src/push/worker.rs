@@ -40,6 +40,8 @@ pub struct PushSettings {
     pub process_concurrency: usize,
     /// How long the push state of a delivered message stays readable.
     pub keep_status: Duration,
+    /// How long rounds in flight may take to finish when the process stops.
+    pub shutdown_grace: Duration,
 }
 
 pub struct Workers {
@@ -65,8 +67,10 @@ impl Workers {
         })
     }
 
-    /// Runs until `shutdown` turns true. Claims in flight then lapse and their messages are
-    /// delivered again (at least once).
+    /// Runs until `shutdown` turns true, then stops claiming and gives the rounds in flight up
+    /// to `PushSettings::shutdown_grace` to finish and record their outcome (every claimed
+    /// message is in a round: claims are taken only for free slots). A round still running then
+    /// is dropped; its claim lapses and the message is delivered again (at least once).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut loops: HashMap<(String, String), JoinHandle<()>> = HashMap::new();
         loop {
@@ -90,6 +94,19 @@ impl Workers {
         }
         for handle in loops.values() {
             handle.abort();
+        }
+        let all = self.settings.process_concurrency.max(1) as u32;
+        let finished = tokio::time::timeout(
+            self.settings.shutdown_grace,
+            self.in_flight.acquire_many(all),
+        )
+        .await;
+        if finished.is_err() {
+            let running = all as usize - self.in_flight.available_permits();
+            tracing::warn!(
+                running,
+                "push rounds still running at shutdown: their messages are delivered again"
+            );
         }
     }
 
