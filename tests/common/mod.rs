@@ -139,6 +139,7 @@ impl TestServer {
             concurrency: 32,
             process_concurrency: 256,
             keep_status: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(5),
         };
         tokio::spawn(Workers::new(courier, settings).run(stopped));
         TestServer {
