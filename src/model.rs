@@ -193,6 +193,12 @@ pub struct QueueConfig {
     /// The resource that declares this queue (`Queue namespace/name`), if any. Only that
     /// resource changes the settings of a managed queue; messages flow as usual.
     pub managed_by: Option<String>,
+    /// Set up or changed over REST (or handed back to REST by a resource): a resource takes
+    /// such a queue over only when asked to adopt it. A queue that a post created on the fly
+    /// is not, so a resource declaring it (again, after Redis lost it) simply takes it.
+    pub rest_configured: bool,
+    /// The resource that last handed this queue back to REST: it may take it back.
+    pub released_by: Option<String>,
     /// Revision of the stored settings these were read at ('' when not read from the store):
     /// a push round reports it, so a round run on settings changed since is not final.
     pub revision: String,
@@ -207,6 +213,8 @@ impl Default for QueueConfig {
             max_message_size: 0,
             push: None,
             managed_by: None,
+            rest_configured: false,
+            released_by: None,
             revision: String::new(),
         }
     }

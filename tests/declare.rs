@@ -327,6 +327,10 @@ async fn a_queue_made_over_rest_is_taken_over_only_when_the_queue_asks_to_adopt_
     let server = TestServer::start(&redis).await;
     let client = server.client();
     let store = store(&redis).await;
+    let (status, _) = client
+        .put(&q("legacy"), json!({"queue": {"message_timeout": 60}}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     post_bodies(&client, "legacy", &["kept"]).await;
 
     let mut legacy = queue(
@@ -390,6 +394,52 @@ async fn a_queue_the_store_lost_is_recreated_by_the_next_apply() {
     assert!(store.queue_info("p", "orders").await.is_err());
     let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
     assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/orders"));
+
+    // Lost again, and a producer's post makes it anew before the next reconcile: a queue a
+    // post made on the fly is the resource's to take, with the message.
+    let _: () = redis::cmd("FLUSHALL")
+        .query(&mut redis.connection())
+        .unwrap();
+    let server = TestServer::start(&redis).await;
+    post_bodies(&server.client(), "orders", &["early"]).await;
+    let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/orders"));
+    assert_eq!(info.size, 1);
+}
+
+#[tokio::test]
+async fn a_resource_takes_back_the_queue_it_released() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let store = store(&redis).await;
+    let orders = queue("orders", QueueSpec::default());
+    declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    assert_eq!(
+        declare::forget_queue(&store, &orders).await.unwrap(),
+        Forgotten::Retained
+    );
+    // Used over REST meanwhile, then declared again by the same resource: no adoption needed.
+    let (status, _) = client
+        .patch(&q("orders"), json!({"queue": {"message_timeout": 300}}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    assert_eq!(info.config.managed_by.as_deref(), Some("Queue p/orders"));
+    assert_eq!(info.config.message_timeout, 60, "the spec's settings again");
+
+    // Another resource may not take it without asking.
+    declare::forget_queue(&store, &orders).await.unwrap();
+    let mut other = queue(
+        "orders",
+        QueueSpec {
+            project: Some("p".into()),
+            ..Default::default()
+        },
+    );
+    other.metadata.namespace = Some("elsewhere".into());
+    let outcome = declare::declare_queue(&store, &other, &[]).await;
+    assert!(matches!(outcome, Err(StoreError::NotAdopted)), "{outcome:?}");
 }
 
 #[tokio::test]

@@ -297,20 +297,36 @@ impl Store {
                 Some(manager) if by.resource() != Some(manager.as_str()) => {
                     return Err(StoreError::Managed { by: manager });
                 }
-                // Taking over a queue made over REST (and later perhaps deleting its
-                // messages with the resource) must be asked for.
-                None if current.is_some() && matches!(by, ChangedBy::Resource(_)) => {
+                // Taking over a queue set up over REST (and later perhaps deleting its
+                // messages with the resource) must be asked for, unless the resource handed
+                // it back itself.
+                None if matches!(by, ChangedBy::Resource(r)
+                    if current.as_ref().is_some_and(|info| {
+                        info.config.rest_configured
+                            && info.config.released_by.as_deref() != Some(r)
+                    })) =>
+                {
                     return Err(StoreError::NotAdopted);
                 }
                 _ => {}
             }
             let mut next = change(current.as_ref().map(|info| &info.config))?;
-            next.managed_by = match by {
-                ChangedBy::Api | ChangedBy::Release(_) => None,
-                ChangedBy::Resource(resource) | ChangedBy::Adopt(resource) => {
-                    Some(resource.to_string())
+            match by {
+                ChangedBy::Api => {
+                    next.managed_by = None;
+                    next.rest_configured = true;
                 }
-            };
+                ChangedBy::Release(resource) => {
+                    next.managed_by = None;
+                    next.rest_configured = true;
+                    next.released_by = Some(resource.to_string());
+                }
+                ChangedBy::Resource(resource) | ChangedBy::Adopt(resource) => {
+                    next.managed_by = Some(resource.to_string());
+                    next.rest_configured = false;
+                    next.released_by = None;
+                }
+            }
             if let Some(info) = current.as_ref().filter(|info| info.config == next) {
                 // Nothing changes: keep the revision, so push rounds in flight stay final.
                 self.index_add(project, name).await?;
@@ -335,6 +351,8 @@ impl Store {
                 ("message_expiration", next.message_expiration.to_string()),
                 ("max_message_size", next.max_message_size.to_string()),
                 ("managed_by", next.managed_by.clone().unwrap_or_default()),
+                ("rest", if next.rest_configured { "1" } else { "" }.to_string()),
+                ("released_by", next.released_by.clone().unwrap_or_default()),
             ];
             let mut args: Vec<&[u8]> =
                 vec![queue_id.as_bytes(), revision.as_bytes(), push.as_bytes()];
@@ -856,6 +874,8 @@ fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) ->
             "message_expiration" => info.config.message_expiration = number(&value)?,
             "max_message_size" => info.config.max_message_size = number(&value)?,
             "managed_by" => info.config.managed_by = Some(value).filter(|v| !v.is_empty()),
+            "rest" => info.config.rest_configured = value == "1",
+            "released_by" => info.config.released_by = Some(value).filter(|v| !v.is_empty()),
             "push" => {
                 info.config.push = Some(
                     serde_json::from_str(&value)
