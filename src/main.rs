@@ -72,7 +72,6 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err}");
             eprintln!("ferromq: {err}");
             std::process::ExitCode::FAILURE
         }

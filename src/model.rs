@@ -69,6 +69,42 @@ pub const DEFAULT_RETRIES_DELAY: u64 = 60;
 pub const MIN_RETRIES_DELAY: u64 = 3;
 pub const MAX_RETRIES_DELAY: u64 = 86_400;
 
+/// Longest queue name, in bytes.
+pub const MAX_QUEUE_NAME: usize = 128;
+/// Longest project id, in bytes.
+pub const MAX_PROJECT_ID: usize = 64;
+
+/// Project ids are what the IronMQ clients put in URLs: 1 to 64 of A-Z a-z 0-9 _ . -
+pub fn check_project(project: &str) -> Result<(), String> {
+    let ok = !project.is_empty()
+        && project.len() <= MAX_PROJECT_ID
+        && project
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Invalid project id {project:?}: use 1 to 64 of A-Z a-z 0-9 _ . -"
+        ))
+    }
+}
+
+/// Queue names are liberal, as IronMQ's are (spaces, colons, plus signs...), but never hold a
+/// `/` or a control character, so they stay one path segment and one key.
+pub fn check_queue_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_QUEUE_NAME
+        && !name.chars().any(|c| c == '/' || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Invalid queue name {name:?}: 1 to 128 bytes, no '/' and no control characters"
+        ))
+    }
+}
+
 /// Where a push queue delivers its messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Subscriber {

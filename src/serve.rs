@@ -36,7 +36,9 @@ pub async fn serve_store(
         limits: args.limits(),
     };
     let listening = args.listening()?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "ferromq data plane listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = if args.no_push {

@@ -18,6 +18,9 @@ const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>> {
     let manifests = manifests::load(&args.files, &args.namespace)?;
     let serve = args.serve;
+    // Before anything is stored: a port in use would otherwise only show after declaring.
+    std::net::TcpListener::bind(serve.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", serve.listen))?;
     // With no token configured, one is made up and shown (configured ones are never shown).
     let (tokens, shown_token) = match serve.load_tokens() {
         Ok(tokens) => (tokens, "as configured".to_string()),
@@ -41,24 +44,38 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>>
     };
     let store = Store::connect(&target).await?;
     let previously = store.declared_queues().await?;
+    if manifests.queues.is_empty() && !previously.is_empty() {
+        tracing::warn!(
+            queues = previously.len(),
+            "the manifests declare no Queue: every queue an earlier run declared is released"
+        );
+    }
     for queue in &manifests.queues {
         let subscriptions = declare::subscriptions_of(queue, manifests.subscriptions.iter());
         // Noted first: a run cut short still knows, next time, what it may have declared.
-        let manager = queue.manager();
-        store
-            .note_declared(&queue.project(), &queue.name_any(), Some(&manager))
-            .await?;
-        declare::declare_queue(&store, queue, &subscriptions)
-            .await
-            .map_err(|e| match e {
+        let (project, name, manager) = (queue.project(), queue.name_any(), queue.manager());
+        store.note_declared(&project, &name, Some(&manager)).await?;
+        if let Err(err) = declare::declare_queue(&store, queue, &subscriptions).await {
+            // Not ours after all: the record goes back to what it was.
+            let before = previously
+                .iter()
+                .find(|(p, n, _)| *p == project && *n == name)
+                .map(|(_, _, m)| m.as_str());
+            store.note_declared(&project, &name, before).await?;
+            let file = manifests.file_of(queue);
+            return Err(match err {
                 StoreError::NotAdopted => format!(
-                    "Queue {}: a queue of that name was made over the REST API; annotate the \
-                     Queue {}: \"true\" to take it over with its messages",
-                    queue.name_any(),
+                    "{file}: Queue {name}: a queue of that name was set up over the REST API; \
+                     annotate the Queue {}: \"true\" to take it over with its messages",
                     declare::ADOPT_ANNOTATION
                 ),
-                e => format!("Queue {}: {e}", queue.name_any()),
-            })?;
+                StoreError::Managed { by } => format!(
+                    "{file}: Queue {name}: queue {name} of project {project} is managed by {by}"
+                ),
+                err => format!("{file}: Queue {name}: {err}"),
+            }
+            .into());
+        }
         println!(
             "queue {} ({:?}, {} subscription(s)): {}",
             queue.name_any(),
@@ -113,11 +130,18 @@ async fn release_dropped(
         if declared {
             continue;
         }
-        store.release_queue(&project, &name, &manager).await?;
+        let ours = match store.queue_info(&project, &name).await {
+            Ok(info) => info.config.managed_by.as_deref() == Some(manager.as_str()),
+            Err(StoreError::QueueNotFound) => false,
+            Err(err) => return Err(err),
+        };
+        if ours {
+            store.release_queue(&project, &name, &manager).await?;
+            println!(
+                "queue {name} (project {project}): its manifest is gone; kept with its messages as an ordinary queue"
+            );
+        }
         store.note_declared(&project, &name, None).await?;
-        println!(
-            "queue {name} (project {project}): its manifest is gone; kept with its messages as an ordinary queue"
-        );
     }
     Ok(())
 }

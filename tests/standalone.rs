@@ -200,6 +200,26 @@ async fn a_bad_manifest_stops_standalone_with_its_file_and_reason_before_anythin
             "Content-Length",
         ),
         (queue_manifest("orders", "  type: pull\n"), "declared twice"),
+        (
+            queue_manifest("orders", "  type: pull\n  project: default\n").replace(
+                "metadata:\n  name: orders",
+                "metadata:\n  name: orders\n  namespace: elsewhere",
+            ),
+            "declared twice",
+        ),
+        (
+            queue_manifest("q", "  type: pull\n").replace("v1alpha1", "v1"),
+            "is not served",
+        ),
+        ("- just\n- a list\n".to_string(), "not a resource"),
+        (
+            queue_manifest("bad/name", "  type: pull\n"),
+            "Invalid queue name",
+        ),
+        (
+            queue_manifest("q", &format!("  project: {}\n", "p".repeat(65))),
+            "spec.project",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -266,6 +286,39 @@ async fn a_queue_whose_manifest_is_gone_is_released_with_its_messages() {
         .patch(&path("jobs"), json!({"queue": {"message_timeout": 300}}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    drop(server);
+
+    // Its manifest back: the queue is declared again, messages and all, without adopting.
+    let server = standalone(&[&orders, &jobs], &data).await;
+    let (_, again) = server.client.get(&path("jobs")).await;
+    assert_eq!(
+        again["queue"]["managed_by"], "Queue default/jobs",
+        "{again}"
+    );
+    assert_eq!(again["queue"]["message_timeout"], 120);
+    assert_eq!(again["queue"]["size"], 1);
+}
+
+#[tokio::test]
+async fn a_second_standalone_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders = dir.path().join("orders.yaml");
+    std::fs::write(&orders, queue_manifest("orders", "  type: pull\n")).unwrap();
+    let _first = standalone(&[&orders], &data).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
+        .args(["standalone", "-f"])
+        .arg(&orders)
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("REDIS_URL")
+        .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
+        .env("FERROMQ_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already serves"), "{stderr}");
 }
 
 #[tokio::test]

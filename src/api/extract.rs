@@ -8,39 +8,12 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-/// Longest queue name, in bytes.
-const MAX_QUEUE_NAME: usize = 128;
-/// Longest project id, in bytes.
-const MAX_PROJECT_ID: usize = 64;
-
 fn check_project(project: &str) -> Result<(), ApiError> {
-    let ok = !project.is_empty()
-        && project.len() <= MAX_PROJECT_ID
-        && project
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "Invalid project id: use 1 to 64 of A-Z a-z 0-9 _ . -",
-        ))
-    }
+    crate::model::check_project(project).map_err(ApiError::BadRequest)
 }
 
-/// Queue names are liberal, as IronMQ's are (spaces, colons, plus signs...), but never hold a
-/// `/` or a control character, so they stay one path segment and one key.
 pub fn check_queue_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_QUEUE_NAME
-        && !name.chars().any(|c| c == '/' || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "Invalid queue name: 1 to 128 bytes, no '/' and no control characters",
-        ))
-    }
+    crate::model::check_queue_name(name).map_err(ApiError::BadRequest)
 }
 
 fn path_error(rejection: axum::extract::rejection::PathRejection) -> ApiError {

@@ -11,11 +11,25 @@ use kube::{CustomResourceExt, ResourceExt};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// The resources found in some files.
+/// The resources found in some files, and the file each came from (same order).
 #[derive(Debug, Default)]
 pub struct Manifests {
     pub queues: Vec<Queue>,
     pub subscriptions: Vec<Subscription>,
+    pub queue_files: Vec<PathBuf>,
+    pub subscription_files: Vec<PathBuf>,
+}
+
+impl Manifests {
+    /// The file a Queue came from, for messages.
+    pub fn file_of(&self, queue: &Queue) -> String {
+        self.queues
+            .iter()
+            .position(|q| std::ptr::eq(q, queue))
+            .and_then(|i| self.queue_files.get(i))
+            .map(|f| f.display().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Reads every `.yaml`/`.yml` file of each path (a file, or a directory, not recursed into).
@@ -27,7 +41,7 @@ pub fn load(paths: &[PathBuf], namespace: &str) -> Result<Manifests, String> {
         for file in yaml_files(path)? {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            read_into(&mut manifests, &text, namespace)
+            read_into(&mut manifests, &text, namespace, &file)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
         }
     }
@@ -52,16 +66,32 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Adds the resources of one YAML stream, each checked in full.
-pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Result<(), String> {
+/// Adds the resources of one YAML stream (from `file`), each checked in full.
+pub fn read_into(
+    manifests: &mut Manifests,
+    text: &str,
+    namespace: &str,
+    file: &Path,
+) -> Result<(), String> {
     let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
     for (index, document) in documents.into_iter().enumerate() {
         if document.is_null() {
             continue;
         }
+        if !document.is_object() {
+            return Err(format!(
+                "document {index} is not a resource (a mapping with apiVersion and kind)"
+            ));
+        }
         let api_version = document["apiVersion"].as_str().unwrap_or_default();
         let kind = document["kind"].as_str().unwrap_or_default().to_string();
         if api_version != "ferromq.dev/v1alpha1" {
+            // A typo in our own group would otherwise drop the resource, and release its queue.
+            if api_version.starts_with("ferromq.dev") {
+                return Err(format!(
+                    "document {index}: apiVersion {api_version:?} is not served: use ferromq.dev/v1alpha1"
+                ));
+            }
             tracing::warn!(
                 api_version,
                 kind,
@@ -78,27 +108,42 @@ pub fn read_into(manifests: &mut Manifests, text: &str, namespace: &str) -> Resu
             "Queue" => {
                 let mut queue: Queue = checked(document, &what)?;
                 in_namespace(&mut queue, namespace);
+                crate::model::check_queue_name(&name)
+                    .and_then(|()| crate::model::check_project(&queue.project()))
+                    .map_err(|e| format!("{what}: {e}"))?;
                 let settings = declare::settings_of(&queue, &[]);
                 let manager = queue.manager();
                 crate::push::config::apply(None, &settings, &name, ChangedBy::Resource(&manager))
                     .map_err(|e| format!("{what}: {}", e.0))?;
-                if manifests.queues.iter().any(|q| same(q, &queue)) {
-                    return Err(format!("{what}: declared twice"));
+                let twin = manifests.queues.iter().position(|q| {
+                    same(q, &queue) || (q.project() == queue.project() && q.name_any() == name)
+                });
+                if let Some(i) = twin {
+                    return Err(format!(
+                        "{what}: queue {name:?} of project {} is declared twice (also in {})",
+                        queue.project(),
+                        manifests.queue_files[i].display()
+                    ));
                 }
                 manifests.queues.push(queue);
+                manifests.queue_files.push(file.to_path_buf());
             }
             "Subscription" => {
                 let mut subscription: Subscription = checked(document, &what)?;
                 in_namespace(&mut subscription, namespace);
                 declare::subscriber_of(&subscription).map_err(|e| format!("{what}: {e}"))?;
-                if manifests
+                let twin = manifests
                     .subscriptions
                     .iter()
-                    .any(|s| same(s, &subscription))
-                {
-                    return Err(format!("{what}: declared twice"));
+                    .position(|s| same(s, &subscription));
+                if let Some(i) = twin {
+                    return Err(format!(
+                        "{what}: declared twice (also in {})",
+                        manifests.subscription_files[i].display()
+                    ));
                 }
                 manifests.subscriptions.push(subscription);
+                manifests.subscription_files.push(file.to_path_buf());
             }
             other => return Err(format!("document {index}: unknown ferromq kind {other:?}")),
         }
@@ -152,11 +197,12 @@ where
     }
     let validator =
         jsonschema::validator_for(&schema).map_err(|e| format!("{what}: the CRD schema: {e}"))?;
-    problems.extend(
-        validator
-            .iter_errors(&document)
-            .map(|e| format!("{}: {e}", dotted(&e.instance_path().to_string()))),
-    );
+    problems.extend(validator.iter_errors(&document).map(|e| {
+        match dotted(&e.instance_path().to_string()) {
+            at if at.is_empty() => e.to_string(),
+            at => format!("{at}: {e}"),
+        }
+    }));
     if problems.is_empty()
         && let Err(errors) = Validator::new().validate(&schema, &document, None)
     {

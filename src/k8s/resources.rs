@@ -49,7 +49,7 @@ pub struct QueueSpec {
     pub queue_type: QueueKind,
     /// IronMQ project id of the queue; the namespace by default. Cannot change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$"))]
     pub project: Option<String>,
     /// Seconds a reserved message stays invisible before it returns (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +103,7 @@ pub struct PushSpec {
     pub retries_delay: Option<u64>,
     /// Queue that receives messages whose delivery failed for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[^/]+$"))]
     pub error_queue: Option<String>,
     /// `fixed` (default) waits retriesDelay each time; `exponential` doubles it per retry,
     /// with jitter.

@@ -262,6 +262,9 @@ impl Store {
         create: bool,
         by: ChangedBy<'_>,
     ) -> Result<(QueueInfo, bool)> {
+        // REST paths check these; resources come from elsewhere and must be reachable too.
+        crate::model::check_project(project).map_err(StoreError::Invalid)?;
+        crate::model::check_queue_name(name).map_err(StoreError::Invalid)?;
         self.update_queue(project, name, create, by, |current| {
             Ok(crate::push::config::apply(current, settings, name, by)?)
         })
@@ -301,10 +304,10 @@ impl Store {
                 // messages with the resource) must be asked for, unless the resource handed
                 // it back itself.
                 None if matches!(by, ChangedBy::Resource(r)
-                    if current.as_ref().is_some_and(|info| {
-                        info.config.rest_configured
-                            && info.config.released_by.as_deref() != Some(r)
-                    })) =>
+                if current.as_ref().is_some_and(|info| {
+                    info.config.rest_configured
+                        && info.config.released_by.as_deref() != Some(r)
+                })) =>
                 {
                     return Err(StoreError::NotAdopted);
                 }
@@ -351,7 +354,10 @@ impl Store {
                 ("message_expiration", next.message_expiration.to_string()),
                 ("max_message_size", next.max_message_size.to_string()),
                 ("managed_by", next.managed_by.clone().unwrap_or_default()),
-                ("rest", if next.rest_configured { "1" } else { "" }.to_string()),
+                (
+                    "rest",
+                    if next.rest_configured { "1" } else { "" }.to_string(),
+                ),
                 ("released_by", next.released_by.clone().unwrap_or_default()),
             ];
             let mut args: Vec<&[u8]> =
