@@ -9,15 +9,19 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::events::Reporter;
+use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Seconds a leader's Lease lasts without renewal, and how early it is renewed.
 const LEASE_SECONDS: u64 = 15;
 const LEASE_GRACE_SECONDS: u64 = 5;
+/// How often the leader reads its Lease back.
+const LEASE_CHECK: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 struct Health {
@@ -78,11 +82,16 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
     tracing::info!(identity, "leader: reconciling");
     let mut watch_leader = leader.clone();
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
     let stop = {
         let lost = lost.clone();
+        let (name, me) = (args.lease_name.clone(), identity.clone());
         async move {
             tokio::select! {
                 _ = watch_leader.wait_for(|is_leader| !*is_leader) => {
+                    lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ = lease_lapses(leases, name, me) => {
                     lost.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 _ = crate::serve::shutdown_signal() => {}
@@ -102,6 +111,42 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
         return Err("lost the leader Lease: stopped so that another replica takes over".into());
     }
     Ok(())
+}
+
+/// Completes once this replica can no longer be sure it holds the Lease: the lease manager
+/// renews it in the background but does not step down when renewals fail (a network
+/// partition, an API server that hangs), so the Lease is read back every few seconds, and a
+/// leader that has not seen itself as the holder of a current Lease for longer than the
+/// renewal margin stops before another replica can take over.
+async fn lease_lapses(leases: Api<Lease>, name: String, me: String) {
+    let margin = Duration::from_secs(LEASE_SECONDS - LEASE_GRACE_SECONDS);
+    let mut confirmed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(LEASE_CHECK).await;
+        let read = tokio::time::timeout(LEASE_CHECK, leases.get(&name)).await;
+        match read {
+            Ok(Ok(lease)) => {
+                let spec = lease.spec.unwrap_or_default();
+                let ours = spec.holder_identity.as_deref() == Some(me.as_str());
+                let current = spec.renew_time.is_some_and(|renewed| {
+                    let age = k8s_openapi::jiff::Timestamp::now().duration_since(renewed.0);
+                    age.as_secs() < i64::from(spec.lease_duration_seconds.unwrap_or(0))
+                });
+                if ours && current {
+                    confirmed = tokio::time::Instant::now();
+                } else if !ours {
+                    tracing::error!(holder = ?spec.holder_identity, "another replica holds the Lease");
+                    return;
+                }
+            }
+            Ok(Err(err)) => tracing::warn!(%err, "cannot read the leader Lease"),
+            Err(_) => tracing::warn!("reading the leader Lease timed out"),
+        }
+        if confirmed.elapsed() > margin {
+            tracing::error!("the leader Lease could not be confirmed in time");
+            return;
+        }
+    }
 }
 
 /// `/healthz` (the process runs), `/readyz` (Redis answers) and `/metrics` (Prometheus text).
