@@ -439,7 +439,10 @@ async fn a_resource_takes_back_the_queue_it_released() {
     );
     other.metadata.namespace = Some("elsewhere".into());
     let outcome = declare::declare_queue(&store, &other, &[]).await;
-    assert!(matches!(outcome, Err(StoreError::NotAdopted)), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(StoreError::NotAdopted)),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
