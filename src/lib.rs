@@ -13,6 +13,7 @@
 //! * `model`: plain types and limits shared by the layers (queue settings, messages).
 //! * `config`: settings of the `serve` job from flags and the environment.
 //! * `listener`: how the data plane takes connections (TLS, connection and header limits).
+//! * `metrics`: what the data plane counts, for Prometheus.
 //! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
 //! * `standalone`: the `ferromq standalone` job: `serve` with queues declared in manifest files.
 //! * `telemetry`: logging.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod config;
 pub mod k8s;
 pub mod listener;
+pub mod metrics;
 pub mod model;
 pub mod push;
 pub mod serve;

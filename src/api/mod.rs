@@ -16,11 +16,14 @@ use crate::listener::Listening;
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::Layer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 /// Size limits on what clients send.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(project_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_request_size))
@@ -101,7 +105,82 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             within_deadline,
         ))
+        .layer(middleware::from_fn(counted))
+        // Every request gets an id (or keeps the one it came with), logged with it and
+        // returned in `x-request-id`. Only the path is logged: a query may hold a token.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
         .with_state(state)
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
+}
+
+/// Counts each answer by method, route and status class.
+async fn counted(request: Request, next: middleware::Next) -> axum::response::Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    let status = crate::metrics::status_class(response.status().as_u16()).to_string();
+    crate::metrics::METRICS
+        .requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method,
+            route,
+            status,
+        })
+        .inc();
+    response
+}
+
+/// Prometheus text: the counters, and the depth of the queues posted to lately.
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    use crate::metrics::{METRICS, QueueLabels};
+    for (project, queue) in METRICS.watched_queues() {
+        match state.store.queue_gauges(&project, &queue).await {
+            Ok((depth, reserved, oldest_ms)) => {
+                let labels = QueueLabels { project, queue };
+                let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                METRICS.queue_depth.get_or_create(&labels).set(gauge(depth));
+                METRICS
+                    .queue_reserved
+                    .get_or_create(&labels)
+                    .set(gauge(reserved));
+                METRICS
+                    .queue_oldest_seconds
+                    .get_or_create(&labels)
+                    .set(gauge(oldest_ms / 1000));
+            }
+            Err(_) => break, // Redis is down: show the counters (store errors among them)
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        METRICS.encode(),
+    )
+        .into_response()
 }
 
 /// Answers 503 when a request runs past its deadline: a client trickling its body, or a

@@ -5,6 +5,7 @@ use super::config::{Target, parse_target};
 use super::guard::{AddressPolicy, GuardedResolver};
 use super::state::Outcome;
 use crate::api::Tokens;
+use crate::metrics::METRICS;
 use crate::model::{NewMessage, PushConfig, Subscriber};
 use crate::store::{Claimed, Store};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
@@ -204,7 +205,9 @@ impl Courier {
             // The queue's own timeout, instead of the server's.
             request = request.timeout(Duration::from_secs(push.timeout));
         }
-        match request.send().await {
+        let started = std::time::Instant::now();
+        let sent = request.send().await;
+        let outcome = match sent {
             Ok(response) => {
                 let status = response.status();
                 let code = status.as_u16();
@@ -228,7 +231,25 @@ impl Courier {
                 code: 0,
                 msg: error_text(&err),
             },
+        };
+        let (kind, code) = match &outcome {
+            Outcome::Delivered { code } => ("delivered", *code),
+            Outcome::Accepted => ("accepted", 202),
+            Outcome::Failed { code, .. } => ("failed", *code),
+        };
+        METRICS
+            .push_attempts
+            .get_or_create(&crate::metrics::PushLabels {
+                outcome: kind,
+                status: crate::metrics::status_class(code),
+            })
+            .inc();
+        if code != 0 {
+            METRICS
+                .push_latency
+                .observe(started.elapsed().as_secs_f64());
         }
+        outcome
     }
 
     async fn post_to_queue(

@@ -11,6 +11,7 @@ pub use push::{AnswerCounts, Answered, Claimed, Report};
 
 pub use connection::RedisTarget;
 
+use crate::metrics::METRICS;
 use crate::model::{
     ChangedBy, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DeleteRef, Message, NewMessage,
     QueueConfig, QueueInfo, QueueSettings, QueueType, ReserveRequest,
@@ -79,6 +80,22 @@ impl From<Invalid> for StoreError {
 impl From<redis::RedisError> for StoreError {
     /// Failures to reach Redis are worth retrying (503); any other error is a fault (500).
     fn from(err: redis::RedisError) -> Self {
+        let error = Self::from_redis(err);
+        let kind = if matches!(error, StoreError::Unavailable(_)) {
+            "unavailable"
+        } else {
+            "error"
+        };
+        METRICS
+            .store_errors
+            .get_or_create(&crate::metrics::StoreErrorLabels { kind })
+            .inc();
+        error
+    }
+}
+
+impl StoreError {
+    fn from_redis(err: redis::RedisError) -> Self {
         let unreachable = err.is_io_error()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
@@ -624,6 +641,8 @@ impl Store {
         if reply.int()? == 1 {
             self.index_add(project, name).await?;
         }
+        METRICS.count("posted", messages.len() as u64);
+        METRICS.watch(project, name);
         (0..messages.len()).map(|_| reply.text()).collect()
     }
 
@@ -637,8 +656,16 @@ impl Store {
         wait: Duration,
     ) -> Result<Vec<Message>> {
         let keys = QueueKeys::new(project, name);
-        self.long_poll(&keys, wait, |poll| self.reserve_once(&keys, request, poll))
-            .await
+        let messages = self
+            .long_poll(&keys, wait, |poll| self.reserve_once(&keys, request, poll))
+            .await?;
+        let operation = if request.delete {
+            "deleted"
+        } else {
+            "reserved"
+        };
+        METRICS.count(operation, messages.len() as u64);
+        Ok(messages)
     }
 
     /// Runs `attempt` until it finds something or `wait` is over. An attempt that finds nothing
@@ -775,7 +802,9 @@ impl Store {
         let mut reply = self
             .run(&SCRIPTS.delete, &keys, &[id.as_bytes(), rid.as_bytes()])
             .await?;
-        check_status(reply.int()?, id)
+        check_status(reply.int()?, id)?;
+        METRICS.count("deleted", 1);
+        Ok(())
     }
 
     /// Deletes several messages, all or none.
@@ -798,7 +827,9 @@ impl Store {
             .checked_sub(1)
             .and_then(|i| refs.get(i))
             .map(|r| r.id.as_str());
-        check_status(status, id.unwrap_or(""))
+        check_status(status, id.unwrap_or(""))?;
+        METRICS.count("deleted", refs.len() as u64);
+        Ok(())
     }
 
     /// Extends a reservation; returns the new reservation id (the old one stops being valid).
@@ -821,6 +852,7 @@ impl Store {
         ];
         let mut reply = self.run(&SCRIPTS.touch, &keys, &args).await?;
         check_status(reply.int()?, id)?;
+        METRICS.count("touched", 1);
         Ok(new_id)
     }
 
@@ -843,7 +875,41 @@ impl Store {
             delay.as_bytes(),
         ];
         let mut reply = self.run(&SCRIPTS.release, &keys, &args).await?;
-        check_status(reply.int()?, id)
+        check_status(reply.int()?, id)?;
+        METRICS.count("released", 1);
+        Ok(())
+    }
+
+    /// Depth, reserved count and the age of the next message in line (ms; 0 when none) of a
+    /// queue, for metrics: four O(1) reads in one round trip.
+    pub async fn queue_gauges(&self, project: &str, name: &str) -> Result<(u64, u64, u64)> {
+        let keys = QueueKeys::new(project, name);
+        let all = keys.all();
+        let (body, reserved, ready, pushq) = (&all[1], &all[6], &all[4], &all[9]);
+        let mut conn = self.0.conn.clone();
+        let (depth, held, first_ready, first_push): (u64, u64, Option<String>, Option<String>) =
+            redis::pipe()
+                .hlen(body)
+                .zcard(reserved)
+                .lindex(ready, 0)
+                .lindex(pushq, 0)
+                .query_async(&mut conn)
+                .await?;
+        // An id starts with its post time in ms (then six digits of sequence).
+        let posted_at = |id: &Option<String>| {
+            id.as_deref()
+                .and_then(|id| id.get(..id.len().checked_sub(6)?))
+                .and_then(|ms| ms.parse::<u64>().ok())
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let oldest = [posted_at(&first_ready), posted_at(&first_push)]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(0, |at| now.saturating_sub(at));
+        Ok((depth, held, oldest))
     }
 
     /// Removes every message of a queue.

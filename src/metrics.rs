@@ -1,0 +1,205 @@
+//! What the data plane counts, for Prometheus (`GET /metrics`). One set per process, kept in
+//! a static so every layer counts without carrying a handle around; scrape every replica
+//! and sum (counters) or take the max (queue gauges, which every replica reads from Redis).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+/// Queues whose depth is shown: those posted to through this process lately, at most this many.
+const MAX_WATCHED_QUEUES: usize = 1000;
+/// A queue nobody posted to through this process for this long is no longer shown.
+const WATCH_FOR: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The route's path template (`/3/projects/{project}/queues/{queue}/messages`).
+    pub route: String,
+    /// `2xx`, `4xx`, `5xx`...
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// posted, reserved, deleted, released, touched.
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    /// delivered, accepted (202), failed.
+    pub outcome: &'static str,
+    /// `2xx`, `3xx`, `4xx`, `5xx`, or `none` (no answer).
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreErrorLabels {
+    /// unavailable (Redis unreachable), error (anything else Redis answered).
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub project: String,
+    pub queue: String,
+}
+
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub messages: Family<OperationLabels, Counter>,
+    pub push_attempts: Family<PushLabels, Counter>,
+    /// Seconds from sending a push to its answer.
+    pub push_latency: Histogram,
+    pub store_errors: Family<StoreErrorLabels, Counter>,
+    pub queue_depth: Family<QueueLabels, Gauge>,
+    pub queue_reserved: Family<QueueLabels, Gauge>,
+    pub queue_oldest_seconds: Family<QueueLabels, Gauge>,
+    registry: Registry,
+    watched: Mutex<HashMap<(String, String), Instant>>,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let messages = Family::<OperationLabels, Counter>::default();
+        let push_attempts = Family::<PushLabels, Counter>::default();
+        let push_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let store_errors = Family::<StoreErrorLabels, Counter>::default();
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        let queue_reserved = Family::<QueueLabels, Gauge>::default();
+        let queue_oldest_seconds = Family::<QueueLabels, Gauge>::default();
+        let mut registry = Registry::with_prefix("ferromq");
+        registry.register(
+            "http_requests",
+            "Requests answered, by method, route and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "messages",
+            "Messages posted, reserved, deleted, released and touched",
+            messages.clone(),
+        );
+        registry.register(
+            "push_attempts",
+            "Push deliveries tried, by outcome and status class",
+            push_attempts.clone(),
+        );
+        registry.register(
+            "push_latency_seconds",
+            "Time from sending a push to the subscriber's answer",
+            push_latency.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Redis errors, by kind",
+            store_errors.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Messages in a queue, reserved and delayed ones included",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "queue_reserved",
+            "Messages of a queue under a reservation",
+            queue_reserved.clone(),
+        );
+        registry.register(
+            "queue_oldest_message_age_seconds",
+            "Age of the message that is next in line",
+            queue_oldest_seconds.clone(),
+        );
+        Metrics {
+            requests,
+            messages,
+            push_attempts,
+            push_latency,
+            store_errors,
+            queue_depth,
+            queue_reserved,
+            queue_oldest_seconds,
+            registry,
+            watched: Mutex::default(),
+        }
+    }
+
+    pub fn count(&self, operation: &'static str, n: u64) {
+        self.messages
+            .get_or_create(&OperationLabels { operation })
+            .inc_by(n);
+    }
+
+    /// A queue was posted to: show its depth for a while.
+    pub fn watch(&self, project: &str, queue: &str) {
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(seen) = watched.get_mut(&(project.to_string(), queue.to_string())) {
+            *seen = Instant::now();
+        } else if watched.len() < MAX_WATCHED_QUEUES {
+            watched.insert((project.to_string(), queue.to_string()), Instant::now());
+        }
+    }
+
+    /// The queues to show now; forgets those not posted to lately (and their gauges).
+    pub fn watched_queues(&self) -> Vec<(String, String)> {
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        watched.retain(|(project, queue), seen| {
+            let keep = seen.elapsed() < WATCH_FOR;
+            if !keep {
+                let labels = QueueLabels {
+                    project: project.clone(),
+                    queue: queue.clone(),
+                };
+                self.queue_depth.remove(&labels);
+                self.queue_reserved.remove(&labels);
+                self.queue_oldest_seconds.remove(&labels);
+            }
+            keep
+        });
+        watched.keys().cloned().collect()
+    }
+
+    /// Forgets a queue that is gone.
+    pub fn unwatch(&self, project: &str, queue: &str) {
+        let labels = QueueLabels {
+            project: project.to_string(),
+            queue: queue.to_string(),
+        };
+        self.queue_depth.remove(&labels);
+        self.queue_reserved.remove(&labels);
+        self.queue_oldest_seconds.remove(&labels);
+        self.watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(labels.project, labels.queue));
+    }
+
+    /// The Prometheus text of everything.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// `2xx`... for a status code; `none` for 0 (no answer).
+pub fn status_class(code: u16) -> &'static str {
+    match code {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
