@@ -83,6 +83,11 @@ pub struct ControllerArgs {
     /// This replica's name in the Lease (default: the pod name, else a random one).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+
+    /// Refuse Queues whose `spec.project` names another project than their namespace (for
+    /// clusters where namespaces are tenants).
+    #[arg(long, env = "FERROMQ_NO_PROJECT_OVERRIDE", value_parser = BoolishValueParser::new())]
+    pub no_project_override: bool,
 }
 
 #[derive(Debug, Clone, Args)]

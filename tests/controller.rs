@@ -528,6 +528,34 @@ async fn a_subscription_status_carries_its_delivery_counts_and_counts_alone_wait
 }
 
 #[tokio::test]
+async fn a_controller_for_tenant_namespaces_refuses_queues_in_other_projects() {
+    let mut foreign = finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Delete));
+    foreign.spec.project = Some("someone-elses".into());
+    let mut fixture = Fixture::new(std::slice::from_ref(&foreign), &[]).await;
+    Arc::get_mut(&mut fixture.ctx).unwrap().no_project_override = true;
+    let (result, status) = reconcile_with(&mut fixture, foreign.clone(), async |api| {
+        api.queue_status_applied(&foreign).await
+    })
+    .await;
+    assert!(result.is_err());
+    let ready = &status.conditions[0];
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        ready.message.contains("FERROMQ_NO_PROJECT_OVERRIDE"),
+        "{}",
+        ready.message
+    );
+    let stored = fixture.store.queue_info("someone-elses", "orders").await;
+    assert!(
+        matches!(stored, Err(StoreError::QueueNotFound)),
+        "{stored:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_unchanged_status_is_not_written_again() {
     let orders = finalized(queue("orders", QueueKind::Pull, DeletionPolicy::Retain));
     let mut fixture = Fixture::new(std::slice::from_ref(&orders), &[]).await;

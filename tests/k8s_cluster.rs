@@ -55,6 +55,7 @@ async fn queues_and_subscriptions_reconcile_on_a_real_cluster() {
         Some(namespace.clone()),
         reporter,
         Arc::new(Metrics::default()),
+        false,
         async move {
             let _ = stopped.await;
         },

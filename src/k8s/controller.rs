@@ -90,6 +90,9 @@ pub struct Context {
     pub subscriptions: reflector::Store<Subscription>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Refuse `spec.project` naming another project than the namespace (clusters where
+    /// namespaces are tenants: no namespace may reach into another's queues).
+    pub no_project_override: bool,
     /// Failures in a row per resource, for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// When each Queue's status last went out, so size updates are not written more than
@@ -113,6 +116,7 @@ impl Context {
             queues,
             subscriptions,
             metrics,
+            no_project_override: false,
             failures: Mutex::default(),
             status_written: Mutex::default(),
         }
@@ -214,7 +218,20 @@ pub async fn reconcile_queue(queue: Arc<Queue>, ctx: Arc<Context>) -> Result<Act
 async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<Action, Error> {
     let all = ctx.subscriptions.state();
     let subscriptions = declare::subscriptions_of(queue, all.iter().map(|s| s.as_ref()));
-    let outcome = declare::declare_queue(&ctx.store, queue, &subscriptions).await;
+    let elsewhere = queue
+        .spec
+        .project
+        .as_deref()
+        .is_some_and(|p| Some(p) != queue.namespace().as_deref());
+    let outcome = if ctx.no_project_override && elsewhere {
+        Err(StoreError::Invalid(
+            "spec.project may not name another project than the namespace here \
+             (the controller runs with FERROMQ_NO_PROJECT_OVERRIDE)"
+                .into(),
+        ))
+    } else {
+        declare::declare_queue(&ctx.store, queue, &subscriptions).await
+    };
     let status = declare::queue_status(queue, &outcome, &subscriptions);
     let only_counts = queue.status.as_ref().is_some_and(|old| {
         let mut old = old.clone();
@@ -377,6 +394,7 @@ pub async fn run_controllers(
     namespace: Option<String>,
     reporter: Reporter,
     metrics: Arc<Metrics>,
+    no_project_override: bool,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (queues, subscriptions): (Api<Queue>, Api<Subscription>) = match namespace.as_deref() {
@@ -404,14 +422,16 @@ pub async fn run_controllers(
     )
     .default_backoff()
     .touched_objects();
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client,
         store,
         queue_cache,
         subscription_cache.clone(),
         reporter,
         metrics,
-    ));
+    );
+    ctx.no_project_override = no_project_override;
+    let ctx = Arc::new(ctx);
     let queue_controller = Controller::new(queues, watcher::Config::default()).watches_stream(
         subscription_changes,
         |subscription: Subscription| {

@@ -57,6 +57,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
             namespace,
             reporter,
             metrics,
+            args.no_project_override,
             crate::serve::shutdown_signal(),
         )
         .await?);
@@ -98,8 +99,16 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
             }
         }
     };
-    let result =
-        controller::run_controllers(client, store, namespace, reporter, metrics, stop).await;
+    let result = controller::run_controllers(
+        client,
+        store,
+        namespace,
+        reporter,
+        metrics,
+        args.no_project_override,
+        stop,
+    )
+    .await;
     // Hand the Lease over at once rather than letting it run out.
     drop(leader);
     if let Ok(Ok(lease)) = lease_task.await {
