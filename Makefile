@@ -10,7 +10,7 @@ DEV_TOKEN  ?= dev-token
 LISTEN     ?= 127.0.0.1:8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint deps python-client bench bench-peer clean
+.PHONY: all build run test lint deps python-client bench bench-ab bench-peer clean
 
 all: build
 
@@ -101,6 +101,19 @@ $(VENV)/.chart-installed: tests/chart/requirements.txt
 ## bench: ferromq against the Redis limit and the rsmq peer, in one run; writes BENCHMARKS.md.
 bench: deps bench-peer build
 	./target/release/ferromq-bench --output BENCHMARKS.md
+
+## bench-ab: this build against the build of commit BASE (default: HEAD's parent), scenario
+## by scenario in one run; appends the ratios to BENCHMARKS-AB.md. E.g. make bench-ab BASE=abc123
+BASE ?= HEAD~1
+bench-ab: deps
+	rm -rf .bench-base && git worktree prune
+	git worktree add --detach .bench-base $(BASE)
+	cd .bench-base && CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) build --release --bin ferromq
+	cp target/release/ferromq target/ferromq-baseline
+	git worktree remove --force .bench-base
+	$(CARGO) build --release
+	./target/release/ferromq-bench --baseline target/ferromq-baseline \
+	  --baseline-label "$$(git rev-parse --short $(BASE))" --label "$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || echo +changes)"
 
 ## bench-peer: the rsmq peer's node modules (needs node and npm).
 bench-peer: bench/peer/node_modules/.installed

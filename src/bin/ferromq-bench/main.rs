@@ -46,6 +46,20 @@ pub struct Args {
     /// print the server's pid, for profiling; nothing else is measured or written.
     #[arg(long)]
     only: Option<String>,
+    /// Another ferromq binary (a build of an earlier commit): measure only ferromq's
+    /// scenarios, this build against that one, interleaved scenario by scenario, and append
+    /// the comparison to --ab-output.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// What the baseline is (e.g. its commit), for the comparison's title.
+    #[arg(long, default_value = "baseline")]
+    baseline_label: String,
+    /// What this build is, for the comparison's title.
+    #[arg(long, default_value = "this build")]
+    label: String,
+    /// Where comparisons are appended.
+    #[arg(long, default_value = "BENCHMARKS-AB.md")]
+    ab_output: PathBuf,
 }
 
 const TOKEN: &str = "bench-token";
@@ -74,6 +88,27 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Some(baseline) = args.baseline.clone() {
+        match compare(&args, &baseline).await {
+            Ok(text) => {
+                println!("{text}");
+                let appended = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&args.ab_output)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+                if let Err(e) = appended {
+                    eprintln!("cannot write {}: {e}", args.ab_output.display());
+                    std::process::exit(1);
+                }
+            }
+            Err(err) => {
+                eprintln!("ferromq-bench: {err}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     match run(args).await {
         Ok(results) => {
             let text = report::render(&results);
@@ -200,6 +235,65 @@ async fn run(args: Args) -> Result<Results, String> {
         wake,
         memory_per_message,
     })
+}
+
+/// This build against `baseline`, both serving the same redis-server: each scenario runs on
+/// one, then the other, so drift in the machine's state hits both alike. Returns a markdown
+/// section with the ratios.
+async fn compare(args: &Args, baseline: &std::path::Path) -> Result<String, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let redis = procs::Redis::start(dir.path())?;
+    let duration = Duration::from_secs(args.duration);
+    let this = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("ferromq");
+    let binaries = [this.as_path(), baseline];
+    let mut lines = Vec::new();
+    for (scenario, name) in [
+        ("post-1", "post, 1 message per request"),
+        ("post-100", "post, 100 messages per request"),
+        ("cycle-1", "reserve + delete, n = 1"),
+        ("cycle-100", "reserve + delete, n = 100"),
+        ("push-fast", "push to a subscriber answering 200 at once"),
+    ] {
+        let mut rates = Vec::new();
+        // One server at a time: both would push from the same Redis.
+        for binary in binaries {
+            eprintln!("{scenario} on {}...", binary.display());
+            let port = procs::free_port();
+            let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN)?;
+            let base = format!("http://127.0.0.1:{port}");
+            let rate = if scenario == "push-fast" {
+                push_scenario(args, &base, Duration::ZERO, 20_000)
+                    .await?
+                    .0
+                    .rate()
+            } else {
+                let outcomes = scenarios(args, &base, duration, Some(scenario)).await?;
+                outcomes.first().map_or(0.0, |o| o.rate())
+            };
+            drop(server);
+            rates.push(rate);
+            redis.cli(&["FLUSHALL"])?;
+        }
+        lines.push(format!(
+            "| {name} | {:.0} | {:.0} | {:.2} |",
+            rates[0],
+            rates[1],
+            rates[0] / rates[1].max(f64::MIN_POSITIVE)
+        ));
+    }
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    Ok(format!(
+        "\n## {} against {}\n\nOne run of `make bench-ab` on {cores} cores, both builds serving the same redis-server, \
+         each scenario on one build then the other; messages/s.\n\n\
+         | scenario | {} | {} | ratio |\n|---|---|---|---|\n{}\n",
+        args.label,
+        args.baseline_label,
+        args.label,
+        args.baseline_label,
+        lines.join("\n")
+    ))
 }
 
 /// The four throughput scenarios against one target, each on a queue of its own.

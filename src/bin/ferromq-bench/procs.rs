@@ -81,8 +81,17 @@ impl Redis {
 /// `ferromq serve` from the same build as this benchmark.
 pub fn start_ferromq(redis: &Redis, port: u16, token: &str) -> Result<Proc, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let ferromq = exe.with_file_name("ferromq");
-    let child = Command::new(&ferromq)
+    start_ferromq_binary(&exe.with_file_name("ferromq"), redis, port, token)
+}
+
+/// `ferromq serve` from a given binary (another build, for A/B comparisons).
+pub fn start_ferromq_binary(
+    ferromq: &Path,
+    redis: &Redis,
+    port: u16,
+    token: &str,
+) -> Result<Proc, String> {
+    let child = Command::new(ferromq)
         .arg("serve")
         .env("REDIS_URL", redis.url())
         .env("FERROMQ_TOKENS", format!("{token}=*"))
