@@ -624,3 +624,31 @@ async fn health_readiness_and_metrics_endpoints_answer() {
     drop(std::mem::replace(&mut fixture._redis, RedisServer::start()));
     assert_eq!(get("/readyz").await.unwrap().status(), 503);
 }
+
+#[tokio::test]
+async fn a_leader_that_sees_another_holder_of_its_lease_stops() {
+    let mut fixture = Fixture::new(&[], &[]).await;
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(fixture.ctx.client.clone(), "ops");
+    let lapses =
+        ferromq::k8s::operator::lease_lapses(leases, "ferromq-controller".into(), "me".into());
+    let path = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/ferromq-controller";
+    let lease = |holder: &str| {
+        let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "ferromq-controller", "namespace": "ops"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed}})
+    };
+    let api = &mut fixture.api;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(lapses, async {
+            // Ours and current: it keeps going; then another replica holds it.
+            api.expect(Method::GET, path, |_| lease("me")).await;
+            api.expect(Method::GET, path, |_| lease("me")).await;
+            api.expect(Method::GET, path, |_| lease("someone-else"))
+                .await;
+        })
+    })
+    .await;
+    assert!(ended.is_ok(), "the leader kept going under another holder");
+}

@@ -127,7 +127,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>>
 /// partition, an API server that hangs), so the Lease is read back every few seconds, and a
 /// leader that has not seen itself as the holder of a current Lease for longer than the
 /// renewal margin stops before another replica can take over.
-async fn lease_lapses(leases: Api<Lease>, name: String, me: String) {
+pub async fn lease_lapses(leases: Api<Lease>, name: String, me: String) {
     let margin = Duration::from_secs(LEASE_SECONDS - LEASE_GRACE_SECONDS);
     let mut confirmed = tokio::time::Instant::now();
     loop {
