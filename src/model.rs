@@ -78,6 +78,7 @@ pub const MAX_PROJECT_ID: usize = 64;
 pub fn check_project(project: &str) -> Result<(), String> {
     let ok = !project.is_empty()
         && project.len() <= MAX_PROJECT_ID
+        && !is_dot_segment(project)
         && project
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
@@ -85,7 +86,7 @@ pub fn check_project(project: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "Invalid project id {project:?}: use 1 to 64 of A-Z a-z 0-9 _ . -"
+            "Invalid project id {project:?}: use 1 to 64 of A-Z a-z 0-9 _ . - (not . or ..)"
         ))
     }
 }
@@ -95,14 +96,21 @@ pub fn check_project(project: &str) -> Result<(), String> {
 pub fn check_queue_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_QUEUE_NAME
+        && !is_dot_segment(name)
         && !name.chars().any(|c| c == '/' || c.is_control());
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "Invalid queue name {name:?}: 1 to 128 bytes, no '/' and no control characters"
+            "Invalid queue name {name:?}: 1 to 128 bytes, no '/', no control characters, not . or .."
         ))
     }
+}
+
+/// `.` and `..` are folded away by URL libraries (`%2E%2E` too), so a name like that cannot
+/// stay one segment of the URLs clients build.
+pub fn is_dot_segment(name: &str) -> bool {
+    name == "." || name == ".."
 }
 
 /// Where a push queue delivers its messages.

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             within_deadline,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), declared_size))
         .layer(middleware::from_fn(counted))
         // Every request gets an id (or keeps the one it came with), logged with it and
         // returned in `x-request-id`. Only the path is logged: a query may hold a token.
@@ -181,6 +182,28 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         METRICS.encode(),
     )
         .into_response()
+}
+
+/// Refuses at once a body whose declared length is over the limit, instead of reading up to
+/// the limit first.
+async fn declared_size(
+    State(state): State<AppState>,
+    request: Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = state.limits.max_request_size;
+    match declared {
+        Some(length) if length > limit as u64 => ApiError::PayloadTooLarge(format!(
+            "Request body too large ({length} bytes, limit {limit})"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// Answers 503 when a request runs past its deadline: a client trickling its body, or a

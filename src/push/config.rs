@@ -72,6 +72,14 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
             }
             None => (None, None),
         };
+        // The target must be a queue the REST API can reach.
+        crate::model::check_queue_name(queue)
+            .and_then(|()| {
+                project
+                    .as_deref()
+                    .map_or(Ok(()), crate::model::check_project)
+            })
+            .map_err(|e| Invalid(format!("Invalid subscriber url {url:?}: {e}")))?;
         return Ok(Target::Queue {
             project,
             token,
@@ -86,9 +94,14 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
 /// Names unique, URLs deliverable, headers well-formed and not framing ones.
 pub fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
     for (i, s) in subscribers.iter().enumerate() {
-        if s.name.is_empty() || s.name.len() > MAX_SUBSCRIBER_NAME {
+        // The name goes out in the Iron-Subscriber-Name header and in acknowledgement URLs.
+        if s.name.is_empty()
+            || s.name.len() > MAX_SUBSCRIBER_NAME
+            || s.name.chars().any(char::is_control)
+            || crate::model::is_dot_segment(&s.name)
+        {
             return invalid(format!(
-                "subscribers[{i}] needs a name of 1 to {MAX_SUBSCRIBER_NAME} bytes"
+                "subscribers[{i}] needs a name of 1 to {MAX_SUBSCRIBER_NAME} bytes, without control characters, not . or .."
             ));
         }
         if subscribers[..i].iter().any(|other| other.name == s.name) {
