@@ -55,8 +55,11 @@ pub async fn serve(
         shutdown.await;
         stopper.graceful_shutdown(None);
     });
-    let limit = ConnectionLimit::new(listening.max_connections);
-    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    let limit = ConnectionLimit::new(listening.max_connections, listening.header_timeout);
+    let server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    // HTTP/1.1 only: the IronMQ clients speak it, and cleartext HTTP/2 would bring its own
+    // idle connections outside the header timeout.
+    let mut server = server.http1_only();
     server
         .http_builder()
         .http1()
@@ -90,12 +93,16 @@ pub async fn serve(
 #[derive(Clone)]
 struct ConnectionLimit {
     permits: Arc<Semaphore>,
+    /// How long a new connection may stay silent (hyper's header timeout starts only at the
+    /// first byte).
+    first_byte: Duration,
 }
 
 impl ConnectionLimit {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, first_byte: Duration) -> Self {
         ConnectionLimit {
             permits: Arc::new(Semaphore::new(max.max(1))),
+            first_byte,
         }
     }
 }
@@ -113,6 +120,7 @@ impl<S> Accept<TcpStream, S> for ConnectionLimit {
                 Counted {
                     inner: stream,
                     _permit: permit,
+                    silent_until: Some(Box::pin(tokio::time::sleep(self.first_byte))),
                 },
                 service,
             )),
@@ -125,10 +133,12 @@ impl<S> Accept<TcpStream, S> for ConnectionLimit {
     }
 }
 
-/// A connection that gives its permit back when it is dropped.
+/// A connection that gives its permit back when it is dropped, and is closed if it sends
+/// nothing at all within its first-byte deadline.
 struct Counted<I> {
     inner: I,
     _permit: OwnedSemaphorePermit,
+    silent_until: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
@@ -137,7 +147,19 @@ impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Some(deadline) = self.silent_until.as_mut() {
+            if matches!(read, Poll::Ready(_)) && buf.filled().len() > before {
+                self.silent_until = None;
+            } else if read.is_pending() && deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no request within the header timeout",
+                )));
+            }
+        }
+        read
     }
 }
 

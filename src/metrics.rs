@@ -19,11 +19,9 @@ const WATCH_FOR: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
-    /// The route's path template (`/3/projects/{project}/queues/{queue}/messages`).
-    pub route: String,
+    pub method: &'static str,
     /// `2xx`, `4xx`, `5xx`...
-    pub status: String,
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,7 +61,8 @@ pub struct Metrics {
     pub queue_reserved: Family<QueueLabels, Gauge>,
     pub queue_oldest_seconds: Family<QueueLabels, Gauge>,
     registry: Registry,
-    watched: Mutex<HashMap<(String, String), Instant>>,
+    /// Project -> queue -> last post seen (nested, so a hit needs no allocation).
+    watched: Mutex<HashMap<String, HashMap<String, Instant>>>,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -81,7 +80,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("ferromq");
         registry.register(
             "http_requests",
-            "Requests answered, by method, route and status class",
+            "Requests answered, by method and status class",
             requests.clone(),
         );
         registry.register(
@@ -142,34 +141,38 @@ impl Metrics {
     /// A queue was posted to: show its depth for a while.
     pub fn watch(&self, project: &str, queue: &str) {
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(seen) = watched.get_mut(&(project.to_string(), queue.to_string())) {
+        if let Some(seen) = watched.get_mut(project).and_then(|q| q.get_mut(queue)) {
             *seen = Instant::now();
-        } else if watched.len() < MAX_WATCHED_QUEUES {
-            watched.insert((project.to_string(), queue.to_string()), Instant::now());
+            return;
+        }
+        if watched.values().map(HashMap::len).sum::<usize>() < MAX_WATCHED_QUEUES {
+            watched
+                .entry(project.to_string())
+                .or_default()
+                .insert(queue.to_string(), Instant::now());
         }
     }
 
     /// The queues to show now; forgets those not posted to lately (and their gauges).
     pub fn watched_queues(&self) -> Vec<(String, String)> {
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
-        watched.retain(|(project, queue), seen| {
-            let keep = seen.elapsed() < WATCH_FOR;
-            if !keep {
-                let labels = QueueLabels {
-                    project: project.clone(),
-                    queue: queue.clone(),
-                };
-                self.queue_depth.remove(&labels);
-                self.queue_reserved.remove(&labels);
-                self.queue_oldest_seconds.remove(&labels);
-            }
-            keep
-        });
-        watched.keys().cloned().collect()
+        let mut shown = Vec::new();
+        for (project, queues) in watched.iter_mut() {
+            queues.retain(|queue, seen| {
+                let keep = seen.elapsed() < WATCH_FOR;
+                if keep {
+                    shown.push((project.clone(), queue.clone()));
+                } else {
+                    self.forget_gauges(project, queue);
+                }
+                keep
+            });
+        }
+        watched.retain(|_, queues| !queues.is_empty());
+        shown
     }
 
-    /// Forgets a queue that is gone.
-    pub fn unwatch(&self, project: &str, queue: &str) {
+    fn forget_gauges(&self, project: &str, queue: &str) {
         let labels = QueueLabels {
             project: project.to_string(),
             queue: queue.to_string(),
@@ -177,10 +180,6 @@ impl Metrics {
         self.queue_depth.remove(&labels);
         self.queue_reserved.remove(&labels);
         self.queue_oldest_seconds.remove(&labels);
-        self.watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(labels.project, labels.queue));
     }
 
     /// The Prometheus text of everything.

@@ -60,8 +60,12 @@ pub async fn serve_store(
         };
         Some(tokio::spawn(Workers::new(courier, push).run(stopped)))
     };
-    api::serve(listener, state, &listening, shutdown_signal()).await?;
-    let _ = stop.send(true);
+    // Push workers stop claiming as soon as the signal comes, while requests in flight finish.
+    let signalled = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    api::serve(listener, state, &listening, signalled).await?;
     if let Some(workers) = workers {
         let _ = workers.await;
     }

@@ -492,10 +492,9 @@ async fn a_subscription_status_carries_its_delivery_counts_and_counts_alone_wait
     let mut fixture =
         Fixture::new(std::slice::from_ref(&events), std::slice::from_ref(&hook)).await;
     let answers = [
-        ("hook", Answered::Delivered),
-        ("hook", Answered::Delivered),
-        ("hook", Answered::Failed),
-        ("other", Answered::Accepted),
+        ("hook", Answered::Delivered, 2),
+        ("hook", Answered::Failed, 1),
+        ("other", Answered::Accepted, 1),
     ];
     fixture
         .store
@@ -517,7 +516,7 @@ async fn a_subscription_status_carries_its_delivery_counts_and_counts_alone_wait
     // New counts alone are not written again within a minute of the last write.
     fixture
         .store
-        .count_answers("p", "events", &[("hook", Answered::Delivered)])
+        .count_answers("p", "events", &[("hook", Answered::Delivered, 1)])
         .await
         .unwrap();
     let mut seen = hook.clone();

@@ -19,6 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Longest any request of these tests may take: nothing may hang on a fault.
 const REQUEST_LIMIT: Duration = Duration::from_secs(5);
 
+/// The tests that kill processes under load run one at a time: on a small CI machine, two at
+/// once would measure the machine, not ferromq.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The ids of a 201 answer to a post.
 fn ids_of(answer: &Value) -> Vec<String> {
     answer["ids"]
@@ -98,6 +102,7 @@ impl FailingOver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_two_data_plane_processes_loses_no_acknowledged_message() {
+    let _one_at_a_time = HEAVY.lock().await;
     const PRODUCERS: usize = 4;
     const CONSUMERS: usize = 4;
     const BATCH: usize = 4;
@@ -344,6 +349,7 @@ async fn killing_one_of_two_data_plane_processes_loses_no_acknowledged_message()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_push_worker_mid_delivery_loses_no_message() {
+    let _one_at_a_time = HEAVY.lock().await;
     const MESSAGES: usize = 200;
     let started = Instant::now();
     let redis = RedisServer::start();
@@ -460,6 +466,7 @@ struct Attempt {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_loses_no_acknowledged_post_and_nothing_hangs() {
+    let _one_at_a_time = HEAVY.lock().await;
     const POSTERS: usize = 3;
     let started = Instant::now();
     let mut redis = RedisServer::start_persistent();

@@ -928,11 +928,16 @@ async fn each_answer_is_counted_per_subscriber() {
         ferromq::store::Store::connect(&ferromq::store::RedisTarget::parse(&redis.url(), false))
             .await
             .unwrap();
-    let counts = store.answer_counts("p", "counted").await.unwrap();
-    let of = |name: &str| {
-        let c = counts[name];
-        (c.delivered, c.accepted, c.failed)
-    };
-    assert_eq!(of("flaky"), (1, 0, 1));
-    assert_eq!(of("steady"), (1, 0, 0));
+    // Counts are written once a second.
+    let counted = common::eventually(Duration::from_secs(5), || async {
+        let counts = store.answer_counts("p", "counted").await.unwrap();
+        let of = |name: &str| {
+            counts
+                .get(name)
+                .map(|c| (c.delivered, c.accepted, c.failed))
+        };
+        of("flaky") == Some((1, 0, 1)) && of("steady") == Some((1, 0, 0))
+    })
+    .await;
+    assert!(counted, "{:?}", store.answer_counts("p", "counted").await);
 }

@@ -261,6 +261,24 @@ async fn a_client_that_dribbles_its_headers_is_cut_off() {
 }
 
 #[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let redis = RedisServer::start();
+    let served = serve(&redis, &[("FERROMQ_HEADER_TIMEOUT", "1")]);
+    let mut silent = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = silent.read_to_end(&mut answer);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "a silent connection held for {waited:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_request_whose_body_never_arrives_gets_503_after_the_request_timeout() {
     let redis = RedisServer::start();
     let served = serve(&redis, &[("FERROMQ_REQUEST_TIMEOUT", "1")]);

@@ -246,6 +246,13 @@ pub async fn reserve(
     JsonBody(body): JsonBody<ReserveBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (request, wait) = body.validate()?;
+    // A long poll ends (empty) a second before the request deadline would cut it off.
+    let wait = wait.min(
+        state
+            .limits
+            .request_timeout
+            .saturating_sub(Duration::from_secs(1)),
+    );
     let messages = state
         .store
         .reserve(&path.project, &path.queue, &request, wait)

@@ -22,7 +22,9 @@ use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::Layer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 /// Size limits on what clients send.
@@ -111,11 +113,38 @@ pub fn router(state: AppState) -> Router {
         // returned in `x-request-id`. Only the path is logged: a query may hold a token.
         .layer(
             tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(SequentialIds::default()))
                 .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// Request ids: a random prefix per process and a counter. A random UUID per request would
+/// ask the kernel for randomness on every request.
+#[derive(Clone)]
+struct SequentialIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for SequentialIds {
+    fn default() -> Self {
+        SequentialIds {
+            prefix: format!("{:016x}", fastrand::u64(..)).into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{n:012x}", self.prefix);
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 fn request_span(request: &Request) -> tracing::Span {
@@ -124,7 +153,9 @@ fn request_span(request: &Request) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    // Debug level: a span per request is work on the hot path, so it is off by default;
+    // `RUST_LOG=info,ferromq::api=debug` turns it (and request ids in logs) on.
+    tracing::debug_span!(
         "request",
         id,
         method = %request.method(),
@@ -132,23 +163,22 @@ fn request_span(request: &Request) -> tracing::Span {
     )
 }
 
-/// Counts each answer by method, route and status class.
+/// Counts each answer by method and status class (labels without allocation: this runs on
+/// every request).
 async fn counted(request: Request, next: middleware::Next) -> axum::response::Response {
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "other",
+    };
     let response = next.run(request).await;
-    let status = crate::metrics::status_class(response.status().as_u16()).to_string();
+    let status = crate::metrics::status_class(response.status().as_u16());
     crate::metrics::METRICS
         .requests
-        .get_or_create(&crate::metrics::RequestLabels {
-            method,
-            route,
-            status,
-        })
+        .get_or_create(&crate::metrics::RequestLabels { method, status })
         .inc();
     response
 }

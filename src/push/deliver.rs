@@ -76,7 +76,10 @@ impl Courier {
             builder = builder.add_root_certificate(root.clone());
         }
         if !deny.is_empty() {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver(deny.clone())));
+            // Through a proxy, the resolver would only ever see the proxy's address.
+            builder = builder
+                .dns_resolver(Arc::new(GuardedResolver(deny.clone())))
+                .no_proxy();
         }
         builder.build()
     }
@@ -134,6 +137,9 @@ impl Courier {
 
     /// A failed attempt when `url` names a denied address itself (no DNS lookup to guard).
     fn refused_address(&self, url: &str) -> Option<Outcome> {
+        if self.deny.is_empty() {
+            return None;
+        }
         let parsed = reqwest::Url::parse(url).ok()?;
         let host = parsed.host_str()?;
         let ip: std::net::IpAddr = host

@@ -22,7 +22,8 @@ impl AddressPolicy {
         let mut denied = Vec::new();
         for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let named: &[&str] = match item {
-                "loopback" => &["127.0.0.0/8", "::1/128"],
+                // 0.0.0.0 and :: reach the host itself when connected to.
+                "loopback" => &["127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128"],
                 "link-local" => &["169.254.0.0/16", "fe80::/10"],
                 "private" => &[
                     "10.0.0.0/8",

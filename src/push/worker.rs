@@ -49,6 +49,8 @@ pub struct Workers {
     settings: PushSettings,
     /// Slots of the process-wide bound on deliveries in flight.
     in_flight: Arc<Semaphore>,
+    /// Answers not yet added to the counts in Redis: (project, queue, subscriber, kind).
+    tally: std::sync::Mutex<HashMap<(String, String, String, Answered), u64>>,
 }
 
 fn now_ms() -> u64 {
@@ -64,6 +66,7 @@ impl Workers {
             courier,
             settings,
             in_flight,
+            tally: Default::default(),
         })
     }
 
@@ -87,6 +90,7 @@ impl Workers {
                 }
                 Err(err) => tracing::warn!(%err, "cannot list push queues"),
             }
+            self.flush_tally().await;
             tokio::select! {
                 _ = tokio::time::sleep(DISCOVER_INTERVAL) => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
@@ -108,6 +112,7 @@ impl Workers {
                 "push rounds still running at shutdown: their messages are delivered again"
             );
         }
+        self.flush_tally().await;
     }
 
     /// Claims and delivers the messages of one queue while it is a push queue.
@@ -205,30 +210,45 @@ impl Workers {
         }
     }
 
-    /// Adds a round's answers to the per-subscriber counts (what Subscription status shows).
-    /// Counts are for watching, not for correctness: a failure to count is only logged.
-    async fn count(&self, project: &str, queue: &str, answers: &[(String, Outcome)]) {
-        let answered: Vec<(&str, Answered)> = answers
-            .iter()
-            .map(|(name, outcome)| {
-                let kind = match outcome {
-                    Outcome::Delivered { .. } => Answered::Delivered,
-                    Outcome::Accepted => Answered::Accepted,
-                    Outcome::Failed { .. } => Answered::Failed,
-                };
-                (name.as_str(), kind)
-            })
-            .collect();
-        if answered.is_empty() {
-            return;
+    /// Tallies a round's answers for the per-subscriber counts (what Subscription status
+    /// shows); `flush_tally` writes them, once a second, not once a round.
+    fn count(&self, project: &str, queue: &str, answers: &[(String, Outcome)]) {
+        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, outcome) in answers {
+            let kind = match outcome {
+                Outcome::Delivered { .. } => Answered::Delivered,
+                Outcome::Accepted => Answered::Accepted,
+                Outcome::Failed { .. } => Answered::Failed,
+            };
+            let key = (project.to_string(), queue.to_string(), name.clone(), kind);
+            *tally.entry(key).or_default() += 1;
         }
-        if let Err(err) = self
-            .courier
-            .store
-            .count_answers(project, queue, &answered)
-            .await
-        {
-            tracing::warn!(%err, project, queue, "cannot count delivery answers");
+    }
+
+    /// Adds the tallied answers to the counts in Redis. Counts are for watching, not for
+    /// correctness: a failure is logged and those answers are not counted.
+    async fn flush_tally(&self) {
+        let tally = std::mem::take(&mut *self.tally.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut by_queue: HashMap<(String, String), Vec<(String, Answered, u64)>> = HashMap::new();
+        for ((project, queue, name, kind), n) in tally {
+            by_queue
+                .entry((project, queue))
+                .or_default()
+                .push((name, kind, n));
+        }
+        for ((project, queue), answers) in by_queue {
+            let answers: Vec<(&str, Answered, u64)> = answers
+                .iter()
+                .map(|(name, kind, n)| (name.as_str(), *kind, *n))
+                .collect();
+            if let Err(err) = self
+                .courier
+                .store
+                .count_answers(&project, &queue, &answers)
+                .await
+            {
+                tracing::warn!(%err, project, queue, "cannot count delivery answers");
+            }
         }
     }
 
@@ -288,7 +308,7 @@ impl Workers {
             )
         }))
         .await;
-        self.count(project, queue, &answers).await;
+        self.count(project, queue, &answers);
         let timing = Timing {
             ack_timeout: Duration::from_secs(config.message_timeout),
         };

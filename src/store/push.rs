@@ -47,7 +47,7 @@ pub struct AnswerCounts {
 }
 
 /// The kinds of answer `AnswerCounts` counts, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Answered {
     Delivered,
     Accepted,
@@ -65,17 +65,18 @@ impl Answered {
 }
 
 impl Store {
-    /// Adds a round's answers to the queue's per-subscriber counts, in one round trip.
+    /// Adds answers (subscriber, kind, how many) to the queue's per-subscriber counts, in
+    /// one round trip.
     pub async fn count_answers(
         &self,
         project: &str,
         name: &str,
-        answers: &[(&str, Answered)],
+        answers: &[(&str, Answered, u64)],
     ) -> Result<()> {
         let key = delivery_counts(project, name);
         let mut pipe = redis::pipe();
-        for (subscriber, answer) in answers {
-            pipe.hincr(&key, format!("{}:{subscriber}", answer.as_str()), 1)
+        for (subscriber, answer, n) in answers {
+            pipe.hincr(&key, format!("{}:{subscriber}", answer.as_str()), *n)
                 .ignore();
         }
         let mut conn = self.0.conn.clone();
