@@ -53,6 +53,9 @@ pub struct Workers {
     tally: std::sync::Mutex<HashMap<(String, String, String, Answered), u64>>,
 }
 
+/// A subscriber's answers of one kind, to be counted.
+type Tallied = (String, Answered, u64);
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -229,7 +232,7 @@ impl Workers {
     /// correctness: a failure is logged and those answers are not counted.
     async fn flush_tally(&self) {
         let tally = std::mem::take(&mut *self.tally.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut by_queue: HashMap<(String, String), Vec<(String, Answered, u64)>> = HashMap::new();
+        let mut by_queue: HashMap<(String, String), Vec<Tallied>> = HashMap::new();
         for ((project, queue, name, kind), n) in tally {
             by_queue
                 .entry((project, queue))
