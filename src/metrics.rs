@@ -72,7 +72,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let messages = Family::<OperationLabels, Counter>::default();
         let push_attempts = Family::<PushLabels, Counter>::default();
-        let push_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let push_latency = Histogram::new(exponential_buckets(0.001, 2.0, 17)); // 1 ms .. 65 s
         let store_errors = Family::<StoreErrorLabels, Counter>::default();
         let queue_depth = Family::<QueueLabels, Gauge>::default();
         let queue_reserved = Family::<QueueLabels, Gauge>::default();

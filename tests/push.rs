@@ -941,3 +941,43 @@ async fn each_answer_is_counted_per_subscriber() {
     .await;
     assert!(counted, "{:?}", store.answer_counts("p", "counted").await);
 }
+
+#[tokio::test]
+async fn a_stopping_process_hands_its_unfinished_rounds_back_at_once() {
+    let redis = RedisServer::start();
+    let slow = Subscriber::start(Answer::Slow(Duration::from_secs(8))).await;
+    let env = [
+        ("FERROMQ_PUSH_TIMEOUT", "20"),
+        ("FERROMQ_PUSH_SHUTDOWN_GRACE", "1"),
+    ];
+    let mut first = ServerProcess::start_with(&redis, &env).await;
+    let client = first.client();
+    push_queue(
+        &client,
+        "handed",
+        "multicast",
+        &[("slow", &slow)],
+        json!({}),
+    )
+    .await;
+    post_bodies(&client, "handed", &["unfinished"]).await;
+    assert!(slow.wait_for(1, Duration::from_secs(5)).await);
+
+    // SIGTERM mid-round: the grace (1 s) is shorter than the subscriber's answer (8 s).
+    let stopping = Instant::now();
+    first.terminate();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        stopping.elapsed()
+    );
+
+    // Without the hand-back the claim would hold the message for 50 s (timeout + margin).
+    let second = ServerProcess::start_with(&redis, &env).await;
+    assert!(
+        slow.wait_for(2, Duration::from_secs(5)).await,
+        "the message was not handed back"
+    );
+    assert_eq!(slow.received()[1].body, "unfinished");
+    drop(second);
+}

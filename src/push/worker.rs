@@ -51,6 +51,33 @@ pub struct Workers {
     in_flight: Arc<Semaphore>,
     /// Answers not yet added to the counts in Redis: (project, queue, subscriber, kind).
     tally: std::sync::Mutex<HashMap<(String, String, String, Answered), u64>>,
+    /// Rounds in flight, by message id: what it takes to hand a message back unfinished.
+    rounds: std::sync::Mutex<HashMap<String, Unfinished>>,
+}
+
+/// A message whose round is running, as it stood when the round began.
+struct Unfinished {
+    project: String,
+    queue: String,
+    revision: String,
+    claim: Claimed,
+    state: String,
+}
+
+/// Takes a round out of `Workers::rounds` when the round ends, however it ends.
+struct RoundGuard<'a> {
+    workers: &'a Workers,
+    id: String,
+}
+
+impl Drop for RoundGuard<'_> {
+    fn drop(&mut self) {
+        self.workers
+            .rounds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 /// A subscriber's answers of one kind, to be counted.
@@ -70,6 +97,7 @@ impl Workers {
             settings,
             in_flight,
             tally: Default::default(),
+            rounds: Default::default(),
         })
     }
 
@@ -109,11 +137,7 @@ impl Workers {
         )
         .await;
         if finished.is_err() {
-            let running = all as usize - self.in_flight.available_permits();
-            tracing::warn!(
-                running,
-                "push rounds still running at shutdown: their messages are delivered again"
-            );
+            self.hand_back_unfinished().await;
         }
         self.flush_tally().await;
     }
@@ -213,6 +237,35 @@ impl Workers {
         }
     }
 
+    /// Hands the messages of rounds still running back to the queue, due at once, as they
+    /// stood before their round: another process delivers them without waiting for the claims
+    /// to lapse. A round that reports after this finds its claim gone and changes nothing.
+    async fn hand_back_unfinished(&self) {
+        let unfinished: Vec<Unfinished> = self
+            .rounds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, round)| round)
+            .collect();
+        tracing::warn!(
+            messages = unfinished.len(),
+            "push rounds still running at shutdown: their messages go back to the queue"
+        );
+        for round in unfinished {
+            let report = Report::Wait {
+                state: round.state,
+                after: Duration::ZERO,
+            };
+            self.report(
+                (&round.project, &round.queue, &round.revision),
+                &round.claim,
+                report,
+            )
+            .await;
+        }
+    }
+
     /// Tallies a round's answers for the per-subscriber counts (what Subscription status
     /// shows); `flush_tally` writes them, once a second, not once a round.
     fn count(&self, project: &str, queue: &str, answers: &[(String, Outcome)]) {
@@ -255,6 +308,40 @@ impl Workers {
         }
     }
 
+    /// Notes a round as running, until the returned guard is dropped.
+    fn begin_round(
+        &self,
+        project: &str,
+        queue: &str,
+        config: &QueueConfig,
+        message: &Claimed,
+        state: &PushState,
+    ) -> RoundGuard<'_> {
+        let unfinished = Unfinished {
+            project: project.to_string(),
+            queue: queue.to_string(),
+            revision: config.revision.clone(),
+            // What the report needs of the claim; the body stays with the round.
+            claim: Claimed {
+                id: message.id.clone(),
+                body: String::new(),
+                push_headers: Default::default(),
+                state: None,
+                reservation_id: message.reservation_id.clone(),
+                acks: message.acks.clone(),
+            },
+            state: serde_json::to_string(state).unwrap_or_default(),
+        };
+        self.rounds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(message.id.clone(), unfinished);
+        RoundGuard {
+            workers: self,
+            id: message.id.clone(),
+        }
+    }
+
     /// How long a subscriber of this queue has to answer: its own timeout, or the server's.
     fn answer_within(&self, push: &PushConfig) -> Duration {
         match push.timeout {
@@ -286,6 +373,7 @@ impl Workers {
                 }
             }
         }
+        let _round = self.begin_round(project, queue, config, &message, &state);
         if push.subscribers.is_empty() {
             // The subscribers went away after the claim: keep the message for later ones.
             let state = serde_json::to_string(&state).unwrap_or_default();

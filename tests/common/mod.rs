@@ -574,6 +574,15 @@ impl RedisServer {
 }
 
 impl ServerProcess {
+    /// SIGTERM, as Kubernetes stops a pod, and waits for the process to exit.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// SIGKILL: the process gets no chance to finish requests or deliveries in flight.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
