@@ -148,7 +148,20 @@ async fn tokens_reach_exactly_their_projects_on_every_route() {
             "/queues/q/subscribers",
             Some(json!({"subscribers": []})),
         ),
+        (
+            Method::PUT,
+            "/queues/q/subscribers",
+            Some(json!({"subscribers": []})),
+        ),
+        (
+            Method::DELETE,
+            "/queues/q/subscribers",
+            Some(json!({"subscribers": [{"name": "x"}]})),
+        ),
+        (Method::POST, "/queues/made", Some(json!({}))),
         (Method::GET, "/queues/q/messages/1/subscribers", None),
+        // The acknowledgement route without its reservation id needs a token like any other.
+        (Method::DELETE, "/queues/q/messages/1/subscribers/s", None),
         (Method::DELETE, "/queues/gone", None),
     ];
     // Token × project: no token and an unknown one are 401 everywhere; the limited token is
