@@ -620,6 +620,17 @@ async fn health_readiness_and_metrics_endpoints_answer() {
         text.contains(r#"ferromq_controller_reconciliations_total{kind="Queue",result="ok"} 1"#),
         "{text}"
     );
+    // Every declared queue's gauges, read at its reconcile.
+    assert!(
+        text.contains(r#"ferromq_declared_queue_depth{project="p",queue="orders"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"ferromq_declared_queue_oldest_message_age_seconds{project="p",queue="orders"} 0"#
+        ),
+        "{text}"
+    );
     drop(std::mem::replace(&mut fixture._redis, RedisServer::start()));
     assert_eq!(get("/readyz").await.unwrap().status(), 503);
 }
