@@ -50,6 +50,53 @@ pub struct QueueLabels {
     pub queue: String,
 }
 
+/// Depth, reservations and oldest-message age of queues, as read from Redis: shown by the data
+/// plane for queues posted to lately and by the controller for every declared queue.
+#[derive(Default)]
+pub struct QueueGauges {
+    depth: Family<QueueLabels, Gauge>,
+    reserved: Family<QueueLabels, Gauge>,
+    oldest_seconds: Family<QueueLabels, Gauge>,
+}
+
+impl QueueGauges {
+    /// Registers the three as `{name}_depth`, `{name}_reserved` and
+    /// `{name}_oldest_message_age_seconds`, helped as being about `whose` ("a queue"...).
+    pub fn register(&self, registry: &mut Registry, name: &str, whose: &str) {
+        registry.register(
+            format!("{name}_depth"),
+            format!("Messages in {whose}, reserved and delayed ones included"),
+            self.depth.clone(),
+        );
+        registry.register(
+            format!("{name}_reserved"),
+            format!("Messages of {whose} under a reservation"),
+            self.reserved.clone(),
+        );
+        registry.register(
+            format!("{name}_oldest_message_age_seconds"),
+            format!("Age of the message next in line in {whose}"),
+            self.oldest_seconds.clone(),
+        );
+    }
+
+    /// Sets a queue's gauges from `Store::queue_gauges` (depth, reserved, oldest age in ms).
+    pub fn show(&self, labels: QueueLabels, (depth, reserved, oldest_ms): (u64, u64, u64)) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.depth.get_or_create(&labels).set(gauge(depth));
+        self.reserved.get_or_create(&labels).set(gauge(reserved));
+        self.oldest_seconds
+            .get_or_create(&labels)
+            .set(gauge(oldest_ms / 1000));
+    }
+
+    pub fn forget(&self, labels: &QueueLabels) {
+        self.depth.remove(labels);
+        self.reserved.remove(labels);
+        self.oldest_seconds.remove(labels);
+    }
+}
+
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub messages: Family<OperationLabels, Counter>,
@@ -57,9 +104,7 @@ pub struct Metrics {
     /// Seconds from sending a push to its answer.
     pub push_latency: Histogram,
     pub store_errors: Family<StoreErrorLabels, Counter>,
-    pub queue_depth: Family<QueueLabels, Gauge>,
-    pub queue_reserved: Family<QueueLabels, Gauge>,
-    pub queue_oldest_seconds: Family<QueueLabels, Gauge>,
+    pub queues: QueueGauges,
     registry: Registry,
     /// Project -> queue -> last post seen (nested, so a hit needs no allocation).
     watched: Mutex<HashMap<String, HashMap<String, Instant>>>,
@@ -74,9 +119,7 @@ impl Metrics {
         let push_attempts = Family::<PushLabels, Counter>::default();
         let push_latency = Histogram::new(exponential_buckets(0.001, 2.0, 17)); // 1 ms .. 65 s
         let store_errors = Family::<StoreErrorLabels, Counter>::default();
-        let queue_depth = Family::<QueueLabels, Gauge>::default();
-        let queue_reserved = Family::<QueueLabels, Gauge>::default();
-        let queue_oldest_seconds = Family::<QueueLabels, Gauge>::default();
+        let queues = QueueGauges::default();
         let mut registry = Registry::with_prefix("ferromq");
         registry.register(
             "http_requests",
@@ -103,30 +146,14 @@ impl Metrics {
             "Redis errors, by kind",
             store_errors.clone(),
         );
-        registry.register(
-            "queue_depth",
-            "Messages in a queue, reserved and delayed ones included",
-            queue_depth.clone(),
-        );
-        registry.register(
-            "queue_reserved",
-            "Messages of a queue under a reservation",
-            queue_reserved.clone(),
-        );
-        registry.register(
-            "queue_oldest_message_age_seconds",
-            "Age of the message that is next in line",
-            queue_oldest_seconds.clone(),
-        );
+        queues.register(&mut registry, "queue", "a queue");
         Metrics {
             requests,
             messages,
             push_attempts,
             push_latency,
             store_errors,
-            queue_depth,
-            queue_reserved,
-            queue_oldest_seconds,
+            queues,
             registry,
             watched: Mutex::default(),
         }
@@ -163,23 +190,16 @@ impl Metrics {
                 if keep {
                     shown.push((project.clone(), queue.clone()));
                 } else {
-                    self.forget_gauges(project, queue);
+                    self.queues.forget(&QueueLabels {
+                        project: project.clone(),
+                        queue: queue.clone(),
+                    });
                 }
                 keep
             });
         }
         watched.retain(|_, queues| !queues.is_empty());
         shown
-    }
-
-    fn forget_gauges(&self, project: &str, queue: &str) {
-        let labels = QueueLabels {
-            project: project.to_string(),
-            queue: queue.to_string(),
-        };
-        self.queue_depth.remove(&labels);
-        self.queue_reserved.remove(&labels);
-        self.queue_oldest_seconds.remove(&labels);
     }
 
     /// The Prometheus text of everything.

@@ -188,19 +188,7 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     use crate::metrics::{METRICS, QueueLabels};
     for (project, queue) in METRICS.watched_queues() {
         match state.store.queue_gauges(&project, &queue).await {
-            Ok((depth, reserved, oldest_ms)) => {
-                let labels = QueueLabels { project, queue };
-                let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-                METRICS.queue_depth.get_or_create(&labels).set(gauge(depth));
-                METRICS
-                    .queue_reserved
-                    .get_or_create(&labels)
-                    .set(gauge(reserved));
-                METRICS
-                    .queue_oldest_seconds
-                    .get_or_create(&labels)
-                    .set(gauge(oldest_ms / 1000));
-            }
+            Ok(gauges) => METRICS.queues.show(QueueLabels { project, queue }, gauges),
             Err(_) => break, // Redis is down: show the counters (store errors among them)
         }
     }

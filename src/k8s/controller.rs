@@ -8,7 +8,7 @@
 
 use super::declare::{self, Forgotten};
 use super::resources::{Queue, Subscription};
-use crate::metrics::QueueLabels;
+use crate::metrics::{QueueGauges, QueueLabels};
 use crate::store::{Store, StoreError};
 use futures_util::StreamExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -21,7 +21,6 @@ use kube::{Client, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::collections::HashMap;
@@ -64,9 +63,7 @@ pub struct Outcome {
 #[derive(Default)]
 pub struct Metrics {
     pub reconciliations: Family<Outcome, Counter>,
-    pub queue_depth: Family<QueueLabels, Gauge>,
-    pub queue_reserved: Family<QueueLabels, Gauge>,
-    pub queue_oldest_seconds: Family<QueueLabels, Gauge>,
+    pub queues: QueueGauges,
 }
 
 impl Metrics {
@@ -77,39 +74,12 @@ impl Metrics {
             "Reconciliations by resource kind and result",
             metrics.reconciliations.clone(),
         );
-        registry.register(
-            "ferromq_declared_queue_depth",
-            "Messages in a queue declared by a Queue resource",
-            metrics.queue_depth.clone(),
-        );
-        registry.register(
-            "ferromq_declared_queue_reserved",
-            "Messages under a reservation in a declared queue",
-            metrics.queue_reserved.clone(),
-        );
-        registry.register(
-            "ferromq_declared_queue_oldest_message_age_seconds",
-            "Age of the message next in line in a declared queue",
-            metrics.queue_oldest_seconds.clone(),
+        metrics.queues.register(
+            registry,
+            "ferromq_declared_queue",
+            "a queue declared by a Queue resource",
         );
         metrics
-    }
-
-    fn show_queue(&self, labels: QueueLabels, (depth, reserved, oldest_ms): (u64, u64, u64)) {
-        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.queue_depth.get_or_create(&labels).set(gauge(depth));
-        self.queue_reserved
-            .get_or_create(&labels)
-            .set(gauge(reserved));
-        self.queue_oldest_seconds
-            .get_or_create(&labels)
-            .set(gauge(oldest_ms / 1000));
-    }
-
-    fn forget_queue(&self, labels: &QueueLabels) {
-        self.queue_depth.remove(labels);
-        self.queue_reserved.remove(labels);
-        self.queue_oldest_seconds.remove(labels);
     }
 
     fn count(&self, kind: &'static str, ok: bool) {
@@ -275,7 +245,7 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
     if outcome.is_ok() {
         let (project, name) = (queue.project(), queue.name_any());
         if let Ok(gauges) = ctx.store.queue_gauges(&project, &name).await {
-            ctx.metrics.show_queue(
+            ctx.metrics.queues.show(
                 QueueLabels {
                     project,
                     queue: name,
@@ -301,7 +271,7 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
 
 async fn cleanup_queue(queue: &Queue, ctx: &Context) -> Result<Action, Error> {
     let forgotten = declare::forget_queue(&ctx.store, queue).await?;
-    ctx.metrics.forget_queue(&QueueLabels {
+    ctx.metrics.queues.forget(&QueueLabels {
         project: queue.project(),
         queue: queue.name_any(),
     });
