@@ -67,6 +67,26 @@ async fn standalone(files: &[&Path], data_dir: &Path) -> Standalone {
     }
 }
 
+/// Runs `ferromq standalone` on `files`, which must refuse to start (`what` says what was
+/// tried); returns what it wrote to stderr.
+fn refused(files: &[&Path], data_dir: &Path, what: &str) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferromq"));
+    command.arg("standalone");
+    for file in files {
+        command.arg("-f").arg(file);
+    }
+    let output = command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("REDIS_URL")
+        .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
+        .env("FERROMQ_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "accepted:\n{what}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 fn path(queue: &str) -> String {
     format!("/3/projects/default/queues/{queue}")
 }
@@ -228,20 +248,7 @@ async fn a_bad_manifest_stops_standalone_with_its_file_and_reason_before_anythin
     let bad = dir.path().join("b-bad.yaml");
     for (manifest, expected) in cases {
         std::fs::write(&bad, &manifest).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-            .args(["standalone", "-f"])
-            .arg(&good)
-            .arg("-f")
-            .arg(&bad)
-            .arg("--data-dir")
-            .arg(&data)
-            .env_remove("REDIS_URL")
-            .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
-            .env("FERROMQ_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "accepted:\n{manifest}");
+        let stderr = refused(&[&good, &bad], &data, &manifest);
         assert!(
             stderr.contains(expected) && stderr.contains("b-bad.yaml"),
             "{expected:?} not in: {stderr}"
@@ -306,18 +313,7 @@ async fn a_second_standalone_on_the_same_data_directory_is_refused() {
     let orders = dir.path().join("orders.yaml");
     std::fs::write(&orders, queue_manifest("orders", "  type: pull\n")).unwrap();
     let _first = standalone(&[&orders], &data).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-        .args(["standalone", "-f"])
-        .arg(&orders)
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("REDIS_URL")
-        .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
-        .env("FERROMQ_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(&[&orders], &data, "a second standalone");
     assert!(stderr.contains("already serves"), "{stderr}");
 }
 

@@ -273,6 +273,32 @@ pub struct Client {
 /// Status and parsed JSON body of an answer.
 pub type Answer = (StatusCode, Value);
 
+/// Reads an answer, checking what every answer of the API must be: JSON, and an error with a
+/// `msg`. `Err` only when the body cannot be read.
+async fn checked_answer(path: &str, response: reqwest::Response) -> reqwest::Result<Answer> {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = response.bytes().await?;
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "{path}: content type ({status})"
+    );
+    let json: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{path}: body is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    if !status.is_success() {
+        assert!(json["msg"].is_string(), "{path}: error without msg: {json}");
+    }
+    Ok((status, json))
+}
+
 impl Client {
     pub fn new(base: &str, token: Option<&str>) -> Self {
         Client {
@@ -309,27 +335,7 @@ impl Client {
             request = request.body(body);
         }
         let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string());
-        let bytes = response.bytes().await.expect("body read");
-        assert_eq!(
-            content_type.as_deref(),
-            Some("application/json"),
-            "{path}: content type"
-        );
-        let json: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "{path}: body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&bytes)
-            )
-        });
-        if !status.is_success() {
-            assert!(json["msg"].is_string(), "{path}: error without msg: {json}");
-        }
-        (status, json)
+        checked_answer(path, response).await.expect("body read")
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
@@ -614,26 +620,8 @@ impl Client {
                 .body(serde_json::to_vec(&body).unwrap());
         }
         let response = request.send().await.map_err(|e| format!("{e:?}"))?;
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string());
-        let bytes = response.bytes().await.map_err(|e| format!("{e:?}"))?;
-        assert_eq!(
-            content_type.as_deref(),
-            Some("application/json"),
-            "{path}: content type ({status})"
-        );
-        let json: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "{path}: body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&bytes)
-            )
-        });
-        if !status.is_success() {
-            assert!(json["msg"].is_string(), "{path}: error without msg: {json}");
-        }
-        Ok((status, json))
+        checked_answer(path, response)
+            .await
+            .map_err(|e| format!("{e:?}"))
     }
 }
