@@ -34,7 +34,8 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
 /// Where a subscriber's URL points.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    Http(String),
+    /// Parsed once: delivery posts to it and checks its address.
+    Http(reqwest::Url),
     /// Another queue on this service: `project` is `None` for the pushing queue's own project.
     Queue {
         project: Option<String>,
@@ -48,9 +49,7 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
         return match reqwest::Url::parse(url) {
-            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
-                Ok(Target::Http(url.to_string()))
-            }
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(Target::Http(u)),
             _ => invalid(format!("Invalid subscriber url {url:?}")),
         };
     }

@@ -117,8 +117,7 @@ impl Courier {
                 if let Some(refused) = self.refused_address(&url) {
                     return refused;
                 }
-                self.post_http(&url, project, queue, message, to, push)
-                    .await
+                self.post_http(url, project, queue, message, to, push).await
             }
             Ok(Target::Queue {
                 project: other,
@@ -136,12 +135,11 @@ impl Courier {
     }
 
     /// A failed attempt when `url` names a denied address itself (no DNS lookup to guard).
-    fn refused_address(&self, url: &str) -> Option<Outcome> {
+    fn refused_address(&self, url: &reqwest::Url) -> Option<Outcome> {
         if self.deny.is_empty() {
             return None;
         }
-        let parsed = reqwest::Url::parse(url).ok()?;
-        let host = parsed.host_str()?;
+        let host = url.host_str()?;
         let ip: std::net::IpAddr = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -186,7 +184,7 @@ impl Courier {
 
     async fn post_http(
         &self,
-        url: &str,
+        url: reqwest::Url,
         project: &str,
         queue: &str,
         message: &Claimed,
