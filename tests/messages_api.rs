@@ -557,6 +557,63 @@ async fn webhook_stores_the_raw_body_with_subscriber_headers() {
 }
 
 #[tokio::test]
+async fn a_clock_stepped_back_moves_new_ids_past_the_ones_in_use() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(&redis).await;
+    let client = server.client();
+    let first = post_bodies(&client, "steps", &["first"]).await;
+    // An id: post time in ms (13 digits), six digits of the queue's count, the queue's number.
+    let (ms, rest) = first[0].split_at(13);
+    let (seq, number) = rest.split_at(6);
+    assert_eq!(seq, "000001");
+    let posted: u64 = ms.parse().unwrap();
+
+    // As if the clock had stepped back: the last post lies ahead, and the id the next post
+    // would get at any ms of the next 3 s is taken.
+    let mut conn = redis.connection();
+    let set = |key: &str, field: &str, value: &str, conn: &mut redis::Connection| {
+        redis::cmd("HSET")
+            .arg(key)
+            .arg(field)
+            .arg(value)
+            .query::<()>(conn)
+            .unwrap()
+    };
+    set(
+        "fq:{p/steps}:cfg",
+        "last_post",
+        &(posted + 60_000).to_string(),
+        &mut conn,
+    );
+    let taken: Vec<String> = (posted..posted + 3_000)
+        .map(|t| format!("{t}000002{number}"))
+        .collect();
+    for id in &taken {
+        set("fq:{p/steps}:body", id, "older", &mut conn);
+    }
+
+    let second = post_bodies(&client, "steps", &["second"]).await;
+    assert!(!taken.contains(&second[0]), "{} was in use", second[0]);
+    assert!(
+        second[0].ends_with(&format!("000002{number}")),
+        "{}",
+        second[0]
+    );
+    let (status, got) = client
+        .get(&format!("{}/messages/{}", q("steps"), second[0]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["message"]["body"], "second");
+    let older: Vec<String> = redis::cmd("HMGET")
+        .arg("fq:{p/steps}:body")
+        .arg(&taken[0])
+        .arg(&taken[2_999])
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(older, ["older", "older"]);
+}
+
+#[tokio::test]
 async fn message_ids_are_unique_across_queues() {
     let redis = RedisServer::start();
     let server = TestServer::start(&redis).await;

@@ -10,7 +10,7 @@ pub const WAKE_PATTERN: &str = "fq:wake:*";
 /// The keys of one queue, in the order the Lua scripts expect them (see `lua/prelude.lua`).
 pub struct QueueKeys {
     tag: String,
-    keys: [String; 13],
+    keys: [String; 12],
 }
 
 impl QueueKeys {
@@ -25,7 +25,6 @@ impl QueueKeys {
             key("ready"),
             key("delayed"),
             key("reserved"),
-            key("waiters"),
             key("headers"),
             key("pushq"),
             key("push-delayed"),
@@ -35,7 +34,7 @@ impl QueueKeys {
         QueueKeys { tag, keys }
     }
 
-    pub fn all(&self) -> &[String; 13] {
+    pub fn all(&self) -> &[String; 12] {
         &self.keys
     }
 

@@ -32,9 +32,6 @@ use wake::Wakeups;
 /// how long a wake-up lost on the way could delay it.
 const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The store-wide message sequence, which makes message ids unique across queues.
-const MESSAGE_SEQUENCE: &str = "fq:ids";
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("Queue not found")]
@@ -124,6 +121,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 const MANAGED: i64 = 8;
 /// Status of a post refused because a body is larger than the queue's max_message_size.
 const TOO_LARGE: i64 = 9;
+/// Status of a post to a queue that has no number yet, given none.
+const NEEDS_NUMBER: i64 = 10;
+
+/// The store-wide sequence that numbers queues on their first post; the number ends each of
+/// the queue's message ids, which makes them unique across queues.
+const QUEUE_NUMBERS: &str = "fq:queue-numbers";
 
 /// Status codes the scripts answer with; see `lua/prelude.lua`.
 fn check_status(status: i64, id: &str) -> Result<()> {
@@ -608,16 +611,13 @@ impl Store {
                 (m.delay.to_string(), headers)
             })
             .collect();
-        let mut conn = self.0.conn.clone();
-        let count = messages.len() as i64;
-        let last: i64 = conn.incr(MESSAGE_SEQUENCE, count).await?;
-        let first = (last - count + 1).to_string();
+        let number: String;
         let mut args: Vec<&[u8]> = vec![
             channel.as_bytes(),
             queue_id.as_bytes(),
             timeout.as_bytes(),
             expiration.as_bytes(),
-            first.as_bytes(),
+            b"",
         ];
         for (message, (delay, headers)) in messages.iter().zip(&encoded) {
             args.extend([
@@ -627,7 +627,16 @@ impl Store {
             ]);
         }
         let mut reply = self.run(&SCRIPTS.post, &keys, &args).await?;
-        let status = reply.int()?;
+        let mut status = reply.int()?;
+        // The queue's first post: number it, once, and post again with the number.
+        if status == NEEDS_NUMBER {
+            let mut conn = self.0.conn.clone();
+            let next: u64 = conn.incr(QUEUE_NUMBERS, 1).await?;
+            number = next.to_string();
+            args[4] = number.as_bytes();
+            reply = self.run(&SCRIPTS.post, &keys, &args).await?;
+            status = reply.int()?;
+        }
         if status == 5 {
             let index = usize::try_from(reply.int()?).unwrap_or(1).saturating_sub(1);
             return Err(StoreError::DelayTooLong { index });
@@ -895,10 +904,10 @@ impl Store {
                 .lindex(pushq, 0)
                 .query_async(&mut conn)
                 .await?;
-        // An id starts with its post time in ms (then six digits of sequence).
+        // An id starts with its post time in ms, 13 digits (see lua/post.lua).
         let posted_at = |id: &Option<String>| {
             id.as_deref()
-                .and_then(|id| id.get(..id.len().checked_sub(6)?))
+                .and_then(|id| id.get(..13))
                 .and_then(|ms| ms.parse::<u64>().ok())
         };
         let now = std::time::SystemTime::now()

@@ -247,7 +247,7 @@ impl Store {
     pub async fn push_state(&self, project: &str, name: &str, id: &str) -> Result<Option<String>> {
         let keys = QueueKeys::new(project, name);
         let mut conn = self.0.conn.clone();
-        let [cfg, body, _, _, _, _, _, _, _, _, _, _, pstate] = keys.all();
+        let [cfg, body, _, _, _, _, _, _, _, _, _, pstate] = keys.all();
         if !conn.exists::<_, bool>(cfg).await? {
             return Err(StoreError::QueueNotFound);
         }

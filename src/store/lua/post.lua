@@ -1,16 +1,17 @@
 -- post: adds messages at the back of a queue (or to the delayed set), creating the queue with
 -- default settings when it does not exist.
 -- ARGV[1] wake channel, ARGV[2] id for a new queue, ARGV[3] default message_timeout (s),
--- ARGV[4] default message_expiration (s), ARGV[5] the first of as many numbers from the
--- store-wide message sequence as there are messages, then three values per message:
+-- ARGV[4] default message_expiration (s), ARGV[5] a number for the queue from the store-wide
+-- sequence ('' when the caller has none), then three values per message from ARGV[6]:
 -- body, delay (s), push headers as JSON ('' when none).
--- Returns {OK, created (0|1), id...} with the ids in the order given, or {DELAY_TOO_LONG, index}
+-- Returns {OK, created (0|1), id...} with the ids in the order given, {NEEDS_NUMBER} when the
+-- queue has no number yet and none was given (nothing is stored), {DELAY_TOO_LONG, index}
 -- when a message would expire before its delay is over, or {TOO_LARGE, index, max} when a body
 -- is larger than the queue's max_message_size (nothing is stored then).
 -- Atomic: all messages are stored or none. O(m) for m messages.
 local now = now_ms()
 local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post', 'type',
-  'max_message_size')
+  'max_message_size', 'id', 'waiters_until', 'number')
 -- Messages posted to a push queue go to its push workers; the others stay for pulling.
 local ready_list, delayed_set = READY, DELAYED
 if cfg[4] and cfg[4] ~= 'pull' then ready_list, delayed_set = PUSHQ, PUSH_DELAYED end
@@ -21,27 +22,33 @@ for i = 6, #ARGV, 3 do
   if tonumber(ARGV[i + 1]) * 1000 >= expiration then return { DELAY_TOO_LONG, (i - 3) / 3 } end
   if max_size > 0 and #ARGV[i] > max_size then return { TOO_LARGE, (i - 3) / 3, max_size } end
 end
-if redis.call('EXISTS', CFG) == 0 then
+-- A queue is numbered on its first post; the number makes its message ids unique store-wide.
+local number = cfg[8] or ARGV[5]
+if number == '' then return { NEEDS_NUMBER } end
+if not cfg[6] then
   create_queue(now, ARGV[2], ARGV[3], ARGV[4])
   created = 1
 end
-trim_head(now, expiration)
 local count = (#ARGV - 5) / 3
-local seq = tonumber(ARGV[5]) - 1
+-- The queue's message count numbers its messages.
+local seq = tonumber(cfg[2] or '0')
+-- Drop dead ids off the head of READY on every 16th post, not on each: it costs two calls, and
+-- each trim removes up to MAINTENANCE_BATCH of them.
+if seq % 16 == 0 then trim_head(now, expiration) end
 local reply = { OK, created }
 local ready, bodies, ids = {}, {}, {}
 for i = 6, #ARGV, 3 do
-  -- An id is the post time in ms and six digits of the store-wide sequence: unique, numeric,
-  -- and it tells when the message expires.
+  -- An id is the post time in ms (13 digits), six digits of the queue's message count and the
+  -- queue's number: numeric, unique store-wide, and it tells when the message expires.
   seq = seq + 1
-  local id = string.format('%d%06d', now, seq % 1000000)
+  local id = string.format('%d%06d%s', now, seq % 1000000, number)
   ids[#ids + 1] = id
   bodies[#bodies + 1] = id
   bodies[#bodies + 1] = ARGV[i]
 end
--- Ids stamped with this ms were all issued within it, far fewer than a million, so they cannot
--- clash, unless the clock stepped back behind an earlier post: only then look, and move any id
--- in use to a later ms.
+-- The queue's ids stamped with this ms were all issued within it, far fewer than a million, so
+-- they cannot clash, unless the clock stepped back behind an earlier post: only then look, and
+-- move any id in use to a later ms.
 local clashes = {}
 if now < tonumber(cfg[3] or '0') then clashes = call_many('HMGET', BODY, ids) end
 for k, taken in ipairs(clashes) do
@@ -49,7 +56,7 @@ for k, taken in ipairs(clashes) do
     local stamp = now
     repeat
       stamp = stamp + 1
-      ids[k] = string.format('%d%s', stamp, string.sub(ids[k], -6))
+      ids[k] = string.format('%d%s', stamp, string.sub(ids[k], 14))
     until redis.call('HEXISTS', BODY, ids[k]) == 0
     bodies[2 * k - 1] = ids[k]
   end
@@ -72,7 +79,7 @@ if #ready > 0 then
   redis.call('RPUSH', ready_list, unpack(ready))
 end
 -- Delayed messages wake waiters too, so they learn when to look again.
-wake(ARGV[1], now, math.max(#ready, 1))
-redis.call('HSET', CFG, 'total_messages', tonumber(cfg[2] or '0') + count,
-  'last_post', math.max(now, tonumber(cfg[3] or '0')))
+wake(ARGV[1], now, math.max(#ready, 1), cfg[7] or '0')
+redis.call('HSET', CFG, 'total_messages', seq, 'last_post', math.max(now, tonumber(cfg[3] or '0')),
+  'number', number)
 return reply

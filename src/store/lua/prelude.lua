@@ -10,7 +10,6 @@
 --             which keeps every operation O(1) and costs each delete at most one later pop.
 --   DELAYED   sorted set: id -> ms when it becomes ready
 --   RESERVED  sorted set: id -> ms when its reservation runs out
---   WAITERS   sorted set: long-polling process -> ms until which it waits
 --   HEADERS   hash: message id -> push headers as JSON (only when given)
 --   PUSHQ     list: ids waiting for push delivery (like READY, for push workers)
 --   PUSH_DELAYED sorted set: id -> ms when it joins PUSHQ
@@ -19,14 +18,14 @@
 --             reservation id; between rounds the message has none.
 --   PSTATE    hash: message id -> push state as JSON (see src/push/state.rs), and
 --             '<id>:acks' -> acknowledgements recorded since the last round, {name: rid}
-local CFG, BODY, RC, RID, READY, DELAYED, RESERVED, WAITERS, HEADERS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local PUSHQ, PUSH_DELAYED, CLAIMED, PSTATE = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local CFG, BODY, RC, RID, READY, DELAYED, RESERVED, HEADERS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local PUSHQ, PUSH_DELAYED, CLAIMED, PSTATE = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 
 -- First element of every reply; mirrored by `Status` in src/store/mod.rs.
 local OK, NO_QUEUE, NO_MESSAGE, RESERVATION_REQUIRED, WRONG_RESERVATION, DELAY_TOO_LONG =
   0, 1, 2, 3, 4, 5
-local CONFLICT, NO_SUBSCRIBER, MANAGED, TOO_LARGE = 6, 7, 8, 9
+local CONFLICT, NO_SUBSCRIBER, MANAGED, TOO_LARGE, NEEDS_NUMBER = 6, 7, 8, 9, 10
 
 -- Most entries one call moves out of the reserved and delayed sets, or trims off the head of
 -- READY. Bounding it keeps every script O(log n) however far behind the sets are; the next
@@ -70,9 +69,10 @@ local function load_queue()
 end
 
 -- A message expires message_expiration after it was posted. Its id begins with its post time
--- in ms (see post.lua), so this needs no lookup and no per-message index.
+-- in ms, 13 digits until the year 2286 (see post.lua), so this needs no lookup and no
+-- per-message index.
 local function expired(id, now, expiration)
-  local posted = tonumber(string.sub(id, 1, -7))
+  local posted = tonumber(string.sub(id, 1, 13))
   return posted ~= nil and posted + expiration <= now
 end
 
@@ -159,9 +159,20 @@ end
 
 -- Tells waiting long polls (in any process) that `count` messages became ready; silent when
 -- none waits.
-local function wake(channel, now, count)
-  if redis.call('ZCOUNT', WAITERS, now, '+inf') > 0 then
+-- `waiting_until` is the queue's 'waiters_until' when the caller has read it already.
+local function wake(channel, now, count, waiting_until)
+  waiting_until = waiting_until or redis.call('HGET', CFG, 'waiters_until')
+  if tonumber(waiting_until or '0') >= now then
     redis.call('PUBLISH', channel, count)
+  end
+end
+
+-- Registers a long poll (of any process) that waits until `until_ms`, so that news for the queue
+-- is published until then. The queue keeps only the latest such time: a wake-up nobody waits
+-- for costs one message on a channel, while a list of waiters would cost every post a lookup.
+local function add_waiter(until_ms)
+  if until_ms > tonumber(redis.call('HGET', CFG, 'waiters_until') or '0') then
+    redis.call('HSET', CFG, 'waiters_until', until_ms)
   end
 end
 

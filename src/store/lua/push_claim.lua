@@ -53,8 +53,7 @@ while got < n do
   call_many('HSET', RID, holders)
 end
 if got == 0 and ARGV[3] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
-  redis.call('ZADD', WAITERS, 'GT', now + tonumber(ARGV[4]), ARGV[3])
+  add_waiter(now + tonumber(ARGV[4]))
   reply[2] = next_due(now, { CLAIMED, PUSH_DELAYED })
 end
 return reply

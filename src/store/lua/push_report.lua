@@ -8,7 +8,7 @@
 -- ARGV[8] revision of the queue settings the round ran with: when they changed since (a
 -- subscriber added or removed), 'delete' and 'hold' are not final: the message comes back at
 -- once for a round on the new settings, and CONFLICT is returned.
--- KEYS[14] where the push state of a delivered message is kept.
+-- KEYS[13] where the push state of a delivered message is kept.
 -- Returns {status}: WRONG_RESERVATION when the claim ended and another worker may hold it.
 local now = now_ms()
 local expiration = load_queue()
@@ -23,7 +23,7 @@ end
 if ARGV[3] == 'delete' then
   remove_message(id, 'claimed')
   local keep = tonumber(ARGV[5])
-  if keep > 0 then redis.call('SET', KEYS[14], ARGV[4], 'EX', keep) end
+  if keep > 0 then redis.call('SET', KEYS[13], ARGV[4], 'EX', keep) end
   return { OK }
 end
 if ARGV[3] == 'hold' then

@@ -74,8 +74,7 @@ while got < n and sources[source] do
   end
 end
 if got == 0 and ARGV[4] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', WAITERS, '-inf', now)
-  redis.call('ZADD', WAITERS, 'GT', now + tonumber(ARGV[5]), ARGV[4])
+  add_waiter(now + tonumber(ARGV[5]))
   reply[2] = next_due(now, { DELAYED, RESERVED })
 end
 return reply
