@@ -102,18 +102,27 @@ $(VENV)/.chart-installed: tests/chart/requirements.txt
 bench: deps bench-peer build
 	./target/release/ferromq-bench --output BENCHMARKS.md
 
-## bench-ab: this build against the build of commit BASE (default: HEAD's parent), scenario
-## by scenario in one run; appends the ratios to BENCHMARKS-AB.md. E.g. make bench-ab BASE=abc123
+## bench-ab: this build against the builds of the commits in BASE (default: HEAD's parent), oldest
+## first, scenario by scenario in one run; appends each build's rate and its ratio to the build
+## before it to BENCHMARKS-AB.md. E.g. make bench-ab BASE="abc123 def456". Builds of commits are
+## kept in target/revs/ (their own build directory, target/revs-build, so this one's stays warm).
 BASE ?= HEAD~1
 bench-ab: deps
-	rm -rf .bench-base && git worktree prune
-	git worktree add --detach .bench-base $(BASE)
-	cd .bench-base && CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) build --release --bin ferromq
-	cp target/release/ferromq target/ferromq-baseline
-	git worktree remove --force .bench-base
+	@set -e; mkdir -p target/revs; \
+	for rev in $(BASE); do \
+	  hash=$$(git rev-parse --short $$rev); out=target/revs/ferromq-$$hash; \
+	  if [ ! -x $$out ]; then \
+	    rm -rf .bench-base && git worktree prune; \
+	    git worktree add --detach .bench-base $$hash; \
+	    (cd .bench-base && CARGO_TARGET_DIR=$(CURDIR)/target/revs-build $(CARGO) build --release --bin ferromq); \
+	    cp target/revs-build/release/ferromq $$out; \
+	    git worktree remove --force .bench-base; \
+	  fi; \
+	done
 	$(CARGO) build --release
-	./target/release/ferromq-bench --baseline target/ferromq-baseline \
-	  --baseline-label "$$(git rev-parse --short $(BASE))" --label "$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || echo +changes)"
+	./target/release/ferromq-bench \
+	  $$(for rev in $(BASE); do h=$$(git rev-parse --short $$rev); echo --baseline $$h=target/revs/ferromq-$$h; done) \
+	  --label "$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || echo +changes)"
 
 ## bench-peer: the rsmq peer's node modules (needs node and npm).
 bench-peer: bench/peer/node_modules/.installed

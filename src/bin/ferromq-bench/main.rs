@@ -46,15 +46,17 @@ pub struct Args {
     /// print the server's pid, for profiling; nothing else is measured or written.
     #[arg(long)]
     only: Option<String>,
-    /// Another ferromq binary (a build of an earlier commit): measure only ferromq's
-    /// scenarios, this build against that one, interleaved scenario by scenario, and append
-    /// the comparison to --ab-output.
-    #[arg(long)]
-    baseline: Option<PathBuf>,
-    /// What the baseline is (e.g. its commit), for the comparison's title.
-    #[arg(long, default_value = "baseline")]
-    baseline_label: String,
-    /// What this build is, for the comparison's title.
+    /// With --only: drive the server already listening at this base URL (the peer, say)
+    /// instead of starting ferromq.
+    #[arg(long, requires = "only")]
+    target: Option<String>,
+    /// Another ferromq binary to compare with, as LABEL=PATH (a build of an earlier commit,
+    /// say); repeat it for several, oldest first. Only ferromq's scenarios are measured then,
+    /// every build in turn scenario by scenario, this build last, and the comparison is
+    /// appended to --ab-output.
+    #[arg(long = "baseline", value_name = "LABEL=PATH")]
+    baselines: Vec<String>,
+    /// What this build is, for the comparison.
     #[arg(long, default_value = "this build")]
     label: String,
     /// Where comparisons are appended.
@@ -88,8 +90,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    if let Some(baseline) = args.baseline.clone() {
-        match compare(&args, &baseline).await {
+    if !args.baselines.is_empty() {
+        match compare(&args).await {
             Ok(text) => {
                 println!("{text}");
                 let appended = std::fs::OpenOptions::new()
@@ -141,10 +143,15 @@ async fn run(args: Args) -> Result<Results, String> {
     let duration = Duration::from_secs(args.duration);
 
     if let Some(only) = &args.only {
-        let port = procs::free_port();
-        let server = procs::start_ferromq(&redis, port, TOKEN)?;
-        eprintln!("ferromq pid {}", server.pid());
-        let base = format!("http://127.0.0.1:{port}");
+        let (base, _server) = match &args.target {
+            Some(target) => (target.clone(), None),
+            None => {
+                let port = procs::free_port();
+                let server = procs::start_ferromq(&redis, port, TOKEN)?;
+                eprintln!("ferromq pid {}", server.pid());
+                (format!("http://127.0.0.1:{port}"), Some(server))
+            }
+        };
         match only.as_str() {
             "push-fast" => drop(push_scenario(&args, &base, Duration::ZERO, 200_000).await?),
             "push-slow" => {
@@ -237,63 +244,92 @@ async fn run(args: Args) -> Result<Results, String> {
     })
 }
 
-/// This build against `baseline`, both serving the same redis-server: each scenario runs on
-/// one, then the other, so drift in the machine's state hits both alike. Returns a markdown
-/// section with the ratios.
-async fn compare(args: &Args, baseline: &std::path::Path) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let redis = procs::Redis::start(dir.path())?;
-    let duration = Duration::from_secs(args.duration);
+/// Several builds serving the same redis-server: each scenario runs on every build in turn,
+/// so drift in the machine's state hits all alike. Returns a markdown section: messages/s per
+/// build, and the ratio to the build before it (what that change gained).
+async fn compare(args: &Args) -> Result<String, String> {
+    let mut builds = Vec::new();
+    for spec in &args.baselines {
+        let (label, path) = spec
+            .rsplit_once('=')
+            .ok_or_else(|| format!("--baseline {spec:?}: expected LABEL=PATH"))?;
+        builds.push((label.to_string(), PathBuf::from(path)));
+    }
     let this = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("ferromq");
-    let binaries = [this.as_path(), baseline];
-    let mut lines = Vec::new();
-    for (scenario, name) in [
-        ("post-1", "post, 1 message per request"),
-        ("post-100", "post, 100 messages per request"),
+    builds.push((args.label.clone(), this));
+
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let redis = procs::Redis::start(dir.path())?;
+    let duration = Duration::from_secs(args.duration);
+    let scenarios_compared = [
+        ("post-1", "post ×1"),
+        ("post-100", "post ×100"),
         ("cycle-1", "reserve + delete, n = 1"),
         ("cycle-100", "reserve + delete, n = 100"),
-        ("push-fast", "push to a subscriber answering 200 at once"),
-    ] {
-        let mut rates = Vec::new();
-        // One server at a time: both would push from the same Redis.
-        for binary in binaries {
-            eprintln!("{scenario} on {}...", binary.display());
+        ("push-fast", "push, immediate subscriber"),
+    ];
+    // rates[build][scenario]; None where the build cannot run the scenario (push before push
+    // queues existed).
+    let mut rates = vec![Vec::new(); builds.len()];
+    for (scenario, _) in scenarios_compared {
+        // One server at a time: two would push from the same Redis.
+        for (k, (label, binary)) in builds.iter().enumerate() {
+            eprintln!("{scenario} on {label}...");
             let port = procs::free_port();
             let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN)?;
             let base = format!("http://127.0.0.1:{port}");
             let rate = if scenario == "push-fast" {
                 push_scenario(args, &base, Duration::ZERO, 20_000)
-                    .await?
-                    .0
-                    .rate()
+                    .await
+                    .map(|(ours, _)| ours.rate())
             } else {
-                let outcomes = scenarios(args, &base, duration, Some(scenario)).await?;
-                outcomes.first().map_or(0.0, |o| o.rate())
+                scenarios(args, &base, duration, Some(scenario))
+                    .await
+                    .map(|o| o.first().map_or(0.0, |o| o.rate()))
             };
             drop(server);
-            rates.push(rate);
             redis.cli(&["FLUSHALL"])?;
+            rates[k].push(rate.inspect_err(|e| eprintln!("  {label}: {e}")).ok());
         }
-        lines.push(format!(
-            "| {name} | {:.0} | {:.0} | {:.2} |",
-            rates[0],
-            rates[1],
-            rates[0] / rates[1].max(f64::MIN_POSITIVE)
-        ));
     }
+
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    Ok(format!(
-        "\n## {} against {}\n\nOne run of `make bench-ab` on {cores} cores, both builds serving the same redis-server, \
-         each scenario on one build then the other; messages/s.\n\n\
-         | scenario | {} | {} | ratio |\n|---|---|---|---|\n{}\n",
-        args.label,
-        args.baseline_label,
-        args.label,
-        args.baseline_label,
-        lines.join("\n")
-    ))
+    let mut text = format!(
+        "\n## {}\n\nOne run of `ferromq-bench --baseline` on {cores} cores: the builds below serve the \
+         same redis-server, one at a time, every build in turn scenario by scenario. Messages/s, \
+         and in brackets the ratio to the build above (what that change gained); — where a \
+         build cannot run the scenario.\n\n| build |",
+        builds
+            .iter()
+            .map(|(label, _)| label.split(' ').next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
+    for (_, name) in scenarios_compared {
+        text.push_str(&format!(" {name} |"));
+    }
+    text.push_str(&format!(
+        "\n|---|{}\n",
+        "---|".repeat(scenarios_compared.len())
+    ));
+    for (k, (label, _)) in builds.iter().enumerate() {
+        text.push_str(&format!("| {label} |"));
+        for (s, rate) in rates[k].iter().enumerate() {
+            let before = k.checked_sub(1).and_then(|p| rates[p][s]);
+            let cell = match (*rate, before) {
+                (Some(rate), Some(before)) if before > 0.0 => {
+                    format!(" {rate:.0} ({:.2}×) |", rate / before)
+                }
+                (Some(rate), _) => format!(" {rate:.0} |"),
+                (None, _) => " — |".to_string(),
+            };
+            text.push_str(&cell);
+        }
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// The four throughput scenarios against one target, each on a queue of its own.
@@ -304,8 +340,7 @@ async fn scenarios(
     only: Option<&str>,
 ) -> Result<Vec<Outcome>, String> {
     let skip = |queue: &str| only.is_some_and(|o| o != queue);
-    let http = http_client(args.concurrency);
-    let api = |queue: &str| QueueApi::new(http.clone(), base, PROJECT, queue, TOKEN);
+    let api = |queue: &str| QueueApi::new(base, PROJECT, queue, TOKEN);
     let mut outcomes = Vec::new();
 
     for (queue, batch, concurrency) in [
@@ -315,17 +350,23 @@ async fn scenarios(
         if skip(queue) {
             continue;
         }
-        let api = api(queue);
-        api.create().await?;
+        let api = api(queue)?;
+        let mut connections = api.connect_many(concurrency).await?;
+        api.create(&mut connections[0]).await?;
         let body = load::post_body(batch, args.body_size);
-        let outcome = load::run(concurrency, duration, move || {
+        let outcome = load::run(connections, duration, {
             let api = api.clone();
-            let body = body.clone();
-            async move { api.post(body).await.map(|_| batch as u64) }
+            move |mut conn| {
+                let (api, body) = (api.clone(), body.clone());
+                async move {
+                    let result = api.post(&mut conn, body).await.map(|_| batch as u64);
+                    (conn, result)
+                }
+            }
         })
         .await;
         eprintln!("  {queue}: {:.0} msgs/s", outcome.rate());
-        api_clear(base, &http, queue).await;
+        clear(&api).await;
         outcomes.push(outcome);
     }
 
@@ -336,8 +377,9 @@ async fn scenarios(
         if skip(queue) {
             continue;
         }
-        let api = api(queue);
-        api.create().await?;
+        let api = api(queue)?;
+        let mut connections = api.connect_many(concurrency).await?;
+        api.create(&mut connections[0]).await?;
         // Enough for the whole run at a rate well above what this machine reaches.
         let stock = if n == 1 { 150_000 } else { 400_000 };
         let filled = Instant::now();
@@ -346,29 +388,42 @@ async fn scenarios(
             "  {queue}: {stock} messages stocked in {:.1}s",
             filled.elapsed().as_secs_f64()
         );
-        let outcome = load::run(concurrency, duration, move || {
+        let outcome = load::run(connections, duration, {
             let api = api.clone();
-            async move {
-                let reserved = api.reserve(n, 0).await?;
-                match reserved.len() {
-                    0 => Ok(0),
-                    1 => api.delete(&reserved[0].0, &reserved[0].1).await.map(|_| 1),
-                    k => api.delete_many(&reserved).await.map(|_| k as u64),
+            move |mut conn| {
+                let api = api.clone();
+                async move {
+                    let result = cycle(&api, &mut conn, n).await;
+                    (conn, result)
                 }
             }
         })
         .await;
         eprintln!("  {queue}: {:.0} msgs/s", outcome.rate());
-        api_clear(base, &http, queue).await;
+        clear(&api).await;
         outcomes.push(outcome);
     }
     Ok(outcomes)
 }
 
-async fn api_clear(base: &str, http: &reqwest::Client, queue: &str) {
-    let _ = QueueApi::new(http.clone(), base, PROJECT, queue, TOKEN)
-        .clear()
-        .await;
+/// Reserves up to `n` and deletes what came; how many that was.
+async fn cycle(api: &QueueApi, conn: &mut load::Connection, n: usize) -> Result<u64, String> {
+    let reserved = api.reserve(conn, n, 0).await?;
+    match reserved.len() {
+        0 => Ok(0),
+        1 => api
+            .delete(conn, &reserved[0].0, &reserved[0].1)
+            .await
+            .map(|_| 1),
+        k => api.delete_many(conn, &reserved).await.map(|_| k as u64),
+    }
+}
+
+/// Empties a scenario's queue, so the next scenario starts from the same Redis.
+async fn clear(api: &QueueApi) {
+    if let Ok(mut conn) = api.connect().await {
+        let _ = api.clear(&mut conn).await;
+    }
 }
 
 /// Push throughput of one ferromq process to one subscriber: post `count` messages to a push
@@ -387,7 +442,7 @@ async fn push_scenario(
     } else {
         "push-slow"
     };
-    let api = QueueApi::new(http.clone(), base, PROJECT, queue, TOKEN);
+    let api = QueueApi::new(base, PROJECT, queue, TOKEN)?;
     let settings = serde_json::json!({"queue": {"type": "multicast", "push": {"subscribers": [{"name": "bench", "url": sub.url}]}}});
     let response = http
         .put(format!("{base}/3/projects/{PROJECT}/queues/{queue}"))
@@ -403,7 +458,11 @@ async fn push_scenario(
         ));
     }
     // Warm up: the workers pick a new push queue up within a second; time from then on.
-    api.post(load::post_body(1, args.body_size)).await?;
+    api.post(
+        &mut api.connect().await?,
+        load::post_body(1, args.body_size),
+    )
+    .await?;
     if !sub.wait_for(1, Duration::from_secs(10)).await {
         return Err("push: the warm-up message was not delivered".into());
     }
@@ -446,28 +505,31 @@ const PUSH_CONCURRENCY: usize = 32;
 
 /// Time from the moment a post is sent to the moment a waiting long poll returns the message.
 async fn wake_latency(base: &str, rounds: usize) -> Result<Outcome, String> {
-    let http = http_client(4);
-    let api = QueueApi::new(http, base, PROJECT, "wake", TOKEN);
-    api.create().await?;
+    let api = QueueApi::new(base, PROJECT, "wake", TOKEN)?;
+    let mut poster = api.connect().await?;
+    let mut waiter_conn = Some(api.connect().await?);
+    api.create(&mut poster).await?;
     let body = load::post_body(1, 64);
     let mut latency =
         hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     let started = Instant::now();
     for _ in 0..rounds {
         let waiter = api.clone();
+        let mut conn = waiter_conn.take().ok_or("no waiting connection")?;
         let waiting = tokio::spawn(async move {
-            let got = waiter.reserve(1, 5).await;
-            (got, Instant::now())
+            let got = waiter.reserve(&mut conn, 1, 5).await;
+            (got, Instant::now(), conn)
         });
         // Let the waiter reach the server and find the queue empty.
         tokio::time::sleep(Duration::from_millis(15)).await;
         let sent = Instant::now();
-        api.post(body.clone()).await?;
-        let (got, returned) = waiting.await.map_err(|e| e.to_string())?;
+        api.post(&mut poster, body.clone()).await?;
+        let (got, returned, conn) = waiting.await.map_err(|e| e.to_string())?;
+        waiter_conn = Some(conn);
         let got = got?;
         let (id, rid) = got.first().ok_or("a long poll returned nothing")?;
         let _ = latency.record(returned.duration_since(sent).as_micros().max(1) as u64);
-        api.delete(id, rid).await?;
+        api.delete(&mut poster, id, rid).await?;
     }
     eprintln!(
         "  long-poll wake p50 {:.2} ms",
@@ -483,8 +545,8 @@ async fn wake_latency(base: &str, rounds: usize) -> Result<Outcome, String> {
 
 /// Redis memory per stored 1 KB message: INFO memory before and after storing `count` of them.
 async fn memory(redis: &procs::Redis, base: &str, count: usize) -> Result<f64, String> {
-    let api = QueueApi::new(http_client(8), base, PROJECT, "memory", TOKEN);
-    api.create().await?;
+    let api = QueueApi::new(base, PROJECT, "memory", TOKEN)?;
+    api.create(&mut api.connect().await?).await?;
     let before = redis.used_memory()?;
     load::fill(&api, count, 1024).await?;
     let after = redis.used_memory()?;

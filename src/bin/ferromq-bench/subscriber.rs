@@ -72,22 +72,18 @@ pub async fn raw_loop(
     concurrency: usize,
     duration: Duration,
 ) -> crate::load::Outcome {
+    // reqwest, as the push workers use: the limit is what the same client stack can deliver.
     let http = crate::http_client(concurrency);
     let (url, body) = (url.to_string(), body.to_string());
-    crate::load::run(concurrency, duration, move || {
+    crate::load::run(vec![(); concurrency], duration, move |()| {
         let (http, url, body) = (http.clone(), url.clone(), body.clone());
         async move {
-            let response = http
-                .post(&url)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if response.status().is_success() {
-                Ok(1)
-            } else {
-                Err(response.status().to_string())
-            }
+            let result = match http.post(&url).body(body).send().await {
+                Ok(response) if response.status().is_success() => Ok(1),
+                Ok(response) => Err(response.status().to_string()),
+                Err(err) => Err(err.to_string()),
+            };
+            ((), result)
         }
     })
     .await
