@@ -981,3 +981,102 @@ async fn a_stopping_process_hands_its_unfinished_rounds_back_at_once() {
     assert_eq!(slow.received()[1].body, "unfinished");
     drop(second);
 }
+
+#[tokio::test]
+async fn rounds_reported_together_are_each_recorded_or_refused_on_their_own() {
+    use ferromq::store::{Report, RoundReport, Store};
+    let redis = RedisServer::start();
+    // No push workers here: the test claims and reports itself.
+    let server = ServerProcess::start_with(&redis, &[("FERROMQ_NO_PUSH", "1")]).await;
+    let client = server.client();
+    let nobody = Subscriber::start(Answer::Always(200)).await;
+    push_queue(
+        &client,
+        "batched",
+        "multicast",
+        &[("s", &nobody)],
+        json!({}),
+    )
+    .await;
+    post_bodies(&client, "batched", &["done", "again", "stale"]).await;
+    let store = Store::connect(&ferromq::store::RedisTarget::parse(&redis.url(), false))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_push("p", "batched", 3, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    // The settings' revision is not on the wire: read it where the store keeps it.
+    let revision: String = redis::cmd("HGET")
+        .arg("fq:{p/batched}:cfg")
+        .arg("rev")
+        .query(&mut redis.connection())
+        .unwrap();
+    let state = "{}".to_string();
+    let mut stale = RoundReport::new(
+        &claimed[2],
+        &revision,
+        Report::Done {
+            state: state.clone(),
+            keep: Duration::ZERO,
+        },
+    );
+    stale.reservation_id = "not-the-claim".into();
+    let rounds = [
+        RoundReport::new(
+            &claimed[0],
+            &revision,
+            Report::Done {
+                state: state.clone(),
+                keep: Duration::from_secs(60),
+            },
+        ),
+        RoundReport::new(
+            &claimed[1],
+            &revision,
+            Report::Wait {
+                state: state.clone(),
+                after: Duration::from_secs(30),
+            },
+        ),
+        stale,
+    ];
+    let recorded = store.report_push("p", "batched", &rounds).await.unwrap();
+    assert_eq!(recorded, [true, true, false]);
+
+    let get = |id: String| {
+        let client = &client;
+        async move {
+            client
+                .get(&format!("{}/messages/{id}", q("batched")))
+                .await
+                .0
+        }
+    };
+    // Delivered: gone, its state kept readable.
+    assert_eq!(get(claimed[0].id.clone()).await, StatusCode::NOT_FOUND);
+    let kept: Option<String> = redis::cmd("GET")
+        .arg(format!("fq:{{p/batched}}:done:{}", claimed[0].id))
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("{}"));
+    // Waiting for its next round, and the stale report changed nothing: both still stored.
+    assert_eq!(get(claimed[1].id.clone()).await, StatusCode::OK);
+    assert_eq!(get(claimed[2].id.clone()).await, StatusCode::OK);
+    // The stale one's claim still stands: its real holder can still report it.
+    let real = RoundReport::new(
+        &claimed[2],
+        &revision,
+        Report::Done {
+            state,
+            keep: Duration::ZERO,
+        },
+    );
+    assert_eq!(
+        store.report_push("p", "batched", &[real]).await.unwrap(),
+        [true]
+    );
+    assert_eq!(get(claimed[2].id.clone()).await, StatusCode::NOT_FOUND);
+}

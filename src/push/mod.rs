@@ -6,9 +6,11 @@
 //! * `deliver`: one delivery attempt (the HTTP request or the post to another queue).
 //! * `guard`: the networks push workers may not connect to.
 //! * `worker`: the workers that claim messages of push queues and run delivery rounds.
+//! * `reports`: recording the rounds' outcomes, those that end together in one call.
 
 pub mod config;
 pub mod deliver;
 pub mod guard;
+pub mod reports;
 pub mod state;
 pub mod worker;

@@ -4,9 +4,10 @@
 
 use super::config::push_of;
 use super::deliver::Courier;
+use super::reports::Reports;
 use super::state::{Next, Outcome, PushState, SubscriberState, Timing};
 use crate::model::{NewMessage, PushConfig, QueueConfig};
-use crate::store::{Answered, Claimed, Report, StoreError};
+use crate::store::{Answered, Claimed, Report, RoundReport, StoreError};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct Workers {
     tally: std::sync::Mutex<HashMap<(String, String, String, Answered), u64>>,
     /// Rounds in flight, by message id: what it takes to hand a message back unfinished.
     rounds: std::sync::Mutex<HashMap<String, Unfinished>>,
+    /// Where rounds record their outcome.
+    reports: Reports,
 }
 
 /// A message whose round is running, as it stood when the round began.
@@ -92,7 +95,9 @@ fn now_ms() -> u64 {
 impl Workers {
     pub fn new(courier: Courier, settings: PushSettings) -> Arc<Self> {
         let in_flight = Arc::new(Semaphore::new(settings.process_concurrency.max(1)));
+        let reports = Reports::start(courier.store.clone());
         Arc::new(Workers {
+            reports,
             courier,
             settings,
             in_flight,
@@ -473,11 +478,8 @@ impl Workers {
         message: &Claimed,
         report: Report,
     ) -> bool {
-        let store = &self.courier.store;
-        match store
-            .report_push(project, queue, message, &report, revision)
-            .await
-        {
+        let round = RoundReport::new(message, revision, report);
+        match self.reports.record(project, queue, round).await {
             Ok(true) => true,
             Ok(false) => {
                 tracing::info!(

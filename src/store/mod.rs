@@ -7,7 +7,7 @@ mod push;
 mod reply;
 mod wake;
 
-pub use push::{AnswerCounts, Answered, Claimed, Report};
+pub use push::{AnswerCounts, Answered, Claimed, Report, RoundReport};
 
 pub use connection::RedisTarget;
 
@@ -244,23 +244,23 @@ impl Store {
     }
 
     async fn run(&self, script: &Script, keys: &QueueKeys, args: &[&[u8]]) -> Result<Reply> {
-        self.run_with(script, keys, None, args).await
+        self.run_with(script, keys, &[], args).await
     }
 
-    /// Runs a script with the queue's keys, and one more key of the queue's slot when given.
+    /// Runs a script with the queue's keys, then `extra_keys` (of the queue's slot).
     async fn run_with(
         &self,
         script: &Script,
         keys: &QueueKeys,
-        extra_key: Option<&str>,
+        extra_keys: &[&str],
         args: &[&[u8]],
     ) -> Result<Reply> {
         let mut invocation = script.prepare_invoke();
         for key in keys.all() {
             invocation.key(key);
         }
-        if let Some(key) = extra_key {
-            invocation.key(key);
+        for key in extra_keys {
+            invocation.key(*key);
         }
         for arg in args {
             invocation.arg(*arg);
@@ -475,7 +475,7 @@ impl Store {
             .run_with(
                 &SCRIPTS.delete_queue,
                 &keys,
-                Some(&counts),
+                &[&counts],
                 &[manager.as_bytes()],
             )
             .await?;

@@ -35,6 +35,31 @@ pub enum Report {
     Hold { state: String, hold: Duration },
 }
 
+/// A round's outcome, to be recorded: which claim it ends, and how.
+#[derive(Debug, Clone)]
+pub struct RoundReport {
+    pub id: String,
+    /// The claim's reservation id.
+    pub reservation_id: String,
+    /// The acknowledgements the round started with (`Claimed::acks`).
+    pub acks: Option<String>,
+    /// Revision of the queue settings the round ran with.
+    pub revision: String,
+    pub report: Report,
+}
+
+impl RoundReport {
+    pub fn new(message: &Claimed, revision: &str, report: Report) -> Self {
+        RoundReport {
+            id: message.id.clone(),
+            reservation_id: message.reservation_id.clone(),
+            acks: message.acks.clone(),
+            revision: revision.to_string(),
+            report,
+        }
+    }
+}
+
 /// How often a subscriber answered, by kind of answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnswerCounts {
@@ -180,44 +205,54 @@ impl Store {
         Ok((claimed, next_due))
     }
 
-    /// Records a round's outcome. False when the claim had ended (another worker may hold the
-    /// message now), so nothing was recorded.
+    /// Records the outcomes of rounds of one queue, in one script call. For each, false when
+    /// it was not recorded as asked: the claim had ended (another worker may hold the message
+    /// now), or the settings changed during the round (the message comes back at once).
     pub async fn report_push(
         &self,
         project: &str,
         name: &str,
-        message: &Claimed,
-        report: &Report,
-        revision: &str,
-    ) -> Result<bool> {
-        let (id, reservation_id) = (message.id.as_str(), message.reservation_id.as_str());
-        let acks_seen = message.acks.as_deref().unwrap_or("");
+        rounds: &[RoundReport],
+    ) -> Result<Vec<bool>> {
         let keys = QueueKeys::new(project, name);
-        let done_key = delivered_status(project, name, id);
-        let (action, state, number) = match report {
-            Report::Wait { state, after } => ("wait", state, after.as_millis().to_string()),
-            Report::Done { state, keep } => ("delete", state, keep.as_secs().to_string()),
-            Report::Hold { state, hold } => ("hold", state, hold.as_millis().to_string()),
-        };
         let channel = keys.wake_channel();
-        let args: [&[u8]; 8] = [
-            id.as_bytes(),
-            reservation_id.as_bytes(),
-            action.as_bytes(),
-            state.as_bytes(),
-            number.as_bytes(),
-            channel.as_bytes(),
-            acks_seen.as_bytes(),
-            revision.as_bytes(),
-        ];
-        let mut reply = self
-            .run_with(&SCRIPTS.push_report, &keys, Some(&done_key), &args)
-            .await?;
-        match reply.int()? {
-            // The claim ended, or the settings changed during the round: not recorded as asked.
-            4 | 6 => Ok(false),
-            status => check_status(status, id).map(|_| true),
+        let done_keys: Vec<String> = rounds
+            .iter()
+            .map(|round| delivered_status(project, name, &round.id))
+            .collect();
+        let numbers: Vec<(&str, &String, String)> = rounds
+            .iter()
+            .map(|round| match &round.report {
+                Report::Wait { state, after } => ("wait", state, after.as_millis().to_string()),
+                Report::Done { state, keep } => ("delete", state, keep.as_secs().to_string()),
+                Report::Hold { state, hold } => ("hold", state, hold.as_millis().to_string()),
+            })
+            .collect();
+        let mut args: Vec<&[u8]> = vec![channel.as_bytes()];
+        for (round, (action, state, number)) in rounds.iter().zip(&numbers) {
+            args.extend([
+                round.id.as_bytes(),
+                round.reservation_id.as_bytes(),
+                action.as_bytes(),
+                state.as_bytes(),
+                number.as_bytes(),
+                round.acks.as_deref().unwrap_or("").as_bytes(),
+                round.revision.as_bytes(),
+            ]);
         }
+        let extra: Vec<&str> = done_keys.iter().map(String::as_str).collect();
+        let mut reply = self
+            .run_with(&SCRIPTS.push_report, &keys, &extra, &args)
+            .await?;
+        check_status(reply.int()?, "")?;
+        rounds
+            .iter()
+            .map(|round| match reply.int()? {
+                // The claim ended, or the settings changed during the round.
+                4 | 6 => Ok(false),
+                status => check_status(status, &round.id).map(|_| true),
+            })
+            .collect()
     }
 
     /// A subscriber's acknowledgement of a message it answered 202 for. `reservation_id` is the

@@ -56,6 +56,10 @@ pub struct Args {
     /// appended to --ab-output.
     #[arg(long = "baseline", value_name = "LABEL=PATH")]
     baselines: Vec<String>,
+    /// With --baseline: rounds over every scenario and build; each rate reported is the
+    /// median of the rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// What this build is, for the comparison.
     #[arg(long, default_value = "this build")]
     label: String,
@@ -270,42 +274,55 @@ async fn compare(args: &Args) -> Result<String, String> {
         ("cycle-100", "reserve + delete, n = 100"),
         ("push-fast", "push, immediate subscriber"),
     ];
-    // rates[build][scenario]; None where the build cannot run the scenario (push before push
-    // queues existed).
-    let mut rates = vec![Vec::new(); builds.len()];
-    for (scenario, _) in scenarios_compared {
-        // One server at a time: two would push from the same Redis.
-        for (k, (label, binary)) in builds.iter().enumerate() {
-            eprintln!("{scenario} on {label}...");
-            let port = procs::free_port();
-            let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN)?;
-            let base = format!("http://127.0.0.1:{port}");
-            let rate = if scenario == "push-fast" {
-                push_scenario(args, &base, Duration::ZERO, 20_000)
-                    .await
-                    .map(|(ours, _)| ours.rate())
-            } else {
-                scenarios(args, &base, duration, Some(scenario))
-                    .await
-                    .map(|o| o.first().map_or(0.0, |o| o.rate()))
-            };
-            drop(server);
-            redis.cli(&["FLUSHALL"])?;
-            rates[k].push(rate.inspect_err(|e| eprintln!("  {label}: {e}")).ok());
+    // samples[build][scenario]: one rate per round, none where the build cannot run the
+    // scenario (push before push queues existed).
+    let mut samples = vec![vec![Vec::new(); scenarios_compared.len()]; builds.len()];
+    // Rounds, each over every scenario and build: drift over the run hits every build alike.
+    for round in 1..=args.rounds {
+        for (s, (scenario, _)) in scenarios_compared.iter().enumerate() {
+            // One server at a time: two would push from the same Redis.
+            for (k, (label, binary)) in builds.iter().enumerate() {
+                eprintln!("round {round}: {scenario} on {label}...");
+                let port = procs::free_port();
+                let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN)?;
+                let base = format!("http://127.0.0.1:{port}");
+                let rate = if *scenario == "push-fast" {
+                    push_scenario(args, &base, Duration::ZERO, 20_000)
+                        .await
+                        .map(|(ours, _)| ours.rate())
+                } else {
+                    scenarios(args, &base, duration, Some(scenario))
+                        .await
+                        .map(|o| o.first().map_or(0.0, |o| o.rate()))
+                };
+                drop(server);
+                redis.cli(&["FLUSHALL"])?;
+                match rate {
+                    Ok(rate) => samples[k][s].push(rate),
+                    Err(e) => eprintln!("  {label}: {e}"),
+                }
+            }
         }
     }
+    let rates: Vec<Vec<Option<f64>>> = samples
+        .iter()
+        .map(|build| build.iter().map(|rates| median(rates)).collect())
+        .collect();
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut text = format!(
         "\n## {}\n\nOne run of `ferromq-bench --baseline` on {cores} cores: the builds below serve the \
-         same redis-server, one at a time, every build in turn scenario by scenario. Messages/s, \
-         and in brackets the ratio to the build above (what that change gained); — where a \
-         build cannot run the scenario.\n\n| build |",
+         same redis-server, one at a time, every build in turn scenario by scenario, in {} \
+         rounds of {} s per scenario. Messages/s, the median of the rounds, and in brackets the \
+         ratio to the build above (what that change gained); — where a build cannot run the \
+         scenario.\n\n| build |",
         builds
             .iter()
             .map(|(label, _)| label.split(' ').next().unwrap_or_default())
             .collect::<Vec<_>>()
-            .join(" → ")
+            .join(" → "),
+        args.rounds,
+        args.duration,
     );
     for (_, name) in scenarios_compared {
         text.push_str(&format!(" {name} |"));
@@ -330,6 +347,18 @@ async fn compare(args: &Args) -> Result<String, String> {
         text.push('\n');
     }
     Ok(text)
+}
+
+/// The median of some rates; None when there are none.
+fn median(rates: &[f64]) -> Option<f64> {
+    let mut sorted = rates.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
 }
 
 /// The four throughput scenarios against one target, each on a queue of its own.

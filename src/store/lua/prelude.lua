@@ -60,6 +60,22 @@ local function remove_message(id, where)
   redis.call('HDEL', PSTATE, id, id .. ':acks')
 end
 
+-- Removes delivered push messages, held under claims, with one call per key for them all.
+local function remove_claimed(ids)
+  if #ids == 0 then return end
+  local push_fields = {}
+  for _, id in ipairs(ids) do
+    push_fields[#push_fields + 1] = id
+    push_fields[#push_fields + 1] = id .. ':acks'
+  end
+  call_many('HDEL', BODY, ids)
+  call_many('HDEL', RC, ids)
+  call_many('HDEL', RID, ids)
+  call_many('HDEL', HEADERS, ids)
+  call_many('ZREM', CLAIMED, ids)
+  call_many('HDEL', PSTATE, push_fields)
+end
+
 -- The queue's message_expiration (ms), message_timeout (s) and type, or nil when the queue
 -- does not exist: one read for all.
 local function load_queue()
