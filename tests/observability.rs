@@ -197,3 +197,44 @@ async fn requests_carry_an_id_into_the_json_logs_which_never_show_a_token() {
         "a token was logged: {lines:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_push_queue_shows_its_depth_and_oldest_age_with_delayed_messages_waiting() {
+    let redis = RedisServer::start();
+    // No push workers: the messages stay where posts put them (the push list and its delayed set).
+    let server = common::ServerProcess::start_with(&redis, &[("FERROMQ_NO_PUSH", "1")]).await;
+    let client = server.client();
+    let subscriber = Subscriber::start(Answer::Always(200)).await;
+    let (status, body) = client
+        .put(
+            &q("pushed"),
+            json!({"queue": {"type": "multicast", "push": {"subscribers": [{"name": "s", "url": subscriber.url}]}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = client
+        .post(
+            &format!("{}/messages", q("pushed")),
+            json!({"messages": [{"body": "now"}, {"body": "later", "delay": 60}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let text = common::http()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, r#"ferromq_queue_depth{project="p",queue="pushed"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    let age = sample(
+        &text,
+        r#"ferromq_queue_oldest_message_age_seconds{project="p",queue="pushed"}"#,
+    );
+    assert!(age.is_some_and(|a| a < 60.0), "{age:?}\n{text}");
+}

@@ -196,7 +196,8 @@ struct Shared {
     conn: Connection,
     wakeups: Arc<Wakeups>,
     subscribed: watch::Receiver<bool>,
-    /// Names this process in the waiter sets of long-polled queues.
+    /// What a long poll passes to the reserve and claim scripts (any value but '' means a
+    /// long poll).
     process_id: String,
 }
 
@@ -894,7 +895,7 @@ impl Store {
     pub async fn queue_gauges(&self, project: &str, name: &str) -> Result<(u64, u64, u64)> {
         let keys = QueueKeys::new(project, name);
         let all = keys.all();
-        let (body, reserved, ready, pushq) = (&all[1], &all[6], &all[4], &all[9]);
+        let (body, reserved, ready, pushq) = (&all[1], &all[6], &all[4], &all[8]);
         let mut conn = self.0.conn.clone();
         let (depth, held, first_ready, first_push): (u64, u64, Option<String>, Option<String>) =
             redis::pipe()

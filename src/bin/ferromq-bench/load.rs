@@ -101,6 +101,7 @@ where
 /// connection rather than a pooled client: the load generator shares the cores with the server
 /// and Redis, so every microsecond it spends per request is taken from what it measures.
 pub struct Connection {
+    addr: SocketAddr,
     sender: SendRequest<Full<Bytes>>,
 }
 
@@ -117,11 +118,15 @@ impl Connection {
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Connection { sender })
+        Ok(Connection { addr, sender })
     }
 
     async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
-        self.sender.ready().await.map_err(|e| e.to_string())?;
+        // A server may close a connection that sat idle (Node does after 5 s): open a new one.
+        if self.sender.ready().await.is_err() {
+            *self = Connection::open(self.addr).await?;
+            self.sender.ready().await.map_err(|e| e.to_string())?;
+        }
         let response = self
             .sender
             .send_request(request)

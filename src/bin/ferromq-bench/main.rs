@@ -157,9 +157,9 @@ async fn run(args: Args) -> Result<Results, String> {
             }
         };
         match only.as_str() {
-            "push-fast" => drop(push_scenario(&args, &base, Duration::ZERO, 200_000).await?),
+            "push-fast" => drop(push_scenario(&args, &base, Duration::ZERO, 200_000, false).await?),
             "push-slow" => {
-                drop(push_scenario(&args, &base, Duration::from_millis(50), 5_000).await?)
+                drop(push_scenario(&args, &base, Duration::from_millis(50), 5_000, false).await?)
             }
             _ => drop(scenarios(&args, &base, duration, Some(only)).await?),
         }
@@ -188,11 +188,11 @@ async fn run(args: Args) -> Result<Results, String> {
             3_000,
         ),
     ] {
-        let (ours, limit) = push_scenario(&args, &base, pause, count).await?;
+        let (ours, limit) = push_scenario(&args, &base, pause, count, true).await?;
         push_rows.push(Row {
             scenario: scenario.to_string(),
             ferromq: Some(ours),
-            limit: Some((limit.rate(), "raw HTTP loop")),
+            limit: limit.map(|l| (l.rate(), "raw HTTP loop")),
             peer: None,
         });
     }
@@ -280,14 +280,17 @@ async fn compare(args: &Args) -> Result<String, String> {
     // Rounds, each over every scenario and build: drift over the run hits every build alike.
     for round in 1..=args.rounds {
         for (s, (scenario, _)) in scenarios_compared.iter().enumerate() {
-            // One server at a time: two would push from the same Redis.
-            for (k, (label, binary)) in builds.iter().enumerate() {
+            // One server at a time: two would push from the same Redis. Each round starts
+            // with another build, so no build always runs first.
+            for turn in 0..builds.len() {
+                let k = (turn + round) % builds.len();
+                let (label, binary) = &builds[k];
                 eprintln!("round {round}: {scenario} on {label}...");
                 let port = procs::free_port();
                 let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN)?;
                 let base = format!("http://127.0.0.1:{port}");
                 let rate = if *scenario == "push-fast" {
-                    push_scenario(args, &base, Duration::ZERO, 20_000)
+                    push_scenario(args, &base, Duration::ZERO, 20_000, false)
                         .await
                         .map(|(ours, _)| ours.rate())
                 } else {
@@ -463,7 +466,8 @@ async fn push_scenario(
     base: &str,
     pause: Duration,
     count: usize,
-) -> Result<(Outcome, Outcome), String> {
+    with_limit: bool,
+) -> Result<(Outcome, Option<Outcome>), String> {
     let sub = subscriber::Subscriber::start(pause).await?;
     let http = http_client(8);
     let queue = if pause.is_zero() {
@@ -517,6 +521,9 @@ async fn push_scenario(
         latency,
     };
     eprintln!("  {queue}: {:.0} msgs/s", ours.rate());
+    if !with_limit {
+        return Ok((ours, None));
+    }
     let body = "x".repeat(args.body_size);
     let raw = subscriber::raw_loop(
         &sub.url,
@@ -526,7 +533,7 @@ async fn push_scenario(
     )
     .await;
     eprintln!("  {queue} raw HTTP loop: {:.0} msgs/s", raw.rate());
-    Ok((ours, raw))
+    Ok((ours, Some(raw)))
 }
 
 /// Deliveries in flight per queue in `ferromq serve` (its default), and so in the raw loop.

@@ -114,6 +114,18 @@ pub fn render(results: &Results) -> String {
             w.percentile_ms(0.999)
         );
     }
+    // Failed requests are not counted in the rates; say so where there were any.
+    for row in &results.rows {
+        let failed = |o: &Option<crate::load::Outcome>| o.as_ref().map_or(0, |o| o.errors);
+        let (ours, peer) = (failed(&row.ferromq), failed(&row.peer));
+        if ours + peer > 0 {
+            let _ = writeln!(
+                out,
+                "\nFailed requests in \"{}\" (not counted above): ferromq {ours}, peer {peer}.",
+                row.scenario
+            );
+        }
+    }
     if let Some(m) = results.memory_per_message {
         let _ = writeln!(
             out,

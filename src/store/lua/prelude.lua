@@ -1,5 +1,5 @@
 -- prelude: shared by every queue script; the store prepends it to each script when loading.
--- KEYS[1..9] are the keys of one queue, all under the queue's hash tag (see src/store/keys.rs),
+-- KEYS[1..12] are the keys of one queue, all under the queue's hash tag (see src/store/keys.rs),
 -- so every script touches a single Redis Cluster slot:
 --   CFG       hash: settings and counters
 --   BODY      hash: message id -> body; a message exists while it has a body

@@ -21,17 +21,21 @@ for k = 1, rounds do ids[k] = ARGV[2 + (k - 1) * 7] end
 local holders = call_many('HMGET', RID, ids)
 local revision = redis.call('HGET', CFG, 'rev')
 local reply, delivered, waiting = { OK }, {}, 0
+-- Claims ended by an earlier round of this batch: a later report on one finds it gone, as it
+-- would have in a call of its own (a hand-back at shutdown racing the round's own report).
+local ended = {}
 for k = 1, rounds do
   local at = 2 + (k - 1) * 7
   local id, rid, action, state, number, acks_seen, round_revision =
     ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
   local status = OK
-  if holders[k] ~= rid then
+  if holders[k] ~= rid or ended[id] then
     status = WRONG_RESERVATION
   else
     if (action == 'delete' or action == 'hold') and revision ~= round_revision then
       action, number, status = 'wait', '0', CONFLICT
     end
+    if action ~= 'hold' then ended[id] = true end
     if action == 'delete' then
       delivered[#delivered + 1] = id
       local keep = tonumber(number)
