@@ -18,6 +18,18 @@ fn at_least(text: &str, name: &str, n: f64) {
 }
 
 /// The value of the sample `name{labels}` in Prometheus text, if present.
+/// The server's `/metrics` page.
+async fn metrics_text(base: &str) -> String {
+    common::http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
@@ -113,14 +125,7 @@ async fn metrics_count_requests_messages_queues_and_pushes() {
     drop(redis);
     let (status, _) = client.get(&q("watched")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let text = common::http()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server.base).await;
     at_least(
         &text,
         r#"ferromq_store_errors_total{kind="unavailable"}"#,
@@ -219,14 +224,7 @@ async fn a_push_queue_shows_its_depth_and_oldest_age_with_delayed_messages_waiti
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let text = common::http()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server.base).await;
     assert_eq!(
         sample(&text, r#"ferromq_queue_depth{project="p",queue="pushed"}"#),
         Some(2.0),
