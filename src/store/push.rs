@@ -220,7 +220,8 @@ impl Store {
             .iter()
             .map(|round| delivered_status(project, name, &round.id))
             .collect();
-        let numbers: Vec<(&str, &String, String)> = rounds
+        // Per round: the script's action, the state, and the action's duration.
+        let outcomes: Vec<(&str, &String, String)> = rounds
             .iter()
             .map(|round| match &round.report {
                 Report::Wait { state, after } => ("wait", state, after.as_millis().to_string()),
@@ -229,7 +230,7 @@ impl Store {
             })
             .collect();
         let mut args: Vec<&[u8]> = vec![channel.as_bytes()];
-        for (round, (action, state, number)) in rounds.iter().zip(&numbers) {
+        for (round, (action, state, number)) in rounds.iter().zip(&outcomes) {
             args.extend([
                 round.id.as_bytes(),
                 round.reservation_id.as_bytes(),

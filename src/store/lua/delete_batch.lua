@@ -25,10 +25,7 @@ for k, id in ipairs(ids) do
     others[#others + 1] = id
   end
 end
-call_many('HDEL', BODY, ids)
-call_many('HDEL', RC, ids)
-call_many('HDEL', RID, ids)
-call_many('HDEL', HEADERS, ids)
+remove_stored(ids)
 call_many('ZREM', RESERVED, ids)
 call_many('ZREM', DELAYED, others)
 return { OK, 0 }

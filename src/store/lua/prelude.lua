@@ -60,6 +60,15 @@ local function remove_message(id, where)
   redis.call('HDEL', PSTATE, id, id .. ':acks')
 end
 
+-- Removes what the hashes hold of many messages (body, count, reservation, headers), with one
+-- call per hash for them all; the caller takes their ids out of the set they sit in.
+local function remove_stored(ids)
+  call_many('HDEL', BODY, ids)
+  call_many('HDEL', RC, ids)
+  call_many('HDEL', RID, ids)
+  call_many('HDEL', HEADERS, ids)
+end
+
 -- Removes delivered push messages, held under claims, with one call per key for them all.
 local function remove_claimed(ids)
   if #ids == 0 then return end
@@ -68,10 +77,7 @@ local function remove_claimed(ids)
     push_fields[#push_fields + 1] = id
     push_fields[#push_fields + 1] = id .. ':acks'
   end
-  call_many('HDEL', BODY, ids)
-  call_many('HDEL', RC, ids)
-  call_many('HDEL', RID, ids)
-  call_many('HDEL', HEADERS, ids)
+  remove_stored(ids)
   call_many('ZREM', CLAIMED, ids)
   call_many('HDEL', PSTATE, push_fields)
 end
