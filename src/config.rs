@@ -1,9 +1,10 @@
 //! Settings of `ferromq serve`, from flags or the environment.
 
-use crate::api::{Limits, Tokens};
+use crate::api::Limits;
 use crate::listener::{Listening, TlsFiles};
 use crate::push::worker::PushSettings;
 use crate::store::RedisTarget;
+use crate::tokens::Tokens;
 use clap::Args;
 // Switches set from the environment take 1/0, yes/no, on/off as well as true/false.
 use clap::builder::BoolishValueParser;
@@ -190,10 +191,11 @@ impl ServeArgs {
         }
     }
 
-    /// Where subscribers reach this data plane; a wildcard listen address becomes loopback.
-    pub fn public_url(&self) -> String {
+    /// Where subscribers reach this data plane, listening on `bound`; a wildcard listen
+    /// address becomes loopback.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
         self.public_url.clone().unwrap_or_else(|| {
-            let mut address = self.listen;
+            let mut address = bound;
             if address.ip().is_unspecified() {
                 address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }

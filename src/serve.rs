@@ -1,11 +1,14 @@
 //! `ferromq serve`: the REST data plane against the configured Redis.
 
-use crate::api::{self, AppState, Tokens};
+use crate::api::{self, AppState};
 use crate::config::ServeArgs;
+use crate::listener::Listening;
 use crate::push::deliver::Courier;
 use crate::push::guard::AddressPolicy;
 use crate::push::worker::Workers;
 use crate::store::Store;
+use crate::tokens::Tokens;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,63 +16,103 @@ use std::time::Duration;
 /// then fall back to re-checking until it is up).
 const SUBSCRIBE_GRACE: Duration = Duration::from_secs(3);
 
-pub async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// What a failed start or serve says.
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let tokens = args.load_tokens()?;
     let store = Store::connect(&args.redis.target()).await?;
     serve_store(args, tokens, store).await
 }
 
 /// Serves the API (and push workers) on a connected store until SIGINT or SIGTERM.
-pub async fn serve_store(
-    args: ServeArgs,
-    tokens: Tokens,
-    store: Store,
-) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn serve_store(args: ServeArgs, tokens: Tokens, store: Store) -> Result<(), Failure> {
     if !store.wait_subscribed(SUBSCRIBE_GRACE).await {
         tracing::warn!("Redis is not reachable yet; answering 503 until it is");
     }
-    let tokens = Arc::new(tokens);
-    let push = args.push_settings();
-    let state = AppState {
-        store: store.clone(),
-        tokens: tokens.clone(),
-        limits: args.limits(),
-    };
-    let listening = args.listening()?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "ferromq data plane listening");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = if args.no_push {
-        None
-    } else {
-        let extra_roots = match &args.push_ca_file {
-            Some(path) => crate::tls::root_certificates(path)?,
-            None => Vec::new(),
+    let plane = DataPlane::bind(&args, tokens, store).await?;
+    tracing::info!(address = %plane.local_addr(), "ferromq data plane listening");
+    plane.serve(shutdown_signal()).await
+}
+
+/// The data plane wired up and bound to its address: the API, and the push workers unless
+/// they are turned off. Every way of serving (`serve`, `standalone`, the test server) goes
+/// through here.
+pub struct DataPlane {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    listening: Listening,
+    workers: Option<Arc<Workers>>,
+}
+
+impl DataPlane {
+    /// Binds the listen address (port 0 takes a free one) and wires the API and the push
+    /// workers to `store`.
+    pub async fn bind(args: &ServeArgs, tokens: Tokens, store: Store) -> Result<Self, Failure> {
+        let tokens = Arc::new(tokens);
+        let listening = args.listening()?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let state = AppState {
+            store: store.clone(),
+            tokens: tokens.clone(),
+            limits: args.limits(),
         };
-        let deny = Arc::new(
-            AddressPolicy::parse(&args.push_deny).map_err(|e| format!("FERROMQ_PUSH_DENY: {e}"))?,
-        );
-        let courier = Courier {
-            http: Courier::http_client(push.timeout, &extra_roots, &deny)?,
-            store,
-            tokens,
-            public_url: args.public_url(),
-            deny,
+        let workers = if args.no_push {
+            None
+        } else {
+            let push = args.push_settings();
+            let extra_roots = match &args.push_ca_file {
+                Some(path) => crate::tls::root_certificates(path)?,
+                None => Vec::new(),
+            };
+            let deny = Arc::new(
+                AddressPolicy::parse(&args.push_deny)
+                    .map_err(|e| format!("FERROMQ_PUSH_DENY: {e}"))?,
+            );
+            let courier = Courier {
+                http: Courier::http_client(push.timeout, &extra_roots, &deny)?,
+                store,
+                tokens,
+                public_url: args.public_url(listener.local_addr()?),
+                deny,
+            };
+            Some(Workers::new(courier, push))
         };
-        Some(tokio::spawn(Workers::new(courier, push).run(stopped)))
-    };
-    // Push workers stop claiming as soon as the signal comes, while requests in flight finish.
-    let signalled = async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    };
-    api::serve(listener, state, &listening, signalled).await?;
-    if let Some(workers) = workers {
-        let _ = workers.await;
+        Ok(DataPlane {
+            listener,
+            state,
+            listening,
+            workers,
+        })
     }
-    Ok(())
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes: push workers stop claiming at once, requests in
+    /// flight finish, then the rounds in flight get their grace period.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Failure> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = self.workers.map(|w| tokio::spawn(w.run(stopped)));
+        let signalled = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        api::serve(self.listener, self.state, &self.listening, signalled).await?;
+        if let Some(workers) = workers {
+            let _ = workers.await;
+        }
+        Ok(())
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

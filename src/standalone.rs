@@ -2,11 +2,11 @@
 //! Subscription manifests read from files: no Kubernetes needed. Starts a private redis-server
 //! when no REDIS_URL is given.
 
-use crate::api::Tokens;
 use crate::config::StandaloneArgs;
 use crate::k8s::declare;
 use crate::k8s::manifests;
 use crate::store::{RedisTarget, Store, StoreError};
+use crate::tokens::Tokens;
 use kube::ResourceExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 /// How long a started redis-server has to open its socket.
 const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn run(args: StandaloneArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(args: StandaloneArgs) -> Result<(), crate::serve::Failure> {
     let manifests = manifests::load(&args.files, &args.namespace)?;
     let serve = args.serve;
     // Before anything is stored: a port in use would otherwise only show after declaring.

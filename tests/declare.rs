@@ -5,7 +5,7 @@ mod common;
 
 use common::subscriber::{Answer, Subscriber};
 use common::{RedisServer, TestServer, post_bodies, q};
-use ferromq::k8s::declare::{self, Forgotten};
+use ferromq::k8s::declare::{self, Forgotten, NotDeclared};
 use ferromq::k8s::resources::{
     DeletionPolicy, PushSpec, Queue, QueueKind, QueueSpec, Subscription, SubscriptionSpec,
 };
@@ -190,7 +190,11 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
     let store = store(&redis).await;
     let mine = [&orphan];
     let outcome = declare::declare_queue(&store, &ready, &mine).await;
-    ready.status = Some(declare::queue_status(&ready, &outcome, &mine));
+    ready.status = Some(declare::queue_status(
+        &ready,
+        &outcome.map_err(NotDeclared::from),
+        &mine,
+    ));
     let subscribed = declare::subscription_status(&orphan, Some(&ready), None);
     assert_eq!(subscribed.conditions[0].status, "True");
     assert_eq!(subscribed.observed_generation, Some(1));
@@ -312,7 +316,7 @@ async fn a_queue_another_resource_manages_is_neither_taken_over_nor_deleted() {
         matches!(&outcome, Err(StoreError::Managed { by }) if by == "Queue p/shared"),
         "{outcome:?}"
     );
-    let status = declare::queue_status(&second, &outcome, &[]);
+    let status = declare::queue_status(&second, &outcome.map_err(NotDeclared::from), &[]);
     assert_eq!(status.conditions[0].reason, "ManagedElsewhere");
     assert_eq!(
         declare::forget_queue(&store, &second).await.unwrap(),
@@ -346,7 +350,7 @@ async fn a_queue_made_over_rest_is_taken_over_only_when_the_queue_asks_to_adopt_
         matches!(outcome, Err(StoreError::NotAdopted)),
         "{outcome:?}"
     );
-    let status = declare::queue_status(&legacy, &outcome, &[]);
+    let status = declare::queue_status(&legacy, &outcome.map_err(NotDeclared::from), &[]);
     let ready = &status.conditions[0];
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -453,7 +457,7 @@ async fn a_push_queue_without_subscriptions_keeps_its_messages_until_one_arrives
     let store = store(&redis).await;
     let events = push_queue("events", QueueKind::Multicast);
     let outcome = declare::declare_queue(&store, &events, &[]).await;
-    let status = declare::queue_status(&events, &outcome, &[]);
+    let status = declare::queue_status(&events, &outcome.map_err(NotDeclared::from), &[]);
     assert_eq!(status.conditions[0].reason, "NoSubscriptions");
 
     post_bodies(&client, "events", &["wait for me"]).await;

@@ -1,101 +1,11 @@
-//! OAuth tokens: who may call the API, and on which projects.
-//! A token comes in the `Authorization: OAuth <token>` header or the `oauth` query parameter.
+//! The token check in front of the API. A token comes in the `Authorization: OAuth <token>`
+//! header or the `oauth` query parameter; `crate::tokens` says which projects it may use.
 
 use super::{ApiError, AppState};
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::{HashMap, HashSet};
-
-/// The projects one token may use.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Access {
-    AllProjects,
-    Projects(HashSet<String>),
-}
-
-/// Tokens and their access, read from `FERROMQ_TOKENS` and/or a tokens file. Kept by SHA-256
-/// digest, and a presented token is looked up by its digest: how long a lookup takes depends
-/// on digests, which an attacker cannot steer byte by byte, so timing tells nothing about the
-/// tokens (and the tokens themselves are not kept in memory).
-#[derive(Debug, Clone, Default)]
-pub struct Tokens(HashMap<[u8; 32], Access>);
-
-fn digest(token: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
-
-impl Tokens {
-    /// Reads entries `TOKEN=PROJECT[,PROJECT...]` or `TOKEN=*`, separated by whitespace, `;`
-    /// or new lines; `#` starts a comment. A token listed twice gets the union of its projects.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut tokens = Tokens::default();
-        for line in text.lines() {
-            let line = line.split('#').next().unwrap_or("");
-            for entry in line.split(|c: char| c == ';' || c.is_whitespace()) {
-                if entry.is_empty() {
-                    continue;
-                }
-                let (token, projects) = entry
-                    .split_once('=')
-                    .ok_or_else(|| format!("token entry {entry:?} is not TOKEN=PROJECTS"))?;
-                if token.is_empty() || projects.is_empty() {
-                    return Err(format!("token entry {entry:?} is not TOKEN=PROJECTS"));
-                }
-                let access = if projects == "*" {
-                    Access::AllProjects
-                } else {
-                    Access::Projects(projects.split(',').map(String::from).collect())
-                };
-                tokens.add(token, access);
-            }
-        }
-        Ok(tokens)
-    }
-
-    fn add(&mut self, token: &str, access: Access) {
-        self.add_digest(digest(token), access);
-    }
-
-    fn add_digest(&mut self, token: [u8; 32], access: Access) {
-        let merged = match (self.0.remove(&token), access) {
-            (Some(Access::AllProjects), _) | (_, Access::AllProjects) => Access::AllProjects,
-            (Some(Access::Projects(mut old)), Access::Projects(new)) => {
-                old.extend(new);
-                Access::Projects(old)
-            }
-            (None, access) => access,
-        };
-        self.0.insert(token, merged);
-    }
-
-    pub fn merge(&mut self, other: Tokens) {
-        for (token, access) in other.0 {
-            self.add_digest(token, access);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// May `token` use `project`? `Err` says why not, as the status to answer.
-    pub fn check(&self, token: Option<&str>, project: &str) -> Result<(), ApiError> {
-        let token = token.ok_or_else(|| {
-            ApiError::Unauthorized("Missing OAuth token (Authorization: OAuth <token>)".into())
-        })?;
-        match self.0.get(&digest(token)) {
-            None => Err(ApiError::Unauthorized("Invalid OAuth token".into())),
-            Some(Access::AllProjects) => Ok(()),
-            Some(Access::Projects(p)) if p.contains(project) => Ok(()),
-            Some(_) => Err(ApiError::Forbidden(format!(
-                "This token may not use project {project}"
-            ))),
-        }
-    }
-}
 
 /// The token of a request: the header wins over the query parameter.
 fn token_of(request: &Request) -> Option<String> {
@@ -172,22 +82,28 @@ pub async fn require_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::Tokens;
+
+    /// The check as the API answers it.
+    fn check(tokens: &Tokens, token: Option<&str>, project: &str) -> Result<(), ApiError> {
+        tokens.check(token, project).map_err(ApiError::from)
+    }
 
     #[test]
     fn tokens_parse_from_entries_and_comments() {
         let tokens = Tokens::parse("a=* # admin\nb=p1,p2; c=p3\n").unwrap();
-        assert!(tokens.check(Some("a"), "anything").is_ok());
-        assert!(tokens.check(Some("b"), "p2").is_ok());
+        assert!(check(&tokens, Some("a"), "anything").is_ok());
+        assert!(check(&tokens, Some("b"), "p2").is_ok());
         assert!(matches!(
-            tokens.check(Some("b"), "p3"),
+            check(&tokens, Some("b"), "p3"),
             Err(ApiError::Forbidden(_))
         ));
         assert!(matches!(
-            tokens.check(Some("zz"), "p3"),
+            check(&tokens, Some("zz"), "p3"),
             Err(ApiError::Unauthorized(_))
         ));
         assert!(matches!(
-            tokens.check(None, "p3"),
+            check(&tokens, None, "p3"),
             Err(ApiError::Unauthorized(_))
         ));
     }

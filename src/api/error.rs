@@ -2,6 +2,7 @@
 //! cannot answer an error without its status; every error body is `{"msg": "..."}`.
 
 use crate::store::StoreError;
+use crate::tokens::Refused;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,6 +47,15 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable | ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(err: Refused) -> Self {
+        match err {
+            Refused::Missing | Refused::Unknown => ApiError::Unauthorized(err.to_string()),
+            Refused::OtherProject(_) => ApiError::Forbidden(err.to_string()),
         }
     }
 }

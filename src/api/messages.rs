@@ -64,7 +64,7 @@ fn check_push_headers(headers: &BTreeMap<String, String>) -> Result<(), ApiError
         }
         let lower = name.to_ascii_lowercase();
         if RESERVED_PUSH_HEADERS.contains(&lower.as_str())
-            || crate::push::config::FRAMING_HEADERS.contains(&lower.as_str())
+            || crate::settings::FRAMING_HEADERS.contains(&lower.as_str())
         {
             return Err(ApiError::bad_request(format!(
                 "push_headers may not set {name}"

@@ -9,11 +9,11 @@ mod messages;
 mod queues;
 mod subscribers;
 
-pub use auth::Tokens;
 pub use error::ApiError;
 
 use crate::listener::Listening;
 use crate::store::Store;
+use crate::tokens::Tokens;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method};
 use axum::response::IntoResponse;

@@ -4,7 +4,7 @@ use super::extract::{JsonBody, ProjectPath, QueuePath, check_queue_name};
 use super::input::{opt_string, opt_u64, query_u64};
 use super::{ApiError, AppState};
 use crate::model::{ChangedBy, PushPatch, QueueInfo, QueueSettings, QueueType, Subscriber};
-use crate::push::config::push_of;
+use crate::settings::push_of;
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;

@@ -7,8 +7,8 @@ use super::input::opt_string;
 use super::queues::{SubscriberInput, subscribers_of};
 use super::{ApiError, AppState};
 use crate::model::{ChangedBy, PushPatch, QueueSettings, Subscriber};
-use crate::push::config::{self, merge_subscribers, push_of};
 use crate::push::state::PushState;
+use crate::settings::{self, merge_subscribers, push_of};
 use crate::store::StoreError;
 use axum::Extension;
 use axum::Json;
@@ -64,7 +64,7 @@ where
                     }),
                     ..Default::default()
                 };
-                Ok(config::apply(
+                Ok(settings::apply(
                     current,
                     &change,
                     &path.queue,

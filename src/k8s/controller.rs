@@ -6,7 +6,7 @@
 //! again when one of its Subscriptions changes, and every minute, which refreshes its size and
 //! recreates a queue the store lost.
 
-use super::declare::{self, Forgotten};
+use super::declare::{self, Forgotten, NotDeclared};
 use super::resources::{Queue, Subscription};
 use crate::metrics::{QueueGauges, QueueLabels};
 use crate::store::{Store, StoreError};
@@ -47,6 +47,9 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0} has no namespace")]
     NoNamespace(String),
+    /// A Queue in one namespace names another's project, where namespaces are tenants.
+    #[error("store: {}", NotDeclared::OtherProject)]
+    OtherProject,
     #[error("{0}")]
     NotInstalled(String),
 }
@@ -196,6 +199,7 @@ fn reason_of(error: &Error) -> &'static str {
         },
         Error::Kube(_) => "KubernetesApiError",
         Error::NoNamespace(_) => "NoNamespace",
+        Error::OtherProject => "InvalidSpec",
         Error::NotInstalled(_) => "NotInstalled",
     }
 }
@@ -233,13 +237,11 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
         .as_deref()
         .is_some_and(|p| Some(p) != queue.namespace().as_deref());
     let outcome = if ctx.no_project_override && elsewhere {
-        Err(StoreError::Invalid(
-            "spec.project may not name another project than the namespace here \
-             (the controller runs with FERROMQ_NO_PROJECT_OVERRIDE)"
-                .into(),
-        ))
+        Err(NotDeclared::OtherProject)
     } else {
-        declare::declare_queue(&ctx.store, queue, &subscriptions).await
+        declare::declare_queue(&ctx.store, queue, &subscriptions)
+            .await
+            .map_err(NotDeclared::from)
     };
     let status = declare::queue_status(queue, &outcome, &subscriptions);
     if outcome.is_ok() {
@@ -265,7 +267,10 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
         apply_status(api, "Queue", &queue.name_any(), &status).await?;
         ctx.written(key);
     }
-    outcome?;
+    outcome.map_err(|err| match err {
+        NotDeclared::Store(err) => Error::Store(err),
+        NotDeclared::OtherProject => Error::OtherProject,
+    })?;
     Ok(Action::requeue(REFRESH))
 }
 

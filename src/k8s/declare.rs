@@ -12,7 +12,7 @@ use crate::model::{
     self, ChangedBy, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_RETRIES,
     DEFAULT_RETRIES_DELAY, PushPatch, QueueInfo, QueueSettings, QueueType,
 };
-use crate::push::config::check_subscribers;
+use crate::settings::check_subscribers;
 use crate::store::{AnswerCounts, Store, StoreError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
@@ -177,6 +177,18 @@ pub fn ready_condition(
     }
 }
 
+/// Why a Queue was not declared: the store refused it, or a rule of the controller did.
+#[derive(Debug, thiserror::Error)]
+pub enum NotDeclared {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `spec.project` names another project than the namespace, where namespaces are tenants.
+    #[error(
+        "spec.project may not name another project than the namespace here (the controller runs with FERROMQ_NO_PROJECT_OVERRIDE)"
+    )]
+    OtherProject,
+}
+
 /// Why a queue is not ready, as a condition reason.
 pub fn reason_of(err: &StoreError) -> &'static str {
     match err {
@@ -191,7 +203,7 @@ pub fn reason_of(err: &StoreError) -> &'static str {
 /// The status of a Queue after `declare_queue` answered `outcome`.
 pub fn queue_status(
     queue: &Queue,
-    outcome: &Result<QueueInfo, StoreError>,
+    outcome: &Result<QueueInfo, NotDeclared>,
     subscriptions: &[&Subscription],
 ) -> QueueStatus {
     let generation = queue.metadata.generation;
@@ -220,7 +232,7 @@ pub fn queue_status(
             "Stored",
             format!("Stored in project {}", info.project),
         ),
-        Err(StoreError::NotAdopted) => (
+        Err(NotDeclared::Store(StoreError::NotAdopted)) => (
             false,
             "QueueExists",
             format!(
@@ -231,7 +243,8 @@ pub fn queue_status(
                 queue.project()
             ),
         ),
-        Err(err) => (false, reason_of(err), err.to_string()),
+        Err(NotDeclared::Store(err)) => (false, reason_of(err), err.to_string()),
+        Err(err @ NotDeclared::OtherProject) => (false, "InvalidSpec", err.to_string()),
     };
     let condition = ready_condition(ready, reason, message, generation, queue.ready());
     let (size, total_messages) = match outcome {

@@ -113,7 +113,7 @@ pub fn read_into(
                     .map_err(|e| format!("{what}: {e}"))?;
                 let settings = declare::settings_of(&queue, &[]);
                 let manager = queue.manager();
-                crate::push::config::apply(None, &settings, &name, ChangedBy::Resource(&manager))
+                crate::settings::apply(None, &settings, &name, ChangedBy::Resource(&manager))
                     .map_err(|e| format!("{what}: {}", e.0))?;
                 let twin = manifests.queues.iter().position(|q| {
                     same(q, &queue) || (q.project() == queue.project() && q.name_any() == name)

@@ -29,7 +29,7 @@ struct Health {
     registry: Arc<Registry>,
 }
 
-pub async fn run(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(args: ControllerArgs) -> Result<(), crate::serve::Failure> {
     let client = Client::try_default()
         .await
         .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;

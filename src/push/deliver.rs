@@ -1,13 +1,13 @@
 //! One delivery attempt: an HTTP POST of the message to a subscriber's URL, or a post of it to
 //! another queue of this service (`ironmq:///queue`).
 
-use super::config::{Target, parse_target};
 use super::guard::{AddressPolicy, GuardedResolver};
 use super::state::Outcome;
-use crate::api::Tokens;
 use crate::metrics::METRICS;
 use crate::model::{NewMessage, PushConfig, Subscriber};
+use crate::settings::{Target, parse_target};
 use crate::store::{Claimed, Store};
+use crate::tokens::Tokens;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use std::sync::Arc;
@@ -269,7 +269,7 @@ impl Courier {
             && let Err(err) = self.tokens.check(token.as_deref(), &target_project)
         {
             return Outcome::Failed {
-                code: err.status().as_u16(),
+                code: err.status(),
                 msg: err.to_string(),
             };
         }

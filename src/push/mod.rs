@@ -1,14 +1,12 @@
 //! Push queues: delivering messages to subscribers (HTTP endpoints or other queues), with
 //! retries, acknowledgement of 202 answers, and an error queue for what cannot be delivered.
 //!
-//! * `config`: push settings and the rules a push queue keeps.
 //! * `state`: per-message, per-subscriber delivery state, and what a round does with it.
 //! * `deliver`: one delivery attempt (the HTTP request or the post to another queue).
 //! * `guard`: the networks push workers may not connect to.
 //! * `worker`: the workers that claim messages of push queues and run delivery rounds.
 //! * `reports`: recording the rounds' outcomes, those that end together in one call.
 
-pub mod config;
 pub mod deliver;
 pub mod guard;
 pub mod reports;

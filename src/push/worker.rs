@@ -2,11 +2,11 @@
 //! any process hold one at once) and runs a delivery round for each, bounded in concurrency per
 //! queue, so a slow subscriber only ever holds up its own queue.
 
-use super::config::push_of;
 use super::deliver::Courier;
 use super::reports::Reports;
 use super::state::{Next, Outcome, PushState, SubscriberState, Timing};
 use crate::model::{NewMessage, PushConfig, QueueConfig};
+use crate::settings::push_of;
 use crate::store::{Answered, Claimed, Report, RoundReport, StoreError};
 use serde_json::json;
 use std::collections::HashMap;

@@ -1,5 +1,9 @@
 //! Redis key layout. Every key of one queue carries the hash tag `{project/queue}`, so each
 //! script touches one Redis Cluster slot. Project ids and queue names never contain `/`.
+//!
+//! The keys of a queue are declared once, in `queue_keys!` below: the Rust accessors, the order
+//! in which scripts receive them (`KEYS[1..]`) and their Lua names (bound by the header every
+//! script is loaded with, see `script.rs`) all come from that one list.
 
 /// Prefix of every key ferromq writes.
 const PREFIX: &str = "fq";
@@ -7,34 +11,77 @@ const PREFIX: &str = "fq";
 /// Channels on which the store announces that a queue has news for waiting long polls.
 pub const WAKE_PATTERN: &str = "fq:wake:*";
 
-/// The keys of one queue, in the order the Lua scripts expect them (see `lua/prelude.lua`).
+/// Declares the keys of a queue, in the order scripts receive them: `LUA_NAME accessor
+/// "suffix"`, each with its documentation. Adding a key to a queue is one line here.
+macro_rules! queue_keys {
+    ($($(#[doc = $doc:literal])* $lua:ident $method:ident $suffix:literal,)*) => {
+        /// Positions in `QueueKeys::all`.
+        #[allow(clippy::upper_case_acronyms, non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum Slot { $($lua),* }
+
+        /// How many keys a queue has: scripts get them as `KEYS[1..QUEUE_KEY_COUNT]`, and any
+        /// further keys after them.
+        pub const QUEUE_KEY_COUNT: usize = [$(stringify!($lua)),*].len();
+
+        /// (Lua name, key suffix) of each key of a queue, in `KEYS` order.
+        pub const QUEUE_KEYS: [(&str, &str); QUEUE_KEY_COUNT] = [$((stringify!($lua), $suffix)),*];
+
+        impl QueueKeys {
+            $($(#[doc = $doc])* pub fn $method(&self) -> &str {
+                &self.keys[Slot::$lua as usize]
+            })*
+        }
+    };
+}
+
+queue_keys! {
+    /// Hash: settings and counters.
+    CFG cfg "cfg",
+    /// Hash: message id -> body; a message exists while it has a body.
+    BODY body "body",
+    /// Hash: message id -> reserved_count (only once reserved).
+    RC reserved_counts "rc",
+    /// Hash: message id -> current reservation id (only while reserved or claimed).
+    RID reservation_ids "rid",
+    /// List: ids in the order they are handed out. Deleting a message that sits here only
+    /// removes its body; the id left behind is skipped (and dropped) when it comes up, which
+    /// keeps every operation O(1) and costs each delete at most one later pop.
+    READY ready "ready",
+    /// Sorted set: id -> ms when it becomes ready.
+    DELAYED delayed "delayed",
+    /// Sorted set: id -> ms when its reservation runs out.
+    RESERVED reserved "reserved",
+    /// Hash: message id -> push headers as JSON (only when given).
+    HEADERS headers "headers",
+    /// List: ids waiting for push delivery (like READY, for push workers).
+    PUSHQ push_ready "pushq",
+    /// Sorted set: id -> ms when it joins PUSHQ.
+    PUSH_DELAYED push_delayed "push-delayed",
+    /// Sorted set: id -> ms when a push worker's claim (or the wait for a retry or an
+    /// acknowledgement) ends. While a delivery round runs, RID holds the claim's reservation
+    /// id; between rounds the message has none.
+    CLAIMED claimed "claimed",
+    /// Hash: message id -> push state as JSON (see `push::state`), and '<id>:acks' ->
+    /// acknowledgements recorded since the last round, {name: rid}.
+    PSTATE push_states "pstate",
+}
+
+/// The keys of one queue, in the order the Lua scripts expect them.
 pub struct QueueKeys {
     tag: String,
-    keys: [String; 12],
+    keys: [String; QUEUE_KEY_COUNT],
 }
 
 impl QueueKeys {
     pub fn new(project: &str, queue: &str) -> Self {
         let tag = format!("{{{project}/{queue}}}");
-        let key = |suffix: &str| format!("{PREFIX}:{tag}:{suffix}");
-        let keys = [
-            key("cfg"),
-            key("body"),
-            key("rc"),
-            key("rid"),
-            key("ready"),
-            key("delayed"),
-            key("reserved"),
-            key("headers"),
-            key("pushq"),
-            key("push-delayed"),
-            key("claimed"),
-            key("pstate"),
-        ];
+        let keys = QUEUE_KEYS.map(|(_, suffix)| format!("{PREFIX}:{tag}:{suffix}"));
         QueueKeys { tag, keys }
     }
 
-    pub fn all(&self) -> &[String; 12] {
+    /// Every key, in `KEYS` order.
+    pub fn all(&self) -> &[String; QUEUE_KEY_COUNT] {
         &self.keys
     }
 
@@ -72,6 +119,10 @@ pub const PUSH_QUEUES: &str = "fq:push-queues";
 /// (JSON), value the managing resource.
 pub const DECLARED_QUEUES: &str = "fq:declared-queues";
 
+/// The store-wide sequence that numbers queues on their first post; the number ends each of
+/// the queue's message ids, which makes them unique across queues.
+pub const QUEUE_NUMBERS: &str = "fq:queue-numbers";
+
 /// The sorted set of a project's queue names, for listing.
 pub fn project_index(project: &str) -> String {
     format!("{PREFIX}:queues:{{{project}}}")
@@ -91,5 +142,13 @@ mod tests {
             tag_of_wake_channel(&keys.wake_channel()),
             Some("{proj/orders}")
         );
+    }
+
+    #[test]
+    fn accessors_name_the_keys_in_script_order() {
+        let keys = QueueKeys::new("p", "q");
+        assert_eq!(keys.cfg(), keys.all()[0]);
+        assert_eq!(keys.body(), "fq:{p/q}:body");
+        assert_eq!(keys.push_states(), keys.all()[QUEUE_KEY_COUNT - 1]);
     }
 }

@@ -2,7 +2,7 @@
 //! state change of a message is atomic and O(log n) in the size of the queue.
 
 mod connection;
-mod keys;
+pub mod keys;
 mod push;
 mod reply;
 mod wake;
@@ -16,9 +16,9 @@ use crate::model::{
     ChangedBy, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DeleteRef, Message, NewMessage,
     QueueConfig, QueueInfo, QueueSettings, QueueType, ReserveRequest,
 };
-use crate::push::config::Invalid;
+use crate::settings::Invalid;
 use connection::Connection;
-use keys::{DECLARED_QUEUES, PUSH_QUEUES, QueueKeys, project_index};
+use keys::{DECLARED_QUEUES, PUSH_QUEUES, QUEUE_NUMBERS, QueueKeys, project_index};
 use redis::{AsyncCommands, Script, Value};
 use reply::Reply;
 use std::sync::{Arc, LazyLock};
@@ -123,10 +123,6 @@ const MANAGED: i64 = 8;
 const TOO_LARGE: i64 = 9;
 /// Status of a post to a queue that has no number yet, given none.
 const NEEDS_NUMBER: i64 = 10;
-
-/// The store-wide sequence that numbers queues on their first post; the number ends each of
-/// the queue's message ids, which makes them unique across queues.
-const QUEUE_NUMBERS: &str = "fq:queue-numbers";
 
 /// Status codes the scripts answer with; see `lua/prelude.lua`.
 fn check_status(status: i64, id: &str) -> Result<()> {
@@ -287,7 +283,7 @@ impl Store {
         crate::model::check_project(project).map_err(StoreError::Invalid)?;
         crate::model::check_queue_name(name).map_err(StoreError::Invalid)?;
         self.update_queue(project, name, create, by, |current| {
-            Ok(crate::push::config::apply(current, settings, name, by)?)
+            Ok(crate::settings::apply(current, settings, name, by)?)
         })
         .await
     }
@@ -524,7 +520,7 @@ impl Store {
     async fn queue_exists(&self, project: &str, name: &str) -> Result<bool> {
         let mut conn = self.0.conn.clone();
         let keys = QueueKeys::new(project, name);
-        Ok(conn.exists(&keys.all()[0]).await?)
+        Ok(conn.exists(keys.cfg()).await?)
     }
 
     /// Queue names of a project in byte order: at most `per_page`, all after `previous` and
@@ -894,15 +890,13 @@ impl Store {
     /// queue, for metrics: four O(1) reads in one round trip.
     pub async fn queue_gauges(&self, project: &str, name: &str) -> Result<(u64, u64, u64)> {
         let keys = QueueKeys::new(project, name);
-        let all = keys.all();
-        let (body, reserved, ready, pushq) = (&all[1], &all[6], &all[4], &all[8]);
         let mut conn = self.0.conn.clone();
         let (depth, held, first_ready, first_push): (u64, u64, Option<String>, Option<String>) =
             redis::pipe()
-                .hlen(body)
-                .zcard(reserved)
-                .lindex(ready, 0)
-                .lindex(pushq, 0)
+                .hlen(keys.body())
+                .zcard(keys.reserved())
+                .lindex(keys.ready(), 0)
+                .lindex(keys.push_ready(), 0)
                 .query_async(&mut conn)
                 .await?;
         // An id starts with its post time in ms, 13 digits (see lua/post.lua).

@@ -283,14 +283,16 @@ impl Store {
     pub async fn push_state(&self, project: &str, name: &str, id: &str) -> Result<Option<String>> {
         let keys = QueueKeys::new(project, name);
         let mut conn = self.0.conn.clone();
-        let [cfg, body, _, _, _, _, _, _, _, _, _, pstate] = keys.all();
-        if !conn.exists::<_, bool>(cfg).await? {
+        if !conn.exists::<_, bool>(keys.cfg()).await? {
             return Err(StoreError::QueueNotFound);
         }
-        if let Some(state) = conn.hget::<_, _, Option<String>>(pstate, id).await? {
+        if let Some(state) = conn
+            .hget::<_, _, Option<String>>(keys.push_states(), id)
+            .await?
+        {
             return Ok(Some(state));
         }
-        if conn.hexists::<_, _, bool>(body, id).await? {
+        if conn.hexists::<_, _, bool>(keys.body(), id).await? {
             return Ok(None);
         }
         match conn

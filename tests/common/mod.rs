@@ -4,15 +4,15 @@
 
 pub mod subscriber;
 
-use ferromq::api::{AppState, Limits, Tokens};
-use ferromq::push::deliver::Courier;
-use ferromq::push::worker::{PushSettings, Workers};
+use clap::Parser;
+use ferromq::config::ServeArgs;
+use ferromq::serve::DataPlane;
 use ferromq::store::{RedisTarget, Store};
+use ferromq::tokens::Tokens;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Token with access to every project.
@@ -83,6 +83,13 @@ impl Drop for RedisServer {
     }
 }
 
+/// `ferromq serve`'s settings, read from flags.
+#[derive(Parser)]
+struct ServeCommand {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
 /// The data plane served in-process on a free loopback port, against `redis`.
 pub struct TestServer {
     pub base: String,
@@ -94,7 +101,8 @@ impl TestServer {
         Self::start_on(&redis.url()).await
     }
 
-    /// Serves against a Redis URL: one node, or comma-separated cluster nodes.
+    /// Serves against a Redis URL: one node, or comma-separated cluster nodes, wired as
+    /// `ferromq serve` wires it, with a short push answer timeout so failure tests run quickly.
     pub async fn start_on(redis_url: &str) -> Self {
         let store = Store::connect(&RedisTarget::parse(redis_url, false))
             .await
@@ -103,45 +111,28 @@ impl TestServer {
             store.wait_subscribed(Duration::from_secs(5)).await,
             "wake-up subscription"
         );
-        let tokens = Arc::new(Tokens::parse(TOKENS).unwrap());
-        let state = AppState {
-            store: store.clone(),
-            tokens: tokens.clone(),
-            limits: Limits {
-                max_message_size: MAX_MESSAGE_SIZE,
-                max_request_size: 256 * 1024,
-                request_timeout: Duration::from_secs(60),
-            },
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let args = ServeCommand::parse_from([
+            "serve".to_string(),
+            "--listen=127.0.0.1:0".to_string(),
+            format!("--max-message-size={MAX_MESSAGE_SIZE}"),
+            format!("--max-request-size={}", 256 * 1024),
+            "--request-timeout=60".to_string(),
+            format!("--push-timeout={}", PUSH_TIMEOUT.as_secs()),
+            "--push-concurrency=32".to_string(),
+            "--push-process-concurrency=256".to_string(),
+            "--push-status-keep=600".to_string(),
+            "--push-shutdown-grace=5".to_string(),
+        ])
+        .serve;
+        let tokens = Tokens::parse(TOKENS).unwrap();
+        let plane = DataPlane::bind(&args, tokens, store)
+            .await
+            .expect("data plane");
+        let base = format!("http://{}", plane.local_addr());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let listening = ferromq::listener::Listening::default();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.await;
-                let _ = stop.send(true);
-            };
-            ferromq::api::serve(listener, state, &listening, shutdown).await
-        });
-        // Push workers too, with a short answer timeout so failure tests run quickly.
-        let courier = Courier {
-            http: Courier::http_client(PUSH_TIMEOUT, &[], &Default::default())
-                .expect("push client"),
-            store,
-            tokens,
-            public_url: base.clone(),
-            deny: Default::default(),
-        };
-        let settings = PushSettings {
-            timeout: PUSH_TIMEOUT,
-            concurrency: 32,
-            process_concurrency: 256,
-            keep_status: Duration::from_secs(600),
-            shutdown_grace: Duration::from_secs(5),
-        };
-        tokio::spawn(Workers::new(courier, settings).run(stopped));
+        tokio::spawn(plane.serve(async move {
+            let _ = rx.await;
+        }));
         TestServer {
             base,
             shutdown: Some(tx),

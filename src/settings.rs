@@ -1,5 +1,5 @@
-//! Push settings: applying a change to a queue's settings, and the rules a push queue must keep.
-//! Plain functions, shared by the REST API and the controller.
+//! Queue settings: applying a change to a queue's settings, and the rules a queue (and its push
+//! subscribers) must keep. Plain functions, shared by the store, the REST API and the controller.
 
 use crate::model::{
     ChangedBy, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_PUSH_TIMEOUT,
