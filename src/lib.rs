@@ -1,23 +1,37 @@
 //! ferromq: a message queue that speaks the IronMQ v3 REST API, stores its queues in Redis, and
 //! is declared as Kubernetes resources.
 //!
-//! The major components are:
+//! The major components, lowest layer first (each imports only from those listed before it;
+//! `tests/layers.rs` checks it):
 //!
-//! * `store`: the Redis store. Key layout, one Lua script per operation, long-poll wake-ups.
-//!   Every change to a message is one atomic script, O(log n) in the size of the queue.
-//! * `api`: the IronMQ v3 REST routes (axum), token checks, tolerant input, JSON errors.
-//! * `push`: push queues. Settings, the per-message delivery state machine, HTTP delivery, and
-//!   the workers that claim messages and run delivery rounds.
+//! * `model`: plain types and limits shared by the layers (queue settings, messages).
+//! * `tokens`: OAuth tokens and the projects each may use.
+//! * `settings`: the rules a queue's settings keep, and applying a change to them.
+//! * `metrics`, `telemetry`, `tls`, `listener`: what is counted for Prometheus, logging,
+//!   certificates, and how the data plane takes connections (TLS, connection limits).
+//! * `store`: the Redis store. One Rust file per operation beside its Lua script
+//!   (`store/ops/`), every change to a message one atomic script, O(log n) in the queue's size;
+//!   the key layout and script statuses declared once for Rust and Lua.
+//! * `push`: push queues. Per-message delivery state, one delivery round, HTTP delivery, and
+//!   the workers that claim messages and run rounds.
+//! * `api`: the IronMQ v3 REST routes (axum), the token check, tolerant input, JSON errors.
+//! * `config`: settings of the jobs, from flags and the environment.
+//! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
 //! * `k8s`: the `Queue` and `Subscription` resources, their path into the store, and the
 //!   controller that reconciles them.
-//! * `model`: plain types and limits shared by the layers (queue settings, messages).
-//! * `config`: settings of the `serve` job from flags and the environment.
-//! * `listener`: how the data plane takes connections (TLS, connection and header limits).
-//! * `metrics`: what the data plane counts, for Prometheus.
-//! * `serve`: the `ferromq serve` job, wiring the store to the API and the push workers.
 //! * `standalone`: the `ferromq standalone` job: `serve` with queues declared in manifest files.
-//! * `telemetry`: logging.
-//! * `tls`: certificates and the TLS crypto provider.
+//!
+//! Where a behaviour lives:
+//!
+//! * posting, reserving, deleting, touching, releasing a message: `api/messages.rs`, then
+//!   `store/ops/<operation>.rs` and its `.lua`;
+//! * long polls: `store/long_poll.rs` and `store/wake.rs`;
+//! * creating and changing queues: `api/queues.rs`, `settings.rs`, `store/settings.rs`,
+//!   `store/ops/apply.rs`;
+//! * push delivery: `push/worker.rs` (claims), `push/round.rs` (one round), `push/state.rs`
+//!   (retries, acknowledgements), `push/deliver.rs` (the HTTP request), `push/reports.rs` and
+//!   `store/ops/push_report.rs` (recording rounds);
+//! * Kubernetes: `k8s/declare.rs` (resource to store), `k8s/controller.rs` (reconcile).
 
 pub mod api;
 pub mod config;

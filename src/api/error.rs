@@ -84,6 +84,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(%err, "store error");
                 ApiError::Internal
             }
+            StoreError::Script { at, detail } => {
+                tracing::error!(at, detail, "store script error");
+                ApiError::Internal
+            }
             StoreError::BadReply(detail) => {
                 tracing::error!(%detail, "unexpected reply from the store");
                 ApiError::Internal

@@ -4,11 +4,13 @@
 //! * `state`: per-message, per-subscriber delivery state, and what a round does with it.
 //! * `deliver`: one delivery attempt (the HTTP request or the post to another queue).
 //! * `guard`: the networks push workers may not connect to.
+//! * `round`: one delivery round of a claimed message, from its state to its report.
 //! * `worker`: the workers that claim messages of push queues and run delivery rounds.
 //! * `reports`: recording the rounds' outcomes, those that end together in one call.
 
 pub mod deliver;
 pub mod guard;
 pub mod reports;
+pub mod round;
 pub mod state;
 pub mod worker;

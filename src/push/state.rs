@@ -1,7 +1,12 @@
 //! The delivery state of one message: per subscriber, what happened so far and when to try
 //! next. A round starts with `plan` (whom to try now) and ends with `record` (what the answers
-//! mean). Stored as JSON beside the message; `lua/push_ack.lua` reads `mode`, `subscribers` and
-//! their `status`.
+//! mean). Stored as JSON beside the message.
+//!
+//! The one contract with Lua: `store/ops/push_ack.lua` reads, of the subscriber that
+//! acknowledges, `subscribers.<name>.status` ("reserved" awaits an acknowledgement, "deleted" is
+//! done), `.rid` (the reservation id it acknowledges with) and `.due` (ms since the epoch when
+//! the wait ends). No other script reads the state; the test
+//! `the_fields_lua_reads_keep_their_names` fails when one of these would change.
 
 use crate::model::{Backoff, PushConfig, QueueType, Subscriber};
 use serde::{Deserialize, Serialize};
@@ -368,6 +373,24 @@ fn fresh(s: &Subscriber) -> SubscriberState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fields_lua_reads_keep_their_names() {
+        let mut state = PushState::new(QueueType::Multicast, &config(&["a"], 0));
+        let sub = state.subscribers.get_mut("a").unwrap();
+        sub.status = Status::Reserved;
+        sub.rid = "r1".into();
+        sub.due = 42;
+        let json: serde_json::Value = serde_json::to_value(&state).unwrap();
+        let a = &json["subscribers"]["a"];
+        assert_eq!(
+            (&a["status"], &a["rid"], &a["due"]),
+            (&"reserved".into(), &"r1".into(), &42.into())
+        );
+        state.subscribers.get_mut("a").unwrap().status = Status::Deleted;
+        let json: serde_json::Value = serde_json::to_value(&state).unwrap();
+        assert_eq!(json["subscribers"]["a"]["status"], "deleted");
+    }
 
     fn config(names: &[&str], retries: u32) -> PushConfig {
         PushConfig {

@@ -4,14 +4,15 @@
 
 use super::deliver::Courier;
 use super::reports::Reports;
-use super::state::{Next, Outcome, PushState, SubscriberState, Timing};
+use super::round::Round;
+use super::state::{Next, Outcome, SubscriberState};
 use crate::model::{NewMessage, PushConfig, QueueConfig};
 use crate::settings::push_of;
-use crate::store::{Answered, Claimed, Report, RoundReport, StoreError};
+use crate::store::{Answered, Claimed, Report, RoundReport, Store, StoreError};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -58,13 +59,12 @@ pub struct Workers {
     reports: Reports,
 }
 
-/// A message whose round is running, as it stood when the round began.
+/// A message whose round is running: the report that hands it back as it stood when the
+/// round began.
 struct Unfinished {
     project: String,
     queue: String,
-    revision: String,
-    claim: Claimed,
-    state: String,
+    hand_back: RoundReport,
 }
 
 /// Takes a round out of `Workers::rounds` when the round ends, however it ends.
@@ -86,10 +86,34 @@ impl Drop for RoundGuard<'_> {
 /// A subscriber's answers of one kind, to be counted.
 type Tallied = (String, Answered, u64);
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// A queue's settings as a queue loop last read them; read again once `CONFIG_TTL` old.
+#[derive(Default)]
+struct Settings(Option<(Arc<QueueConfig>, Instant)>);
+
+impl Settings {
+    /// The settings, read again when stale; `None` when the queue is gone or no longer a push
+    /// queue.
+    async fn current(
+        &mut self,
+        store: &Store,
+        project: &str,
+        queue: &str,
+    ) -> Result<Option<Arc<QueueConfig>>, StoreError> {
+        if let Some((config, read)) = &self.0
+            && read.elapsed() < CONFIG_TTL
+        {
+            return Ok(Some(config.clone()));
+        }
+        match store.queue_info(project, queue).await {
+            Ok(info) if push_of(&info.config).is_some() => {
+                let config = Arc::new(info.config);
+                self.0 = Some((config.clone(), Instant::now()));
+                Ok(Some(config))
+            }
+            Ok(_) | Err(StoreError::QueueNotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
 }
 
 impl Workers {
@@ -151,7 +175,7 @@ impl Workers {
     async fn serve_queue(self: Arc<Self>, project: String, queue: String) {
         let slots = self.settings.concurrency.max(1);
         let free = Arc::new(Semaphore::new(slots));
-        let mut config: Option<(Arc<QueueConfig>, Instant)> = None;
+        let mut current = Settings::default();
         loop {
             // Claim in batches: wait until half the slots are free (one script call claims them
             // all), then hand one slot to each claimed message.
@@ -159,37 +183,27 @@ impl Workers {
             let Ok(mut permits) = free.clone().acquire_many_owned(batch).await else {
                 return;
             };
-            let fresh = config
-                .as_ref()
-                .is_some_and(|(_, read)| read.elapsed() < CONFIG_TTL);
-            if !fresh {
-                config = match self.courier.store.queue_info(&project, &queue).await {
-                    Ok(info) if push_of(&info.config).is_some() => {
-                        Some((Arc::new(info.config), Instant::now()))
-                    }
-                    Ok(_) | Err(StoreError::QueueNotFound) => return,
-                    Err(err) => {
-                        tracing::warn!(%err, project, queue, "push worker cannot read the queue");
-                        tokio::time::sleep(ERROR_PAUSE).await;
-                        continue;
-                    }
-                };
-            }
-            let Some((settings, _)) = config.clone() else {
+            let store = &self.courier.store;
+            let settings = match current.current(store, &project, &queue).await {
+                Ok(Some(settings)) => settings,
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(%err, project, queue, "push worker cannot read the queue");
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            let Some(push) = push_of(&settings) else {
                 return;
             };
-            if push_of(&settings).is_some_and(|push| push.subscribers.is_empty()) {
+            if push.subscribers.is_empty() {
                 // A declared queue whose Subscriptions are not there yet: its messages wait.
                 drop(permits);
                 tokio::time::sleep(CONFIG_TTL).await;
                 continue;
             }
-            let claim = push_of(&settings)
-                .map_or(self.settings.timeout, |push| self.answer_within(push))
-                + CLAIM_MARGIN;
-            let claimed = self
-                .courier
-                .store
+            let claim = self.answer_within(push) + CLAIM_MARGIN;
+            let claimed = store
                 .claim_push(&project, &queue, batch as usize, claim, IDLE_WAIT)
                 .await;
             match claimed {
@@ -197,22 +211,11 @@ impl Workers {
                 Ok(Some(messages)) if messages.is_empty() => {}
                 Ok(Some(messages)) => {
                     // The claim may have waited for posts: use the settings as they are now.
-                    let settings = if config
-                        .as_ref()
-                        .is_some_and(|(_, read)| read.elapsed() < CONFIG_TTL)
-                    {
-                        settings
-                    } else {
-                        match self.courier.store.queue_info(&project, &queue).await {
-                            Ok(info) if push_of(&info.config).is_some() => {
-                                let fresh = Arc::new(info.config);
-                                config = Some((fresh.clone(), Instant::now()));
-                                fresh
-                            }
-                            // No longer a push queue: its claims lapse and it is pulled.
-                            Ok(_) | Err(StoreError::QueueNotFound) => return,
-                            Err(_) => settings,
-                        }
+                    let settings = match current.current(store, &project, &queue).await {
+                        Ok(Some(fresh)) => fresh,
+                        // No longer a push queue: its claims lapse and it is pulled.
+                        Ok(None) => return,
+                        Err(_) => settings,
                     };
                     for message in messages {
                         let Some(permit) = permits.split(1) else {
@@ -258,16 +261,8 @@ impl Workers {
             "push rounds still running at shutdown: their messages go back to the queue"
         );
         for round in unfinished {
-            let report = Report::Wait {
-                state: round.state,
-                after: Duration::ZERO,
-            };
-            self.report(
-                (&round.project, &round.queue, &round.revision),
-                &round.claim,
-                report,
-            )
-            .await;
+            self.record(&round.project, &round.queue, round.hand_back)
+                .await;
         }
     }
 
@@ -314,37 +309,21 @@ impl Workers {
     }
 
     /// Notes a round as running, until the returned guard is dropped.
-    fn begin_round(
-        &self,
-        project: &str,
-        queue: &str,
-        config: &QueueConfig,
-        message: &Claimed,
-        state: &PushState,
-    ) -> RoundGuard<'_> {
+    fn begin_round(&self, round: &Round<'_>) -> RoundGuard<'_> {
         let unfinished = Unfinished {
-            project: project.to_string(),
-            queue: queue.to_string(),
-            revision: config.revision.clone(),
-            // What the report needs of the claim; the body stays with the round.
-            claim: Claimed {
-                id: message.id.clone(),
-                body: String::new(),
-                push_headers: Default::default(),
-                state: None,
-                reservation_id: message.reservation_id.clone(),
-                acks: message.acks.clone(),
-            },
-            state: serde_json::to_string(state).unwrap_or_default(),
+            project: round.project.to_string(),
+            queue: round.queue.to_string(),
+            hand_back: round.report(Report::Wait {
+                state: round.encoded_state(),
+                after: Duration::ZERO,
+            }),
         };
+        let id = round.message.id.clone();
         self.rounds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(message.id.clone(), unfinished);
-        RoundGuard {
-            workers: self,
-            id: message.id.clone(),
-        }
+            .insert(id.clone(), unfinished);
+        RoundGuard { workers: self, id }
     }
 
     /// How long a subscriber of this queue has to answer: its own timeout, or the server's.
@@ -357,141 +336,72 @@ impl Workers {
 
     /// One delivery round of a claimed message.
     async fn round(&self, project: &str, queue: &str, config: &QueueConfig, message: Claimed) {
-        let Some(push) = push_of(config) else { return };
-        let mut state = match message
-            .state
-            .as_deref()
-            .map(serde_json::from_str::<PushState>)
-        {
-            Some(Ok(state)) => state,
-            Some(Err(err)) => {
-                tracing::warn!(%err, project, queue, id = message.id, "unreadable push state; starting over");
-                PushState::new(config.queue_type, push)
-            }
-            None => PushState::new(config.queue_type, push),
-        };
-        if let Some(acks) = message.acks.as_deref() {
-            match serde_json::from_str(acks) {
-                Ok(acks) => state.apply_acks(&acks),
-                Err(err) => {
-                    tracing::warn!(%err, project, queue, id = message.id, "unreadable acknowledgements")
-                }
-            }
-        }
-        let _round = self.begin_round(project, queue, config, &message, &state);
-        if push.subscribers.is_empty() {
-            // The subscribers went away after the claim: keep the message for later ones.
-            let state = serde_json::to_string(&state).unwrap_or_default();
-            let later = Report::Wait {
-                state,
-                after: NO_SUBSCRIBER_PAUSE,
-            };
-            self.report((project, queue, &config.revision), &message, later)
-                .await;
+        let Some(mut round) = Round::begin(project, queue, config, message) else {
             return;
-        }
-        let offset = message
-            .id
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-        let targets = state.plan(push, now_ms(), offset);
-        let answers = futures_util::future::join_all(targets.iter().map(|to| async {
-            (
-                to.name.clone(),
-                self.courier
-                    .deliver(project, queue, &message, to, push)
-                    .await,
-            )
-        }))
-        .await;
-        self.count(project, queue, &answers);
-        let timing = Timing {
-            ack_timeout: Duration::from_secs(config.message_timeout),
         };
-        let next = state.record(&answers, push, now_ms(), &timing, &message.reservation_id);
-        let encoded = serde_json::to_string(&state).unwrap_or_default();
+        let _running = self.begin_round(&round);
+        let next = if round.push.subscribers.is_empty() {
+            // The subscribers went away after the claim: keep the message for later ones.
+            Next::Wait(NO_SUBSCRIBER_PAUSE)
+        } else {
+            let answers = round.deliver(&self.courier).await;
+            self.count(project, queue, &answers);
+            round.record(&answers)
+        };
+        let state = round.encoded_state();
         let keep = self.settings.keep_status;
-        match next {
-            Next::Wait(after) => {
-                self.report(
-                    (project, queue, &config.revision),
-                    &message,
-                    Report::Wait {
-                        state: encoded,
-                        after,
-                    },
-                )
-                .await;
-            }
-            Next::Done => {
-                self.report(
-                    (project, queue, &config.revision),
-                    &message,
-                    Report::Done {
-                        state: encoded,
-                        keep,
-                    },
-                )
-                .await;
-            }
+        let report = match next {
+            Next::Wait(after) => Report::Wait { state, after },
+            Next::Done => Report::Done { state, keep },
             Next::Failed(failed, names) => {
                 // Record first: should this worker die before the error queue has the message,
                 // the next worker sees delivery is over and only redoes this part.
-                let hold = self.answer_within(push) + CLAIM_MARGIN;
+                let hold = self.answer_within(round.push) + CLAIM_MARGIN;
                 let held = Report::Hold {
-                    state: encoded.clone(),
+                    state: state.clone(),
                     hold,
                 };
-                if !self
-                    .report((project, queue, &config.revision), &message, held)
-                    .await
-                {
+                if !self.report(&round, held).await {
                     return;
                 }
-                if !push.error_queue.is_empty()
+                if !round.push.error_queue.is_empty()
                     && let Err(err) = self
-                        .to_error_queue(project, push, &message, &failed, &names)
+                        .to_error_queue(project, round.push, &round.message, &failed, &names)
                         .await
                 {
                     // The claim runs out and a worker tries again.
                     tracing::warn!(%err, project, queue, "cannot post to the error queue");
                     return;
                 }
-                self.report(
-                    (project, queue, &config.revision),
-                    &message,
-                    Report::Done {
-                        state: encoded,
-                        keep,
-                    },
-                )
-                .await;
+                Report::Done { state, keep }
             }
-        }
+        };
+        self.report(&round, report).await;
+    }
+
+    /// Records a round's outcome; false when that did not happen (see `record`).
+    async fn report(&self, round: &Round<'_>, report: Report) -> bool {
+        self.record(round.project, round.queue, round.report(report))
+            .await
     }
 
     /// Records a round's outcome; false when that did not happen (the claim had ended, or the
     /// store failed), in which case the claim runs out and the round is done again.
-    async fn report(
-        &self,
-        (project, queue, revision): (&str, &str, &str),
-        message: &Claimed,
-        report: Report,
-    ) -> bool {
-        let round = RoundReport::new(message, revision, report);
+    async fn record(&self, project: &str, queue: &str, round: RoundReport) -> bool {
+        let id = round.id.clone();
         match self.reports.record(project, queue, round).await {
             Ok(true) => true,
             Ok(false) => {
                 tracing::info!(
                     project,
                     queue,
-                    id = message.id,
+                    id,
                     "push round not recorded (its claim ended, or the settings changed meanwhile): it runs again"
                 );
                 false
             }
             Err(err) => {
-                tracing::warn!(%err, project, queue, id = message.id, "cannot record a push round");
+                tracing::warn!(%err, project, queue, id, "cannot record a push round");
                 false
             }
         }

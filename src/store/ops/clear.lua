@@ -1,5 +1,5 @@
 -- clear: removes every message of a queue, reserved or not; settings and counters stay.
 -- No ARGV. Returns {status}. UNLINK frees the memory in the background, so this is O(1) here.
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
-redis.call('UNLINK', BODY, RC, RID, READY, DELAYED, RESERVED, HEADERS, PUSHQ, PUSH_DELAYED, CLAIMED, PSTATE)
+redis.call('UNLINK', unpack(MESSAGE_KEYS))
 return { OK }

@@ -6,6 +6,7 @@
 -- Returns {status}: NO_SUBSCRIBER when the message awaits no acknowledgement from that
 -- subscriber, WRONG_RESERVATION when the reservation id is not the one it was given or the
 -- acknowledgement came after the wait for it ran out. O(log n).
+-- Reads the push state's subscribers.<name>.status, .rid and .due (see src/push/state.rs).
 local now = now_ms()
 local expiration = load_queue()
 if not expiration then return { NO_QUEUE } end

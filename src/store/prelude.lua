@@ -1,31 +1,10 @@
--- prelude: shared by every queue script; the store prepends it to each script when loading.
--- KEYS[1..12] are the keys of one queue, all under the queue's hash tag (see src/store/keys.rs),
--- so every script touches a single Redis Cluster slot:
---   CFG       hash: settings and counters
---   BODY      hash: message id -> body; a message exists while it has a body
---   RC        hash: message id -> reserved_count (only once reserved)
---   RID       hash: message id -> current reservation id (only while reserved)
---   READY     list: ids in the order they are handed out. Deleting a message that sits here only
---             removes its body; the id left behind is skipped (and dropped) when it comes up,
---             which keeps every operation O(1) and costs each delete at most one later pop.
---   DELAYED   sorted set: id -> ms when it becomes ready
---   RESERVED  sorted set: id -> ms when its reservation runs out
---   HEADERS   hash: message id -> push headers as JSON (only when given)
---   PUSHQ     list: ids waiting for push delivery (like READY, for push workers)
---   PUSH_DELAYED sorted set: id -> ms when it joins PUSHQ
---   CLAIMED   sorted set: id -> ms when a push worker's claim (or the wait for a retry or an
---             acknowledgement) ends. While a delivery round runs, RID holds the claim's
---             reservation id; between rounds the message has none.
---   PSTATE    hash: message id -> push state as JSON (see src/push/state.rs), and
---             '<id>:acks' -> acknowledgements recorded since the last round, {name: rid}
-local CFG, BODY, RC, RID, READY, DELAYED, RESERVED, HEADERS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local PUSHQ, PUSH_DELAYED, CLAIMED, PSTATE = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-
--- First element of every reply; mirrored by `Status` in src/store/mod.rs.
-local OK, NO_QUEUE, NO_MESSAGE, RESERVATION_REQUIRED, WRONG_RESERVATION, DELAY_TOO_LONG =
-  0, 1, 2, 3, 4, 5
-local CONFLICT, NO_SUBSCRIBER, MANAGED, TOO_LARGE, NEEDS_NUMBER = 6, 7, 8, 9, 10
+-- prelude: helpers shared by every queue script; each script is loaded as the generated header
+-- (see src/store/script.rs), this file, then the script's own file.
+-- The header binds the queue's keys, KEYS[1..QUEUE_KEY_COUNT], to the names src/store/keys.rs
+-- gives them (CFG, BODY, READY...; what each holds is documented there), lists the keys that hold
+-- messages in MESSAGE_KEYS, and defines the statuses every reply starts with (OK, NO_QUEUE...,
+-- from src/store/status.rs). All keys of a queue share its hash tag, so every script touches a
+-- single Redis Cluster slot.
 
 -- Most entries one call moves out of the reserved and delayed sets, or trims off the head of
 -- READY. Bounding it keeps every script O(log n) however far behind the sets are; the next

@@ -1,0 +1,92 @@
+//! What a store operation can fail with.
+
+use crate::metrics::{METRICS, StoreErrorLabels};
+use crate::settings::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Queue not found")]
+    QueueNotFound,
+    #[error("Message not found")]
+    MessageNotFound { id: String },
+    #[error("Message {id} is reserved: its reservation_id is required")]
+    ReservationRequired { id: String },
+    #[error("Reservation timed out or belongs to another holder")]
+    WrongReservation { id: String },
+    #[error(
+        "messages[{index}] would expire before its delay is over: delay must be shorter than the queue's message_expiration"
+    )]
+    DelayTooLong { index: usize },
+    #[error("messages[{index}] is larger than the queue's max_message_size of {max} bytes")]
+    MessageTooLarge { index: usize, max: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Subscriber not found")]
+    SubscriberNotFound,
+    #[error(
+        "Queue is managed by the Kubernetes resource {by}: change its settings there (messages flow as usual)"
+    )]
+    Managed { by: String },
+    #[error(
+        "a queue of this name already exists, made over the REST API; a resource takes it over only when told to adopt it"
+    )]
+    NotAdopted,
+    #[error("store unavailable: {0}")]
+    Unavailable(redis::RedisError),
+    #[error("store error: {0}")]
+    Redis(redis::RedisError),
+    /// A script failed; `at` is the script file and line the error names.
+    #[error("store error in {at}: {detail}")]
+    Script { at: String, detail: String },
+    #[error("unexpected reply from the store: {0}")]
+    BadReply(String),
+}
+
+impl From<Invalid> for StoreError {
+    fn from(err: Invalid) -> Self {
+        StoreError::Invalid(err.0)
+    }
+}
+
+impl From<redis::RedisError> for StoreError {
+    /// Failures to reach Redis are worth retrying (503); any other error is a fault (500).
+    fn from(err: redis::RedisError) -> Self {
+        let error = Self::from_redis(err);
+        let kind = if matches!(error, StoreError::Unavailable(_)) {
+            "unavailable"
+        } else {
+            "error"
+        };
+        METRICS
+            .store_errors
+            .get_or_create(&StoreErrorLabels { kind })
+            .inc();
+        error
+    }
+}
+
+impl StoreError {
+    fn from_redis(err: redis::RedisError) -> Self {
+        let unreachable = err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_timeout()
+            || err.is_cluster_error()
+            || matches!(
+                err.kind(),
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::ClusterDown
+                        | redis::ServerErrorKind::MasterDown
+                )
+            );
+        if unreachable {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Redis(err)
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,57 @@
+//! Writing a queue's settings if nobody changed them since they were read (`apply.lua`).
+
+use crate::model::{QueueConfig, QueueInfo};
+use crate::store::keys::QueueKeys;
+use crate::store::script::OpScript;
+use crate::store::status::Status;
+use crate::store::{Result, Store, StoreError, random_id};
+
+static SCRIPT: OpScript = OpScript::new("apply.lua", include_str!("apply.lua"));
+
+impl Store {
+    /// Writes `next` as the settings of the queue, creating it when `revision` is empty, if
+    /// the settings are still at `revision`. Returns the queue as it now stands and whether it
+    /// was created, or `None` when somebody changed the settings meanwhile.
+    pub(in crate::store) async fn write_settings(
+        &self,
+        project: &str,
+        name: &str,
+        revision: &str,
+        next: &QueueConfig,
+    ) -> Result<Option<(QueueInfo, bool)>> {
+        let keys = QueueKeys::new(project, name);
+        let queue_id = random_id()[..24].to_string();
+        let push = match &next.push {
+            Some(push) => {
+                serde_json::to_string(push).map_err(|e| StoreError::BadReply(e.to_string()))?
+            }
+            None => String::new(),
+        };
+        let fields = [
+            ("type", next.queue_type.as_str().to_string()),
+            ("message_timeout", next.message_timeout.to_string()),
+            ("message_expiration", next.message_expiration.to_string()),
+            ("max_message_size", next.max_message_size.to_string()),
+            ("managed_by", next.managed_by.clone().unwrap_or_default()),
+            (
+                "rest",
+                if next.rest_configured { "1" } else { "" }.to_string(),
+            ),
+            ("released_by", next.released_by.clone().unwrap_or_default()),
+        ];
+        let mut args: Vec<&[u8]> = vec![queue_id.as_bytes(), revision.as_bytes(), push.as_bytes()];
+        for (field, value) in &fields {
+            args.push(field.as_bytes());
+            args.push(value.as_bytes());
+        }
+        let mut reply = self.run(&SCRIPT, &keys, &args).await?;
+        match reply.status()? {
+            Status::Conflict => Ok(None),
+            other => {
+                other.check("")?;
+                let created = reply.int()? == 1;
+                Ok(Some((reply.queue_info(project, name)?, created)))
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Reading one message by id (`get.lua`).
+
+use crate::model::Message;
+use crate::store::keys::QueueKeys;
+use crate::store::script::OpScript;
+use crate::store::{Result, Store};
+
+static SCRIPT: OpScript = OpScript::new("get.lua", include_str!("get.lua"));
+
+impl Store {
+    pub async fn get_message(&self, project: &str, name: &str, id: &str) -> Result<Message> {
+        let keys = QueueKeys::new(project, name);
+        let mut reply = self.run(&SCRIPT, &keys, &[id.as_bytes()]).await?;
+        reply.status()?.check(id)?;
+        Ok(Message {
+            id: id.to_string(),
+            body: reply.text()?,
+            reserved_count: reply.count()?,
+            reservation_id: None,
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! Creating queues and changing their settings, and who may: a queue managed by a Kubernetes
+//! resource (or a standalone manifest) is changed only by that resource. Every change is a
+//! compare-and-set on the settings' revision (`ops/apply.rs`), retried on a conflict.
+
+use super::keys::DECLARED_QUEUES;
+use super::{Result, Store, StoreError};
+use crate::model::{ChangedBy, QueueConfig, QueueInfo, QueueSettings};
+use redis::AsyncCommands;
+
+impl Store {
+    /// Creates a queue or changes its settings: the one path from settings to the store, taken by
+    /// the REST API, the controller and standalone mode. `create` false answers `QueueNotFound`
+    /// for a queue that does not exist. Returns the queue as it now stands and whether it was
+    /// created.
+    pub async fn apply_queue(
+        &self,
+        project: &str,
+        name: &str,
+        settings: &QueueSettings,
+        create: bool,
+        by: ChangedBy<'_>,
+    ) -> Result<(QueueInfo, bool)> {
+        // REST paths check these; resources come from elsewhere and must be reachable too.
+        crate::model::check_project(project).map_err(StoreError::Invalid)?;
+        crate::model::check_queue_name(name).map_err(StoreError::Invalid)?;
+        self.update_queue(project, name, create, by, |current| {
+            Ok(crate::settings::apply(current, settings, name, by)?)
+        })
+        .await
+    }
+
+    /// Changes a queue's settings by a function of the current ones (`None`: no such queue). The
+    /// change is applied only if nobody else changed the settings in between; otherwise the
+    /// function runs again on the newer settings. A managed queue is changed only by its
+    /// resource; a resource takes over a queue nobody manages.
+    pub async fn update_queue<F>(
+        &self,
+        project: &str,
+        name: &str,
+        create: bool,
+        by: ChangedBy<'_>,
+        change: F,
+    ) -> Result<(QueueInfo, bool)>
+    where
+        F: Fn(Option<&QueueConfig>) -> Result<QueueConfig>,
+    {
+        for _ in 0..32 {
+            let current = match self.queue_info(project, name).await {
+                Ok(found) => Some(found),
+                Err(StoreError::QueueNotFound) if create => None,
+                Err(err) => return Err(err),
+            };
+            let manager = current
+                .as_ref()
+                .and_then(|info| info.config.managed_by.clone());
+            match manager {
+                Some(manager) if by.resource() != Some(manager.as_str()) => {
+                    return Err(StoreError::Managed { by: manager });
+                }
+                // Taking over a queue set up over REST (and later perhaps deleting its
+                // messages with the resource) must be asked for, unless the resource handed
+                // it back itself.
+                None if matches!(by, ChangedBy::Resource(r)
+                if current.as_ref().is_some_and(|info| {
+                    info.config.rest_configured
+                        && info.config.released_by.as_deref() != Some(r)
+                })) =>
+                {
+                    return Err(StoreError::NotAdopted);
+                }
+                _ => {}
+            }
+            let mut next = change(current.as_ref().map(|info| &info.config))?;
+            match by {
+                ChangedBy::Api => {
+                    next.managed_by = None;
+                    next.rest_configured = true;
+                }
+                ChangedBy::Release(resource) => {
+                    next.managed_by = None;
+                    next.rest_configured = true;
+                    next.released_by = Some(resource.to_string());
+                }
+                ChangedBy::Resource(resource) | ChangedBy::Adopt(resource) => {
+                    next.managed_by = Some(resource.to_string());
+                    next.rest_configured = false;
+                    next.released_by = None;
+                }
+            }
+            if let Some(info) = current.as_ref().filter(|info| info.config == next) {
+                // Nothing changes: keep the revision, so push rounds in flight stay final.
+                self.index_add(project, name).await?;
+                self.mark_push_queue(project, name, next.queue_type.is_push())
+                    .await?;
+                return Ok((info.clone(), false));
+            }
+            let revision = current
+                .as_ref()
+                .map(|info| info.config.revision.clone())
+                .unwrap_or_default();
+            let Some((info, created)) =
+                self.write_settings(project, name, &revision, &next).await?
+            else {
+                continue; // changed meanwhile: read again
+            };
+            // Also when it existed: this repairs a listing entry lost to a crash after creation.
+            self.index_add(project, name).await?;
+            self.mark_push_queue(project, name, info.config.queue_type.is_push())
+                .await?;
+            return Ok((info, created));
+        }
+        Err(StoreError::Unavailable(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "queue settings keep changing; try again",
+        ))))
+    }
+
+    /// The queues standalone mode declared from files, as (project, queue, managing resource):
+    /// a later run releases those whose manifest is gone.
+    pub async fn declared_queues(&self) -> Result<Vec<(String, String, String)>> {
+        let mut conn = self.connection();
+        let entries: Vec<(String, String)> = conn.hgetall(DECLARED_QUEUES).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(field, manager)| {
+                let (project, queue) = serde_json::from_str::<(String, String)>(&field).ok()?;
+                Some((project, queue, manager))
+            })
+            .collect())
+    }
+
+    /// Records (`Some(manager)`) or forgets (`None`) a queue standalone mode declared.
+    pub async fn note_declared(
+        &self,
+        project: &str,
+        name: &str,
+        manager: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.connection();
+        let field = serde_json::json!([project, name]).to_string();
+        let _: i64 = match manager {
+            Some(manager) => conn.hset(DECLARED_QUEUES, field, manager).await?,
+            None => conn.hdel(DECLARED_QUEUES, field).await?,
+        };
+        Ok(())
+    }
+
+    /// Hands a managed queue back to REST clients, with its messages (a resource deleted with
+    /// the `Retain` policy). Nothing happens when `resource` does not manage the queue, or it
+    /// is gone.
+    pub async fn release_queue(&self, project: &str, name: &str, resource: &str) -> Result<()> {
+        let released = self
+            .update_queue(
+                project,
+                name,
+                false,
+                ChangedBy::Release(resource),
+                |current| Ok(current.cloned().unwrap_or_default()),
+            )
+            .await;
+        match released {
+            Ok(_) | Err(StoreError::QueueNotFound | StoreError::Managed { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
