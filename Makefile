@@ -133,8 +133,8 @@ bench/peer/node_modules/.installed: bench/peer/package.json
 
 ## lint: formatting and clippy, warnings as errors.
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean

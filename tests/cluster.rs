@@ -2,24 +2,22 @@
 //! tag, so each script runs on one node; queues spread over the nodes; long polls are woken
 //! whichever node holds the queue.
 
-mod common;
-
-use common::{RedisCluster, TestServer, post_bodies, q, reserve};
+use common::{TestServer, post_bodies, q, reserve, start_cluster_server};
+use ferromq::store::keys::QueueKeys;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queues_work_across_the_nodes_of_a_cluster() {
-    let cluster = RedisCluster::start();
-    let server = TestServer::start_on(&cluster.url()).await;
-    let client = server.client();
+    let running = start_cluster_server().await;
+    let client = &running.client;
 
     // Enough queues that every node holds some.
     let names: Vec<String> = (0..12).map(|i| format!("shard-{i}")).collect();
     for name in &names {
-        let ids = post_bodies(&client, name, &["a", "b"]).await;
-        let got = reserve(&client, name, json!({"n": 1})).await;
+        let ids = post_bodies(client, name, &["a", "b"]).await;
+        let got = reserve(client, name, json!({"n": 1})).await;
         assert_eq!(got[0]["id"], ids[0].as_str());
         let (status, _) = client
             .delete(
@@ -34,15 +32,16 @@ async fn queues_work_across_the_nodes_of_a_cluster() {
     let (_, list) = client.get("/3/projects/p/queues?per_page=100").await;
     assert_eq!(list["queues"].as_array().unwrap().len(), names.len());
 
-    // The queues really are spread: count the nodes holding queue keys.
+    // The queues really are spread: count the nodes holding queue keys (the keys of the
+    // queues of project p match those of queue `*`).
+    let any_queue = QueueKeys::new("p", "*");
     let mut nodes_with_queues = 0;
-    for port in &cluster.ports {
-        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg("fq:{p/*").query(&mut conn).unwrap();
-        if !keys.is_empty() {
+    for mut conn in running.redis.node_connections() {
+        let holds_queues = any_queue.all().iter().any(|pattern| {
+            let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut conn).unwrap();
+            !keys.is_empty()
+        });
+        if holds_queues {
             nodes_with_queues += 1;
         }
     }
@@ -54,10 +53,9 @@ async fn queues_work_across_the_nodes_of_a_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_on_a_cluster_wakes_on_a_post_through_another_server() {
-    let cluster = RedisCluster::start();
-    let waiter_side = TestServer::start_on(&cluster.url()).await;
-    let poster_side = TestServer::start_on(&cluster.url()).await;
-    let waiter = waiter_side.client();
+    let waiter_side = start_cluster_server().await;
+    let poster_side = TestServer::start_on(&waiter_side.redis.url()).await;
+    let waiter = &waiter_side.client;
     let poster = poster_side.client();
     for i in 0..6 {
         let name = format!("wake-{i}");

@@ -2,8 +2,6 @@
 //! scenario, asserting every request the controller makes (method, path, body) and answering as
 //! the API server would. The store is a real redis-server.
 
-mod common;
-
 use common::RedisServer;
 use ferromq::k8s::controller::{
     Context, Metrics, QUEUE_FINALIZER, error_policy, reconcile_queue, reconcile_subscription,
@@ -13,7 +11,7 @@ use ferromq::k8s::resources::{
     SubscriptionSpec, SubscriptionStatus,
 };
 use ferromq::model::{ChangedBy, NewMessage, QueueSettings};
-use ferromq::store::{Answered, RedisTarget, Store, StoreError};
+use ferromq::store::{Answered, Store, StoreError};
 use http::{Method, Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
@@ -84,9 +82,7 @@ struct Fixture {
 impl Fixture {
     async fn new(queues: &[Queue], subscriptions: &[Subscription]) -> Self {
         let redis = RedisServer::start();
-        let store = Store::connect(&RedisTarget::parse(&redis.url(), false))
-            .await
-            .expect("store");
+        let store = redis.store().await;
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
         let (queue_cache, queue_writer) = filled(queues);

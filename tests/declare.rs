@@ -1,16 +1,14 @@
 //! From Queue and Subscription resources to the store (`ferromq::k8s::declare`), against a real
 //! redis-server; REST calls on managed queues go through the real data plane.
 
-mod common;
-
 use common::subscriber::{Answer, Subscriber};
-use common::{RedisServer, TestServer, post_bodies, q};
+use common::{RedisServer, TestServer, post_bodies, q, quiet, start_server};
 use ferromq::k8s::declare::{self, Forgotten, NotDeclared};
 use ferromq::k8s::resources::{
     DeletionPolicy, PushSpec, Queue, QueueKind, QueueSpec, Subscription, SubscriptionSpec,
 };
 use ferromq::model::{ChangedBy, QueueSettings, QueueType};
-use ferromq::store::{RedisTarget, Store, StoreError};
+use ferromq::store::StoreError;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
@@ -55,16 +53,10 @@ fn subscription(name: &str, queue: &str, url: &str) -> Subscription {
     subscription
 }
 
-async fn store(redis: &RedisServer) -> Store {
-    Store::connect(&RedisTarget::parse(&redis.url(), false))
-        .await
-        .expect("store")
-}
-
 #[tokio::test]
 async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
     let redis = RedisServer::start();
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let orders = queue(
         "orders",
         QueueSpec {
@@ -99,7 +91,7 @@ async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
 #[tokio::test]
 async fn changing_the_spec_changes_the_queue_and_a_removed_field_returns_to_its_default() {
     let redis = RedisServer::start();
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let mut orders = queue(
         "orders",
         QueueSpec {
@@ -118,7 +110,7 @@ async fn changing_the_spec_changes_the_queue_and_a_removed_field_returns_to_its_
 #[tokio::test]
 async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_are_left_out() {
     let redis = RedisServer::start();
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let events = push_queue("events", QueueKind::Multicast);
     let mut elsewhere = subscription("zz-other-namespace", "events", "http://example.test/x");
     elsewhere.metadata.namespace = Some("other".into());
@@ -187,7 +179,7 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
 
     let mut ready = push_queue("nowhere", QueueKind::Unicast);
     let redis = RedisServer::start();
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let mine = [&orphan];
     let outcome = declare::declare_queue(&store, &ready, &mine).await;
     ready.status = Some(declare::queue_status(
@@ -202,10 +194,9 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
 
 #[tokio::test]
 async fn a_managed_queue_refuses_rest_configuration_changes_with_409_but_passes_messages() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let store = store(&redis).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let store = running.redis.store().await;
     let events = push_queue("events", QueueKind::Multicast);
     let sub = subscription("audit", "events", "ironmq:///audit");
     declare::declare_queue(&store, &events, &[&sub])
@@ -248,22 +239,21 @@ async fn a_managed_queue_refuses_rest_configuration_changes_with_409_but_passes_
     // Messages flow: the push to the audit queue happens.
     let (status, _) = client.put(&q("audit"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
-    post_bodies(&client, "events", &["hello"]).await;
-    let got = common::reserve_within(&client, "audit", Duration::from_secs(5)).await;
+    post_bodies(client, "events", &["hello"]).await;
+    let got = common::reserve_within(client, "audit", Duration::from_secs(5)).await;
     assert_eq!(got[0]["body"], "hello");
 }
 
 #[tokio::test]
 async fn deleting_the_resource_honours_its_deletion_policy() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let store = store(&redis).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let store = running.redis.store().await;
 
     let mut kept = queue("kept", QueueSpec::default());
     kept.spec.deletion_policy = DeletionPolicy::Retain;
     declare::declare_queue(&store, &kept, &[]).await.unwrap();
-    post_bodies(&client, "kept", &["stays"]).await;
+    post_bodies(client, "kept", &["stays"]).await;
     assert_eq!(
         declare::forget_queue(&store, &kept).await.unwrap(),
         Forgotten::Retained
@@ -278,7 +268,7 @@ async fn deleting_the_resource_honours_its_deletion_policy() {
     let mut gone = queue("gone", QueueSpec::default());
     gone.spec.deletion_policy = DeletionPolicy::Delete;
     declare::declare_queue(&store, &gone, &[]).await.unwrap();
-    post_bodies(&client, "gone", &["goes"]).await;
+    post_bodies(client, "gone", &["goes"]).await;
     assert_eq!(
         declare::forget_queue(&store, &gone).await.unwrap(),
         Forgotten::Deleted
@@ -297,7 +287,7 @@ async fn deleting_the_resource_honours_its_deletion_policy() {
 #[tokio::test]
 async fn a_queue_another_resource_manages_is_neither_taken_over_nor_deleted() {
     let redis = RedisServer::start();
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let first = queue("shared", QueueSpec::default());
     declare::declare_queue(&store, &first, &[]).await.unwrap();
 
@@ -327,15 +317,14 @@ async fn a_queue_another_resource_manages_is_neither_taken_over_nor_deleted() {
 
 #[tokio::test]
 async fn a_queue_made_over_rest_is_taken_over_only_when_the_queue_asks_to_adopt_it() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let store = store(&redis).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let store = running.redis.store().await;
     let (status, _) = client
         .put(&q("legacy"), json!({"queue": {"message_timeout": 60}}))
         .await;
     assert_eq!(status, StatusCode::OK);
-    post_bodies(&client, "legacy", &["kept"]).await;
+    post_bodies(client, "legacy", &["kept"]).await;
 
     let mut legacy = queue(
         "legacy",
@@ -389,7 +378,7 @@ async fn a_queue_made_over_rest_is_taken_over_only_when_the_queue_asks_to_adopt_
 #[tokio::test]
 async fn a_queue_the_store_lost_is_recreated_by_the_next_apply() {
     let redis = RedisServer::start();
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let orders = queue("orders", QueueSpec::default());
     declare::declare_queue(&store, &orders, &[]).await.unwrap();
     let _: () = redis::cmd("FLUSHALL")
@@ -413,10 +402,9 @@ async fn a_queue_the_store_lost_is_recreated_by_the_next_apply() {
 
 #[tokio::test]
 async fn a_resource_takes_back_the_queue_it_released() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let store = store(&redis).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let store = running.redis.store().await;
     let orders = queue("orders", QueueSpec::default());
     declare::declare_queue(&store, &orders, &[]).await.unwrap();
     assert_eq!(
@@ -451,18 +439,19 @@ async fn a_resource_takes_back_the_queue_it_released() {
 
 #[tokio::test]
 async fn a_push_queue_without_subscriptions_keeps_its_messages_until_one_arrives() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let store = store(&redis).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let store = running.redis.store().await;
     let events = push_queue("events", QueueKind::Multicast);
     let outcome = declare::declare_queue(&store, &events, &[]).await;
     let status = declare::queue_status(&events, &outcome.map_err(NotDeclared::from), &[]);
     assert_eq!(status.conditions[0].reason, "NoSubscriptions");
 
-    post_bodies(&client, "events", &["wait for me"]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(store.queue_info("p", "events").await.unwrap().size, 1);
+    post_bodies(client, "events", &["wait for me"]).await;
+    // Nothing delivers it: it stays for 2 s.
+    let size = async || store.queue_info("p", "events").await.unwrap().size;
+    quiet(Duration::from_secs(2), || async { size().await == 1 }).await;
+    assert_eq!(size().await, 1);
 
     let hook = Subscriber::start(Answer::Always(200)).await;
     let sub = subscription("hook", "events", &hook.url);
@@ -476,7 +465,7 @@ async fn a_push_queue_without_subscriptions_keeps_its_messages_until_one_arrives
 #[tokio::test]
 async fn rest_and_resources_share_one_settings_path_and_its_rules() {
     let redis = RedisServer::start();
-    let store = store(&redis).await;
+    let store = redis.store().await;
     let out_of_range = QueueSettings {
         message_timeout: Some(5),
         ..Default::default()

@@ -1,9 +1,7 @@
 //! No message is ever held by two consumers at once: concurrent consumers drain a queue and
 //! every message is received exactly once.
 
-mod common;
-
-use common::{RedisServer, TestServer, q};
+use common::{q, start_server};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashSet;
@@ -14,9 +12,8 @@ const CONSUMERS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_consumers_drain_5000_messages_each_received_once() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let mut posted = HashSet::new();
     for batch in 0..MESSAGES / 100 {
         let messages: Vec<_> = (0..100)

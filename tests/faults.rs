@@ -4,10 +4,11 @@
 //! too late or redirect. Each test prints one line `sent, received, duplicated, lost` (lost is
 //! always asserted to be 0) so runs can be compared.
 
-mod common;
-
-use common::subscriber::{Answer, Subscriber};
-use common::{Client, RedisServer, ServerProcess, q};
+use common::subscriber::{Answer, Received, Subscriber};
+use common::{
+    Client, RedisServer, ServerProcess, eventually, post_bodies, q, quiet, reserve, start_process,
+    start_process_on,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -107,10 +108,9 @@ async fn killing_one_of_two_data_plane_processes_loses_no_acknowledged_message()
     const CONSUMERS: usize = 4;
     const BATCH: usize = 4;
     let started = Instant::now();
-    let redis = RedisServer::start();
     let no_push = [("FERROMQ_NO_PUSH", "true")];
-    let mut victim = ServerProcess::start_with(&redis, &no_push).await;
-    let survivor = ServerProcess::start_with(&redis, &no_push).await;
+    let mut victim = start_process(&no_push).await;
+    let survivor = ServerProcess::start_with(&victim.redis, &no_push).await;
     let (status, body) = survivor
         .client()
         .put(&q("work"), json!({"queue": {"message_timeout": 30}}))
@@ -127,7 +127,7 @@ async fn killing_one_of_two_data_plane_processes_loses_no_acknowledged_message()
     let consuming = Arc::new(AtomicBool::new(true));
     let client_for = |i: usize| FailingOver {
         home: if i.is_multiple_of(2) {
-            victim.client()
+            victim.server.client()
         } else {
             survivor.client()
         },
@@ -239,7 +239,7 @@ async fn killing_one_of_two_data_plane_processes_loses_no_acknowledged_message()
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before_kill = via_victim.load(Ordering::Relaxed);
-    victim.kill();
+    victim.server.kill();
     let killed_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     producing.store(false, Ordering::Relaxed);
@@ -253,7 +253,7 @@ async fn killing_one_of_two_data_plane_processes_loses_no_acknowledged_message()
     let observer = survivor.client();
     // (A delete whose answer died with the victim may still have happened: the queue's size,
     // not the acknowledgements, says when all is gone.)
-    let drained = common::eventually(Duration::from_secs(25), || async {
+    let drained = eventually(Duration::from_secs(25), || async {
         let got: HashSet<String> = receptions
             .lock()
             .unwrap()
@@ -352,9 +352,8 @@ async fn killing_a_push_worker_mid_delivery_loses_no_message() {
     let _one_at_a_time = HEAVY.lock().await;
     const MESSAGES: usize = 200;
     let started = Instant::now();
-    let redis = RedisServer::start();
-    let mut victim = ServerProcess::start(&redis).await;
-    let survivor = ServerProcess::start(&redis).await;
+    let mut victim = start_process(&[]).await;
+    let survivor = ServerProcess::start(&victim.redis).await;
     let client = survivor.client();
     // Slow answers keep many deliveries in flight in both processes.
     let sub = Subscriber::start(Answer::Slow(Duration::from_millis(300))).await;
@@ -385,26 +384,26 @@ async fn killing_a_push_worker_mid_delivery_loses_no_message() {
     }
 
     // Which process pushed a request: its acknowledgement URL starts with that process's base.
-    let by_victim = |r: &common::subscriber::Received| {
+    let by_victim = |r: &Received| {
         r.headers["iron-subscriber-message-url"]
             .to_str()
             .unwrap()
-            .starts_with(&victim.base)
+            .starts_with(&victim.server.base)
     };
-    let victim_busy = common::eventually(Duration::from_secs(10), || async {
+    let victim_busy = eventually(Duration::from_secs(10), || async {
         sub.received().iter().filter(|r| by_victim(r)).count() >= 10
     })
     .await;
     assert!(victim_busy, "the victim pushes too");
-    let victim_base = victim.base.clone();
-    victim.kill();
+    let victim_base = victim.server.base.clone();
+    victim.server.kill();
     let killed_at = Instant::now();
     let delivered_before_kill = sub.count();
 
     // Its claims end after the push timeout (2 s) plus the claim margin (30 s); then the
     // survivor delivers what the victim held, even what reached the subscriber before the
     // kill but was never recorded as delivered. Done when the queue is empty.
-    let drained = common::eventually(Duration::from_secs(45), || async {
+    let drained = eventually(Duration::from_secs(45), || async {
         let (_, info) = client.get(&q("deliveries")).await;
         info["queue"]["size"] == 0
     })
@@ -468,9 +467,12 @@ async fn a_redis_restart_loses_no_acknowledged_post_and_nothing_hangs() {
     let _one_at_a_time = HEAVY.lock().await;
     const POSTERS: usize = 3;
     let started = Instant::now();
-    let mut redis = RedisServer::start_persistent();
-    let server = ServerProcess::start_with(&redis, &[("FERROMQ_NO_PUSH", "true")]).await;
-    let client = server.client();
+    let mut running = start_process_on(
+        RedisServer::start_persistent(),
+        &[("FERROMQ_NO_PUSH", "true")],
+    )
+    .await;
+    let client = &running.client;
     let (status, body) = client.put(&q("durable"), json!({})).await;
     assert!(status.is_success(), "{body}");
 
@@ -519,7 +521,7 @@ async fn a_redis_restart_loses_no_acknowledged_post_and_nothing_hangs() {
     }
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    tokio::task::block_in_place(|| redis.kill());
+    tokio::task::block_in_place(|| running.redis.kill());
     let killed_at = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (ready, _) = client
@@ -529,12 +531,12 @@ async fn a_redis_restart_loses_no_acknowledged_post_and_nothing_hangs() {
     assert_ne!(ready, StatusCode::OK, "not ready without Redis");
     tokio::time::sleep(Duration::from_millis(1700)).await;
     let restarting_at = Instant::now();
-    tokio::task::block_in_place(|| redis.restart());
+    tokio::task::block_in_place(|| running.redis.restart());
     let restarted_at = Instant::now();
 
     // Posts succeed again, on the same ferromq process.
     let recovered =
-        common::eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(10), || async {
             attempts.lock().unwrap().iter().any(|a| {
                 a.started > restarted_at && matches!(a.outcome, Ok((StatusCode::CREATED, _)))
             })
@@ -593,7 +595,7 @@ async fn a_redis_restart_loses_no_acknowledged_post_and_nothing_hangs() {
     // ... and the queue holds nothing twice: take everything out.
     let mut taken = Vec::new();
     loop {
-        let got = common::reserve(&client, "durable", json!({"n": 100, "delete": true})).await;
+        let got = reserve(client, "durable", json!({"n": 100, "delete": true})).await;
         if got.is_empty() {
             break;
         }
@@ -634,12 +636,12 @@ async fn a_redis_restart_loses_no_acknowledged_post_and_nothing_hangs() {
         let client = client.clone();
         tokio::spawn(async move {
             let begun = Instant::now();
-            let got = common::reserve(&client, "after", json!({"wait": 10})).await;
+            let got = reserve(&client, "after", json!({"wait": 10})).await;
             (got, begun.elapsed())
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    common::post_bodies(&client, "after", &["wake"]).await;
+    post_bodies(client, "after", &["wake"]).await;
     let (got, waited) = waiter.await.unwrap();
     assert_eq!(got.len(), 1, "the long poll got the post");
     assert!(
@@ -764,25 +766,23 @@ async fn misbehaving_subscriber_case(
     msg: Option<&str>,
 ) {
     let started = Instant::now();
-    let redis = RedisServer::start();
-    let server = ServerProcess::start(&redis).await;
-    let client = server.client();
+    let running = start_process(&[]).await;
+    let client = &running.client;
     let good = Subscriber::start(Answer::Always(200)).await;
     // Where a redirect points: a subscriber that works, and must never be reached that way.
     let target = Subscriber::start(Answer::Always(200)).await;
     let bad = make(target.url.clone()).await;
-    multicast_to(&client, "steady", &good.url, json!({})).await;
+    multicast_to(client, "steady", &good.url, json!({})).await;
     multicast_to(
-        &client,
+        client,
         "bad",
         bad.url(),
         json!({"retries": 1, "error_queue": "bad-errors"}),
     )
     .await;
 
-    let ids = common::post_bodies(&client, "bad", &["doomed"]).await;
-    let first_try =
-        common::eventually(Duration::from_secs(5), || async { bad.attempts() >= 1 }).await;
+    let ids = post_bodies(client, "bad", &["doomed"]).await;
+    let first_try = eventually(Duration::from_secs(5), || async { bad.attempts() >= 1 }).await;
     assert!(first_try, "{name}: the bad subscriber was tried");
 
     // Until the bad message is settled, the steady queue delivers each probe promptly.
@@ -799,7 +799,7 @@ async fn misbehaving_subscriber_case(
             "{name}: the bad message never settled"
         );
         let posted = Instant::now();
-        common::post_bodies(&client, "steady", &[format!("probe {probes}").as_str()]).await;
+        post_bodies(client, "steady", &[format!("probe {probes}").as_str()]).await;
         probes += 1;
         assert!(
             good.wait_for(probes, Duration::from_secs(2)).await,
@@ -809,8 +809,14 @@ async fn misbehaving_subscriber_case(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(probes >= 3, "{name}: probed during the failures ({probes})");
+    // Settled, with its tries made and every probe in (above): through a quiet period as long
+    // as the pause between probes, no further try and no second copy of a probe arrive.
+    quiet(Duration::from_millis(250), || async {
+        bad.attempts() == 2 && good.count() == probes
+    })
+    .await;
 
-    let errors = common::reserve(&client, "bad-errors", json!({"n": 10})).await;
+    let errors = reserve(client, "bad-errors", json!({"n": 10})).await;
     let attempts = bad.attempts();
     // Sent: the probes and the doomed message; received: probes at the good subscriber, and
     // the doomed message in the error queue (where it belongs).

@@ -15,17 +15,19 @@
 //! push deliveries (subscriber names, `ironmq://` targets, dot names in subscriber-message
 //! URLs) stay usable.
 //!
-//! Requests go over raw TCP rather than reqwest: reqwest (the `url` crate) folds `.`, `..`
-//! and `%2e%2e` path segments away and refuses some header bytes, and the body-limit tests
-//! send less body than they announce. Each property serves all its cases from one
+//! Requests go over raw TCP (`common::raw`) rather than reqwest: reqwest (the `url` crate)
+//! folds `.`, `..` and `%2e%2e` path segments away and refuses some header bytes, and the
+//! body-limit tests send less body than they announce. Each property serves all its cases from one
 //! redis-server and one in-process server; `PROPTEST_CASES` overrides the number of cases.
 //! Protocol errors hyper answers itself (a request line or header it cannot parse, a URI over
 //! 64 KB, a header section over its buffer) never reach the API and are not generated.
 
-mod common;
-
+use common::raw::{Reply, Request, call, read_reply, send, shown};
 use common::subscriber::{Answer as SubscriberAnswer, Subscriber};
-use common::{LIMITED_TOKEN, MAX_MESSAGE_SIZE, RedisServer, TOKEN, TestServer};
+use common::{
+    LIMITED_TOKEN, MAX_MESSAGE_SIZE, MAX_REQUEST_SIZE, RedisServer, Running, TOKEN, start_server,
+};
+use ferromq::store::keys::QueueKeys;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -36,288 +38,18 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Cases per property, unless `PROPTEST_CASES` says otherwise.
 const CASES: u32 = 256;
-/// Longest an answer may take. No request here long-polls (reserves either carry no `wait`
-/// or find a message ready), so a slower answer is a hang.
-const ANSWER_LIMIT: Duration = Duration::from_secs(10);
-/// Request body limit of the test servers (`TestServer` serves with 256 KiB).
-const MAX_REQUEST_SIZE: usize = 256 * 1024;
 /// Statuses an answer to bad input may have here: success, or 400, 401, 403, 404, 405, 413.
 /// The contract's 409 answers changes to managed queues and its 503 an unreachable Redis (or
 /// the 60 s request deadline): no queue is managed and Redis stays up, so either is a bug.
 const ALLOWED: [u16; 8] = [200, 201, 400, 401, 403, 404, 405, 413];
 
 // ---------------------------------------------------------------------------------------
-// A raw HTTP/1.1 exchange.
-
-/// A request as sent on the wire: method and target exactly as given (no normalization),
-/// headers as bytes. `Host`, `Connection: close` and `Content-Length` are added.
-#[derive(Clone)]
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Option<Vec<u8>>,
-}
-
-impl Request {
-    fn new(method: &str, target: impl Into<String>) -> Self {
-        Request {
-            method: method.to_string(),
-            target: target.into(),
-            headers: Vec::new(),
-            body: None,
-        }
-    }
-
-    fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push((name.to_string(), value.into()));
-        self
-    }
-
-    fn token(self, token: &str) -> Self {
-        self.header("Authorization", format!("OAuth {token}"))
-    }
-
-    fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = Some(body.into());
-        self
-    }
-
-    /// Replaces placeholders in the target and (UTF-8) body by values known only at run time.
-    fn substitute(mut self, values: &[(&str, &str)]) -> Self {
-        for (placeholder, value) in values {
-            self.target = self.target.replace(placeholder, value);
-            if let Some(body) = &self.body
-                && let Ok(text) = std::str::from_utf8(body)
-                && text.contains(placeholder)
-            {
-                self.body = Some(text.replace(placeholder, value).into_bytes());
-            }
-        }
-        self
-    }
-
-    fn is_head(&self) -> bool {
-        self.method == "HEAD"
-    }
-
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!(
-            "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
-            self.method, self.target
-        )
-        .into_bytes();
-        for (name, value) in &self.headers {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
-        if let Some(body) = &self.body {
-            out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-            out.extend_from_slice(body);
-        } else {
-            out.extend_from_slice(b"\r\n");
-        }
-        out
-    }
-}
-
-impl fmt::Debug for Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, shown(self.target.as_bytes()))?;
-        for (name, value) in &self.headers {
-            write!(f, " [{name}: {}]", shown(value))?;
-        }
-        if let Some(body) = &self.body {
-            write!(f, " body {}", shown(body))?;
-        }
-        Ok(())
-    }
-}
-
-/// Bytes as an escaped string for failure reports, long ones cut in the middle.
-fn shown(bytes: &[u8]) -> String {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(s) => format!("{s:?}"),
-        Err(_) => format!("b\"{}\"", bytes.escape_ascii()),
-    };
-    let chars = text.chars().count();
-    if chars <= 300 {
-        return text;
-    }
-    let head: String = text.chars().take(200).collect();
-    let tail: String = text.chars().skip(chars - 60).collect();
-    format!("{head}…[{} bytes in all]…{tail}", bytes.len())
-}
-
-/// A final answer (interim 1xx answers skipped).
-struct Reply {
-    status: u16,
-    content_type: Option<String>,
-    body: Vec<u8>,
-}
-
-impl fmt::Debug for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let content_type = self.content_type.as_deref().unwrap_or("(none)");
-        write!(f, "{} [{content_type}] {}", self.status, shown(&self.body))
-    }
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The answer in `buf` once it is complete (`None` while more is needed). `eof`: nothing more
-/// will come, so a body without framing ends here.
-fn parse(buf: &[u8], head: bool, eof: bool) -> Result<Option<Reply>, String> {
-    let mut rest = buf;
-    loop {
-        let Some(end) = find(rest, b"\r\n\r\n") else {
-            return Ok(None);
-        };
-        // Lossy: a header may echo bytes a client sent (obs-text).
-        let text = String::from_utf8_lossy(&rest[..end]);
-        let mut lines = text.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        rest = &rest[end + 4..];
-        if (100..200).contains(&status) {
-            continue;
-        }
-        let body = if head || status == 204 || status == 304 {
-            Vec::new()
-        } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            match dechunk(rest)? {
-                Some(body) => body,
-                None => return Ok(None),
-            }
-        } else if let Some(len) = get("content-length") {
-            let len: usize = len
-                .parse()
-                .map_err(|_| format!("bad Content-Length {len:?}"))?;
-            if rest.len() < len {
-                return Ok(None);
-            }
-            rest[..len].to_vec()
-        } else if eof {
-            rest.to_vec()
-        } else {
-            return Ok(None);
-        };
-        return Ok(Some(Reply {
-            status,
-            content_type: get("content-type").map(String::from),
-            body,
-        }));
-    }
-}
-
-fn dechunk(mut rest: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut body = Vec::new();
-    loop {
-        let Some(end) = find(rest, b"\r\n") else {
-            return Ok(None);
-        };
-        let line = String::from_utf8_lossy(&rest[..end]);
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        rest = &rest[end + 2..];
-        if size == 0 {
-            return Ok(Some(body));
-        }
-        if rest.len() < size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
-
-/// Reads until one whole answer is in, the connection ends, or it fails.
-async fn read_reply(reader: &mut (impl AsyncRead + Unpin), head: bool) -> Result<Reply, String> {
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut chunk).await {
-            Ok(0) => {
-                return parse(&buf, head, true)?.ok_or_else(|| {
-                    format!(
-                        "connection closed without a complete answer (got {})",
-                        shown(&buf)
-                    )
-                });
-            }
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(reply) = parse(&buf, head, false)? {
-                    return Ok(reply);
-                }
-            }
-            Err(err) => {
-                return parse(&buf, head, true)?.ok_or_else(|| {
-                    format!(
-                        "connection failed ({err}) without a complete answer (got {})",
-                        shown(&buf)
-                    )
-                });
-            }
-        }
-    }
-}
-
-/// Sends `request` on a new connection and reads the answer; a transport failure (the
-/// connection dropped, say by a panicking handler) or no answer in time is an `Err`.
-async fn send(addr: SocketAddr, request: &Request) -> Result<Reply, String> {
-    let bytes = request.to_bytes();
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (mut reader, mut writer) = stream.split();
-        // Written while the answer is read: the server may answer (413) before taking the
-        // whole body. The write side stays open until the answer is in (closing it early
-        // would end the request).
-        let write = async {
-            let _ = writer.write_all(&bytes).await;
-            std::future::pending::<()>().await
-        };
-        tokio::select! {
-            reply = read_reply(&mut reader, request.is_head()) => reply,
-            () = write => unreachable!(),
-        }
-    };
-    tokio::time::timeout(ANSWER_LIMIT, exchange)
-        .await
-        .map_err(|_| format!("no answer within {ANSWER_LIMIT:?}"))?
-}
+// What every answer to bad input is.
 
 /// The property every answer to bad input has.
 fn check(reply: &Reply, head: bool) -> Result<(), String> {
@@ -356,23 +88,6 @@ async fn exercise(addr: SocketAddr, request: &Request) -> Result<(), String> {
     Ok(())
 }
 
-/// Sends a request that must succeed and returns its JSON.
-async fn call(addr: SocketAddr, request: Request) -> Result<Value, String> {
-    let reply = send(addr, &request).await?;
-    if !(200..300).contains(&reply.status) {
-        return Err(format!("{request:?} answered {reply:?}"));
-    }
-    serde_json::from_slice(&reply.body).map_err(|e| format!("{request:?}: {e}: {reply:?}"))
-}
-
-fn addr_of(server: &TestServer) -> SocketAddr {
-    server
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("server address")
-}
-
 /// Percent-encodes every byte but ASCII letters and digits.
 fn enc(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
@@ -387,9 +102,8 @@ fn json_string(s: &str) -> String {
 
 /// A redis-server and the data plane in a runtime of their own, for all cases of a property.
 struct Fixture {
-    server: TestServer,
+    running: Running,
     runtime: tokio::runtime::Runtime,
-    _redis: RedisServer,
     addr: SocketAddr,
 }
 
@@ -400,13 +114,11 @@ impl Fixture {
             .enable_all()
             .build()
             .expect("runtime");
-        let redis = RedisServer::start();
-        let server = runtime.block_on(TestServer::start(&redis));
-        let addr = addr_of(&server);
+        let running = runtime.block_on(start_server());
+        let addr = running.server.addr();
         Fixture {
-            server,
+            running,
             runtime,
-            _redis: redis,
             addr,
         }
     }
@@ -437,9 +149,16 @@ impl Fixture {
         if let Err(failure) = outcome {
             panic!(
                 "property failed within {cases} cases (server {}): {failure}",
-                self.server.base
+                self.running.server.base
             );
         }
+    }
+
+    /// Sends each request of the property's cases and checks its answer (see `exercise`).
+    fn exercise_each(&self, requests: impl Strategy<Value = Request>) {
+        self.check_property(requests, |fixture, request| {
+            fixture.runtime.block_on(exercise(fixture.addr, &request))
+        });
     }
 }
 
@@ -1492,10 +1211,7 @@ fn odd_paths_get_json_answers() {
                 None => request,
             }
         });
-    let fixture = Fixture::start();
-    fixture.check_property(strategy, |fixture, request| {
-        fixture.runtime.block_on(exercise(fixture.addr, &request))
-    });
+    Fixture::start().exercise_each(strategy);
 }
 
 /// Where a case of the query property puts its token (besides any `oauth` pair it drew).
@@ -1580,22 +1296,11 @@ fn random_headers_get_json_answers() {
                 None => request,
             }
         });
-    let fixture = Fixture::start();
-    fixture.check_property(strategy, |fixture, request| {
-        fixture.runtime.block_on(exercise(fixture.addr, &request))
-    });
+    Fixture::start().exercise_each(strategy);
 }
 
 // ---------------------------------------------------------------------------------------
 // The body limit holds before the body is read.
-
-/// Starts a redis-server and a data plane for one example test.
-async fn serve() -> (RedisServer, TestServer, SocketAddr) {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let addr = addr_of(&server);
-    (redis, server, addr)
-}
 
 fn json_error(reply: &Reply) -> String {
     let json = reply.json();
@@ -1613,7 +1318,8 @@ fn json_error(reply: &Reply) -> String {
 
 #[tokio::test]
 async fn a_declared_100_mb_body_is_refused_with_413_before_it_arrives() {
-    let (_redis, _server, addr) = serve().await;
+    let running = start_server().await;
+    let addr = running.server.addr();
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = "POST /3/projects/p/queues/big/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                 Authorization: OAuth test-token\r\nContent-Type: application/json\r\n\
@@ -1639,7 +1345,8 @@ async fn a_declared_100_mb_body_is_refused_with_413_before_it_arrives() {
 
 #[tokio::test]
 async fn a_chunked_body_past_the_limit_is_refused_with_413_and_no_longer_read() {
-    let (_redis, _server, addr) = serve().await;
+    let running = start_server().await;
+    let addr = running.server.addr();
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     // Streams up to 64 MB in 16 KB chunks, 256 times the limit, until the server stops
@@ -1703,7 +1410,8 @@ async fn a_chunked_body_past_the_limit_is_refused_with_413_and_no_longer_read() 
 
 #[tokio::test]
 async fn names_and_ids_with_unicode_slashes_dots_nul_and_10_kb_get_clean_answers() {
-    let (_redis, _server, addr) = serve().await;
+    let running = start_server().await;
+    let addr = running.server.addr();
     call(
         addr,
         Request::new("POST", "/3/projects/p/queues/q/messages")
@@ -1846,8 +1554,8 @@ async fn names_and_ids_with_unicode_slashes_dots_nul_and_10_kb_get_clean_answers
 
 #[tokio::test]
 async fn a_queue_with_a_unicode_name_round_trips_a_message() {
-    let (_redis, server, _addr) = serve().await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let name = "日本語 キュー 🦀";
     let path = format!("/3/projects/p/queues/{}", enc(name));
     let (status, posted) = client
@@ -1916,7 +1624,8 @@ async fn post_one(addr: SocketAddr, queue: &str, body: &str) {
 
 #[tokio::test]
 async fn every_subscriber_name_the_api_accepts_comes_back_in_iron_subscriber_name() {
-    let (_redis, _server, addr) = serve().await;
+    let running = start_server().await;
+    let addr = running.server.addr();
     let subscriber = Subscriber::start(SubscriberAnswer::Always(200)).await;
     let names = ["plain", "日本語", "🦀", "a/b", "a\u{0}b", "line\nbreak"];
     let mut accepted = Vec::new();
@@ -1959,7 +1668,8 @@ async fn subscriber_message_urls_work_for_clients_that_fold_dot_segments() {
     // Subscribers use URL libraries, which fold `.` and `..` path segments (and `%2E%2E`)
     // away: a queue or subscriber the API accepts under such a name gets a
     // subscriber-message URL that leads elsewhere. Refusing the names is a fine answer.
-    let (_redis, _server, addr) = serve().await;
+    let running = start_server().await;
+    let addr = running.server.addr();
     let subscriber = Subscriber::start(SubscriberAnswer::Always(202)).await;
     let pairs = [
         ("dots-1", ".."),
@@ -2007,7 +1717,8 @@ async fn ironmq_subscriber_urls_may_only_name_queues_the_rest_api_can_reach() {
     // A push into `ironmq:///NAME` posts to queue NAME (of project PROJECT with
     // `ironmq://PROJECT:TOKEN@/NAME`). Each target below names a queue or a project the REST
     // API refuses: accepting it makes queues no call can read.
-    let (redis, _server, addr) = serve().await;
+    let running = start_server().await;
+    let addr = running.server.addr();
     let targets = [
         format!("ironmq:///{}", "a\u{0}b"),
         format!("ironmq:///{}", "line\nbreak"),
@@ -2026,13 +1737,17 @@ async fn ironmq_subscriber_urls_may_only_name_queues_the_rest_api_can_reach() {
         }
     }
     // What the accepted ones wrote: queues outside what REST can address.
+    // Every queue's settings key: the one of project `*`, queue `*`; what stands for the stars
+    // there is `project/queue` in the keys found.
+    let any_cfg = QueueKeys::new("*", "*").cfg().to_string();
+    let (before, after) = any_cfg.split_once("*/*").expect("the queue in the key");
     let unreachable = |redis: &RedisServer| -> Vec<String> {
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("fq:{*}:cfg")
+            .arg(&any_cfg)
             .query(&mut redis.connection())
             .unwrap_or_default();
         keys.iter()
-            .filter_map(|k| k.strip_prefix("fq:{")?.strip_suffix("}:cfg"))
+            .filter_map(|k| k.strip_prefix(before)?.strip_suffix(after))
             .filter(|tag| {
                 let (project, queue) = tag.split_once('/').unwrap_or((tag, ""));
                 ferromq::model::check_project(project).is_err()
@@ -2042,10 +1757,10 @@ async fn ironmq_subscriber_urls_may_only_name_queues_the_rest_api_can_reach() {
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(3);
-    while unreachable(&redis).len() < failures.len() && Instant::now() < deadline {
+    while unreachable(&running.redis).len() < failures.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let unreachable = unreachable(&redis);
+    let unreachable = unreachable(&running.redis);
     assert!(
         failures.is_empty(),
         "{}\nqueues no REST call can reach: {unreachable:?}",

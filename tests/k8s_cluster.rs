@@ -10,14 +10,12 @@
 //! Queue and a Subscription, waits for both to be Ready, then deletes the Queue and waits for
 //! its finalizer to remove the stored queue.
 
-mod common;
-
 use common::RedisServer;
 use ferromq::k8s::controller::{Metrics, run_controllers};
 use ferromq::k8s::resources::{
     DeletionPolicy, PushSpec, Queue, QueueKind, QueueSpec, Subscription, SubscriptionSpec,
 };
-use ferromq::store::{RedisTarget, Store, StoreError};
+use ferromq::store::StoreError;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::events::Reporter;
 use std::sync::Arc;
@@ -41,9 +39,7 @@ async fn queues_and_subscriptions_reconcile_on_a_real_cluster() {
     let namespace = std::env::var("FERROMQ_TEST_NAMESPACE").unwrap_or_else(|_| "default".into());
     let client = kube::Client::try_default().await.expect("a kubeconfig");
     let redis = RedisServer::start();
-    let store = Store::connect(&RedisTarget::parse(&redis.url(), false))
-        .await
-        .unwrap();
+    let store = redis.store().await;
     let reporter = Reporter {
         controller: "ferromq-controller-test".into(),
         instance: None,

@@ -1,18 +1,15 @@
 //! Long polling: a waiting reserve returns as soon as a message is posted, whichever
 //! data-plane process the post goes through, and returns empty when the wait is over.
 
-mod common;
-
-use common::{RedisServer, ServerProcess, TestServer, post_bodies, q, reserve};
+use common::{ServerProcess, post_bodies, q, reserve, start_process, start_server};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn post_on_one_process_wakes_a_waiter_on_another() {
-    let redis = RedisServer::start();
-    let waiter_side = ServerProcess::start(&redis).await;
-    let poster_side = ServerProcess::start(&redis).await;
-    let waiter = waiter_side.client();
+    let waiter_side = start_process(&[]).await;
+    let poster_side = ServerProcess::start(&waiter_side.redis).await;
+    let waiter = waiter_side.client.clone();
     let poster = poster_side.client();
     waiter.put(&q("wake"), json!({})).await;
 
@@ -43,12 +40,11 @@ async fn post_on_one_process_wakes_a_waiter_on_another() {
 
 #[tokio::test]
 async fn wait_ends_with_an_empty_list_when_nothing_arrives() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client.put(&q("quiet"), json!({})).await;
     let started = Instant::now();
-    let got = reserve(&client, "quiet", json!({"wait": 1})).await;
+    let got = reserve(client, "quiet", json!({"wait": 1})).await;
     assert!(got.is_empty());
     let waited = started.elapsed();
     assert!(
@@ -59,9 +55,8 @@ async fn wait_ends_with_an_empty_list_when_nothing_arrives() {
 
 #[tokio::test]
 async fn many_waiters_share_a_burst_without_duplicates() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client.put(&q("burst"), json!({})).await;
     let mut waiters = Vec::new();
     for _ in 0..10 {
@@ -72,7 +67,7 @@ async fn many_waiters_share_a_burst_without_duplicates() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ids = post_bodies(
-        &client,
+        client,
         "burst",
         &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"],
     )
@@ -98,11 +93,10 @@ async fn many_waiters_share_a_burst_without_duplicates() {
 
 #[tokio::test]
 async fn long_poll_on_a_missing_queue_is_404_at_once() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
+    let running = start_server().await;
     let started = Instant::now();
-    let (status, _) = server
-        .client()
+    let (status, _) = running
+        .client
         .post(&format!("{}/reservations", q("none")), json!({"wait": 10}))
         .await;
     assert_eq!(status, reqwest::StatusCode::NOT_FOUND);

@@ -1,17 +1,15 @@
 //! Message routes over HTTP against a real redis-server: post, reserve, peek, get, delete,
 //! batch delete, clear, touch, release, webhook, and the errors of each.
 
-mod common;
-
-use common::{MAX_MESSAGE_SIZE, RedisServer, TestServer, post_bodies, q, reserve};
+use common::{MAX_MESSAGE_SIZE, post_bodies, q, reserve, start_server};
+use ferromq::store::keys::QueueKeys;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
 async fn post_answers_201_with_ids_in_order_and_creates_the_queue() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
 
     let (status, body) = client
         .post(
@@ -37,19 +35,18 @@ async fn post_answers_201_with_ids_in_order_and_creates_the_queue() {
     let (_, info) = client.get(&q("new")).await;
     assert_eq!(info["queue"]["type"], "pull");
     assert_eq!(info["queue"]["size"], 2);
-    let got = reserve(&client, "new", json!({"n": 2})).await;
+    let got = reserve(client, "new", json!({"n": 2})).await;
     assert_eq!(got[0]["id"], ids[0]);
     assert_eq!(got[1]["id"], ids[1]);
 }
 
 #[tokio::test]
 async fn reserve_hands_out_fifo_with_counts_and_reservation_ids() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "fifo", &["1", "2", "3"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "fifo", &["1", "2", "3"]).await;
 
-    let first = reserve(&client, "fifo", json!({})).await;
+    let first = reserve(client, "fifo", json!({})).await;
     assert_eq!(first.len(), 1, "n defaults to 1");
     assert_eq!(first[0]["id"], ids[0].as_str());
     assert_eq!(first[0]["body"], "1");
@@ -57,11 +54,11 @@ async fn reserve_hands_out_fifo_with_counts_and_reservation_ids() {
     let rid = first[0]["reservation_id"].as_str().unwrap();
     assert_eq!(rid.len(), 32, "128 random bits");
 
-    let rest = reserve(&client, "fifo", json!({"n": 10})).await;
+    let rest = reserve(client, "fifo", json!({"n": 10})).await;
     let bodies: Vec<&str> = rest.iter().map(|m| m["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, ["2", "3"], "fewer than n when fewer are ready");
     assert_eq!(
-        reserve(&client, "fifo", json!({"n": 1})).await,
+        reserve(client, "fifo", json!({"n": 1})).await,
         Vec::<serde_json::Value>::new()
     );
 
@@ -72,13 +69,12 @@ async fn reserve_hands_out_fifo_with_counts_and_reservation_ids() {
 
 #[tokio::test]
 async fn reserve_with_delete_removes_at_once() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "pop", &["a", "b"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "pop", &["a", "b"]).await;
 
     let popped = reserve(
-        &client,
+        client,
         "pop",
         json!({"n": 1, "delete": true, "timeout": 30}),
     )
@@ -94,10 +90,9 @@ async fn reserve_with_delete_removes_at_once() {
 
 #[tokio::test]
 async fn peek_shows_ready_messages_without_reserving() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    post_bodies(&client, "peek", &["a", "b", "c"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    post_bodies(client, "peek", &["a", "b", "c"]).await;
     let path = format!("{}/messages", q("peek"));
 
     let (status, peeked) = client.get(&format!("{path}?n=3")).await;
@@ -107,7 +102,7 @@ async fn peek_shows_ready_messages_without_reserving() {
     assert_eq!(messages[0]["reserved_count"], 0);
     assert!(messages[0].get("reservation_id").is_none());
 
-    reserve(&client, "peek", json!({"n": 1})).await;
+    reserve(client, "peek", json!({"n": 1})).await;
     let (_, after) = client.get(&format!("{path}?n=3")).await;
     let bodies: Vec<&str> = after["messages"]
         .as_array()
@@ -135,10 +130,9 @@ async fn peek_shows_ready_messages_without_reserving() {
 
 #[tokio::test]
 async fn get_by_id_reads_without_reserving() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "get", &["payload"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "get", &["payload"]).await;
     let path = format!("{}/messages/{}", q("get"), ids[0]);
 
     let (status, got) = client.get(&path).await;
@@ -147,7 +141,7 @@ async fn get_by_id_reads_without_reserving() {
         got["message"],
         json!({"id": ids[0], "body": "payload", "reserved_count": 0})
     );
-    reserve(&client, "get", json!({})).await;
+    reserve(client, "get", json!({})).await;
     let (_, reserved) = client.get(&path).await;
     assert_eq!(
         reserved["message"]["reserved_count"], 1,
@@ -163,11 +157,10 @@ async fn get_by_id_reads_without_reserving() {
 
 #[tokio::test]
 async fn delete_needs_the_current_reservation_of_a_reserved_message() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "del", &["reserved", "free"]).await;
-    let reserved = reserve(&client, "del", json!({})).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "del", &["reserved", "free"]).await;
+    let reserved = reserve(client, "del", json!({})).await;
     let rid = reserved[0]["reservation_id"].as_str().unwrap();
     let path = format!("{}/messages/{}", q("del"), ids[0]);
 
@@ -210,11 +203,10 @@ async fn delete_needs_the_current_reservation_of_a_reserved_message() {
 
 #[tokio::test]
 async fn batch_delete_is_all_or_nothing() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "batch", &["a", "b", "c", "d"]).await;
-    let reserved = reserve(&client, "batch", json!({"n": 2})).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "batch", &["a", "b", "c", "d"]).await;
+    let reserved = reserve(client, "batch", json!({"n": 2})).await;
     let path = format!("{}/messages", q("batch"));
 
     // One entry lacks its reservation: nothing is deleted.
@@ -256,11 +248,10 @@ async fn batch_delete_is_all_or_nothing() {
 
 #[tokio::test]
 async fn delete_without_ids_clears_the_queue() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    post_bodies(&client, "clear", &["a", "b", "c"]).await;
-    reserve(&client, "clear", json!({})).await;
+    let running = start_server().await;
+    let client = &running.client;
+    post_bodies(client, "clear", &["a", "b", "c"]).await;
+    reserve(client, "clear", json!({})).await;
     let path = format!("{}/messages", q("clear"));
 
     // PHP puts its token in the body; it must not turn a clear into anything else.
@@ -277,18 +268,17 @@ async fn delete_without_ids_clears_the_queue() {
         info["queue"]["total_messages"], 3,
         "counters survive a clear"
     );
-    assert!(reserve(&client, "clear", json!({})).await.is_empty());
+    assert!(reserve(client, "clear", json!({})).await.is_empty());
     let (status, _) = client.delete(&path, None).await;
     assert_eq!(status, StatusCode::OK, "an empty body clears too");
 }
 
 #[tokio::test]
 async fn touch_issues_a_new_reservation_and_retires_the_old_one() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "touch", &["x"]).await;
-    let reserved = reserve(&client, "touch", json!({})).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "touch", &["x"]).await;
+    let reserved = reserve(client, "touch", json!({})).await;
     let old = reserved[0]["reservation_id"].as_str().unwrap();
     let path = format!("{}/messages/{}", q("touch"), ids[0]);
 
@@ -338,11 +328,10 @@ async fn touch_issues_a_new_reservation_and_retires_the_old_one() {
 
 #[tokio::test]
 async fn released_message_returns_to_the_front() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "release", &["first", "second"]).await;
-    let reserved = reserve(&client, "release", json!({})).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "release", &["first", "second"]).await;
+    let reserved = reserve(client, "release", json!({})).await;
     let rid = reserved[0]["reservation_id"].as_str().unwrap();
     let path = format!("{}/messages/{}", q("release"), ids[0]);
 
@@ -368,7 +357,7 @@ async fn released_message_returns_to_the_front() {
         StatusCode::FORBIDDEN
     );
 
-    let again = reserve(&client, "release", json!({"n": 2})).await;
+    let again = reserve(client, "release", json!({"n": 2})).await;
     assert_eq!(
         again[0]["id"],
         ids[0].as_str(),
@@ -393,9 +382,8 @@ async fn released_message_returns_to_the_front() {
 
 #[tokio::test]
 async fn bad_post_and_reserve_bodies_answer_400_and_store_nothing() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let posts = format!("{}/messages", q("input"));
     let reserves = format!("{}/reservations", q("input"));
 
@@ -424,7 +412,7 @@ async fn bad_post_and_reserve_bodies_answer_400_and_store_nothing() {
         "nothing half-written"
     );
 
-    post_bodies(&client, "input", &["kept"]).await;
+    post_bodies(client, "input", &["kept"]).await;
     for bad in [
         json!({"n": 101}),
         json!({"n": -1}),
@@ -441,20 +429,14 @@ async fn bad_post_and_reserve_bodies_answer_400_and_store_nothing() {
         "refused reserves reserve nothing"
     );
     // Zeros and strings are tolerated as clients send them; a wait beyond 30 s is cut to 30.
-    let got = reserve(
-        &client,
-        "input",
-        json!({"n": "1", "timeout": 0, "wait": 31}),
-    )
-    .await;
+    let got = reserve(client, "input", json!({"n": "1", "timeout": 0, "wait": 31})).await;
     assert_eq!(got.len(), 1);
 }
 
 #[tokio::test]
 async fn oversized_messages_and_requests_answer_413() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let posts = format!("{}/messages", q("big"));
 
     let fits = "x".repeat(MAX_MESSAGE_SIZE);
@@ -479,9 +461,8 @@ async fn oversized_messages_and_requests_answer_413() {
 
 #[tokio::test]
 async fn a_queue_can_set_a_lower_message_size_limit_of_its_own() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let (status, body) = client
         .put(&q("small"), json!({"queue": {"max_message_size": 10}}))
         .await;
@@ -527,9 +508,8 @@ async fn a_queue_can_set_a_lower_message_size_limit_of_its_own() {
 
 #[tokio::test]
 async fn webhook_stores_the_raw_body_with_subscriber_headers() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let anonymous = server.client().with_token(None);
+    let running = start_server().await;
+    let anonymous = running.client.with_token(None);
     let path = format!("{}/webhook?oauth={}", q("hooks"), common::TOKEN);
 
     let (status, body) = anonymous
@@ -546,22 +526,21 @@ async fn webhook_stores_the_raw_body_with_subscriber_headers() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["ids"].as_array().unwrap().len(), 1);
-    let got = reserve(&server.client(), "hooks", json!({})).await;
+    let got = reserve(&running.client, "hooks", json!({})).await;
     assert_eq!(got[0]["body"], "{\"event\": \"push\"}");
     let stored: String = redis::cmd("HGET")
-        .arg("fq:{p/hooks}:headers")
+        .arg(QueueKeys::new("p", "hooks").headers())
         .arg(got[0]["id"].as_str().unwrap())
-        .query(&mut redis.connection())
+        .query(&mut running.redis.connection())
         .unwrap();
     assert_eq!(stored, "{\"trace\":\"abc\"}");
 }
 
 #[tokio::test]
 async fn a_clock_stepped_back_moves_new_ids_past_the_ones_in_use() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let first = post_bodies(&client, "steps", &["first"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let first = post_bodies(client, "steps", &["first"]).await;
     // An id: post time in ms (13 digits), six digits of the queue's count, the queue's number.
     let (ms, rest) = first[0].split_at(13);
     let (seq, number) = rest.split_at(6);
@@ -570,7 +549,8 @@ async fn a_clock_stepped_back_moves_new_ids_past_the_ones_in_use() {
 
     // As if the clock had stepped back: the last post lies ahead, and the id the next post
     // would get at any ms of the next 3 s is taken.
-    let mut conn = redis.connection();
+    let keys = QueueKeys::new("p", "steps");
+    let mut conn = running.redis.connection();
     let set = |key: &str, field: &str, value: &str, conn: &mut redis::Connection| {
         redis::cmd("HSET")
             .arg(key)
@@ -580,7 +560,7 @@ async fn a_clock_stepped_back_moves_new_ids_past_the_ones_in_use() {
             .unwrap()
     };
     set(
-        "fq:{p/steps}:cfg",
+        keys.cfg(),
         "last_post",
         &(posted + 60_000).to_string(),
         &mut conn,
@@ -589,10 +569,10 @@ async fn a_clock_stepped_back_moves_new_ids_past_the_ones_in_use() {
         .map(|t| format!("{t}000002{number}"))
         .collect();
     for id in &taken {
-        set("fq:{p/steps}:body", id, "older", &mut conn);
+        set(keys.body(), id, "older", &mut conn);
     }
 
-    let second = post_bodies(&client, "steps", &["second"]).await;
+    let second = post_bodies(client, "steps", &["second"]).await;
     assert!(!taken.contains(&second[0]), "{} was in use", second[0]);
     assert!(
         second[0].ends_with(&format!("000002{number}")),
@@ -605,7 +585,7 @@ async fn a_clock_stepped_back_moves_new_ids_past_the_ones_in_use() {
     assert_eq!(status, StatusCode::OK, "{got}");
     assert_eq!(got["message"]["body"], "second");
     let older: Vec<String> = redis::cmd("HMGET")
-        .arg("fq:{p/steps}:body")
+        .arg(keys.body())
         .arg(&taken[0])
         .arg(&taken[2_999])
         .query(&mut conn)
@@ -615,9 +595,8 @@ async fn a_clock_stepped_back_moves_new_ids_past_the_ones_in_use() {
 
 #[tokio::test]
 async fn message_ids_are_unique_across_queues() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let mut posts = Vec::new();
     for queue in 0..8 {
         let client = client.clone();
@@ -636,9 +615,8 @@ async fn message_ids_are_unique_across_queues() {
 
 #[tokio::test]
 async fn a_delay_reaching_past_expiration_is_refused() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client
         .put(&q("brief"), json!({"queue": {"message_expiration": 60}}))
         .await;

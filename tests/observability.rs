@@ -2,14 +2,12 @@
 //! queue depth, push attempts and latency, Redis errors), request ids, and JSON logs that
 //! carry them but never a token.
 
-mod common;
-
 use common::subscriber::{Answer, Subscriber};
-use common::{RedisServer, TOKEN, TOKENS, TestServer, free_port, post_bodies, q, reserve};
+use common::{
+    RedisServer, ServerProcess, TOKEN, post_bodies, q, reserve, start_process, start_server,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn at_least(text: &str, name: &str, n: f64) {
@@ -37,13 +35,12 @@ fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_count_requests_messages_queues_and_pushes() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let bodies: Vec<String> = (0..5).map(|i| format!("m{i}")).collect();
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    post_bodies(&client, "watched", &refs).await;
-    let got = reserve(&client, "watched", json!({"n": 2})).await;
+    post_bodies(client, "watched", &refs).await;
+    let got = reserve(client, "watched", json!({"n": 2})).await;
     for message in &got {
         let (status, _) = client
             .delete(
@@ -68,12 +65,12 @@ async fn metrics_count_requests_messages_queues_and_pushes() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    post_bodies(&client, "pushed", &["hello"]).await;
+    post_bodies(client, "pushed", &["hello"]).await;
     assert!(fine.wait_for(1, Duration::from_secs(5)).await);
     assert!(broken.wait_for(1, Duration::from_secs(5)).await);
 
     let response = common::http()
-        .get(format!("{}/metrics", server.base))
+        .get(format!("{}/metrics", running.server.base))
         .send()
         .await
         .unwrap();
@@ -122,10 +119,10 @@ async fn metrics_count_requests_messages_queues_and_pushes() {
     assert!(age.is_some_and(|a| a < 60.0), "{age:?}");
 
     // Redis gone: its errors are counted.
-    drop(redis);
+    drop(running.redis);
     let (status, _) = client.get(&q("watched")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let text = metrics_text(&server.base).await;
+    let text = metrics_text(&running.server.base).await;
     at_least(
         &text,
         r#"ferromq_store_errors_total{kind="unavailable"}"#,
@@ -136,30 +133,16 @@ async fn metrics_count_requests_messages_queues_and_pushes() {
 #[tokio::test]
 async fn requests_carry_an_id_into_the_json_logs_which_never_show_a_token() {
     let redis = RedisServer::start();
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-        .arg("serve")
-        .env("REDIS_URL", redis.url())
-        .env("FERROMQ_TOKENS", TOKENS)
-        .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FERROMQ_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info,ferromq::api=debug,tower_http=debug")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ferromq binary");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = common::http();
-    let mut ready = false;
-    for _ in 0..300 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-            && r.status() == StatusCode::OK
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ready, "ferromq serve did not become ready");
+    let mut server = ServerProcess::start_logged(
+        &redis,
+        &[
+            ("FERROMQ_LOG_FORMAT", "json"),
+            ("RUST_LOG", "info,ferromq::api=debug,tower_http=debug"),
+        ],
+    )
+    .await;
+    let base = &server.base;
+    let http = server.http();
 
     // An id of the caller's is kept; one is made up otherwise. The token rides in the query.
     let given = http
@@ -179,12 +162,7 @@ async fn requests_carry_an_id_into_the_json_logs_which_never_show_a_token() {
     let id = made.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(id.len(), 29, "process prefix and sequence: {id}");
 
-    let _ = child.kill();
-    let _ = child.wait();
-    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .collect();
+    let lines = server.stop_and_read_logs();
     let logged: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -205,10 +183,9 @@ async fn requests_carry_an_id_into_the_json_logs_which_never_show_a_token() {
 
 #[tokio::test]
 async fn a_push_queue_shows_its_depth_and_oldest_age_with_delayed_messages_waiting() {
-    let redis = RedisServer::start();
     // No push workers: the messages stay where posts put them (the push list and its delayed set).
-    let server = common::ServerProcess::start_with(&redis, &[("FERROMQ_NO_PUSH", "1")]).await;
-    let client = server.client();
+    let running = start_process(&[("FERROMQ_NO_PUSH", "1")]).await;
+    let client = &running.client;
     let subscriber = Subscriber::start(Answer::Always(200)).await;
     let (status, body) = client
         .put(
@@ -224,7 +201,7 @@ async fn a_push_queue_shows_its_depth_and_oldest_age_with_delayed_messages_waiti
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let text = metrics_text(&server.base).await;
+    let text = metrics_text(&running.server.base).await;
     assert_eq!(
         sample(&text, r#"ferromq_queue_depth{project="p",queue="pushed"}"#),
         Some(2.0),

@@ -2,10 +2,12 @@
 //! multicast and unicast delivery, retries, the error queue, 202 acknowledgements, timeouts,
 //! push headers and status, and subscriber management.
 
-mod common;
-
 use common::subscriber::{Answer, Subscriber};
-use common::{Client, RedisServer, ServerProcess, TestServer, post_bodies, q, reserve};
+use common::{
+    Client, RedisServer, ServerProcess, eventually, post_bodies, q, quiet, reserve, start_process,
+    start_server,
+};
+use ferromq::store::keys::{QueueKeys, delivered_status};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -33,7 +35,7 @@ async fn push_queue(
 
 /// Polls until the queue holds no message (delivery over), up to `limit`.
 async fn drained(client: &Client, name: &str, limit: Duration) -> bool {
-    common::eventually(limit, || async {
+    eventually(limit, || async {
         let (_, info) = client.get(&q(name)).await;
         info["queue"]["size"] == 0
     })
@@ -42,16 +44,15 @@ async fn drained(client: &Client, name: &str, limit: Duration) -> bool {
 
 #[tokio::test]
 async fn multicast_delivers_one_copy_to_each_subscriber() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let subs = [
         Subscriber::start(Answer::Always(200)).await,
         Subscriber::start(Answer::Always(200)).await,
         Subscriber::start(Answer::Always(200)).await,
     ];
     push_queue(
-        &client,
+        client,
         "fan",
         "multicast",
         &[("a", &subs[0]), ("b", &subs[1]), ("c", &subs[2])],
@@ -68,7 +69,7 @@ async fn multicast_delivers_one_copy_to_each_subscriber() {
     );
     assert_eq!(info["queue"]["push"]["retries"], 3);
 
-    post_bodies(&client, "fan", &["hello"]).await;
+    post_bodies(client, "fan", &["hello"]).await;
     for sub in &subs {
         assert!(
             sub.wait_for(1, Duration::from_secs(5)).await,
@@ -76,10 +77,14 @@ async fn multicast_delivers_one_copy_to_each_subscriber() {
         );
     }
     assert!(
-        drained(&client, "fan", Duration::from_secs(5)).await,
+        drained(client, "fan", Duration::from_secs(5)).await,
         "delivered messages leave the queue"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each got its copy (above); no second one comes.
+    quiet(Duration::from_millis(500), || async {
+        subs.iter().all(|sub| sub.count() == 1)
+    })
+    .await;
     for sub in &subs {
         assert_eq!(sub.count(), 1, "exactly one copy each");
         assert_eq!(sub.received()[0].body, "hello");
@@ -88,24 +93,18 @@ async fn multicast_delivers_one_copy_to_each_subscriber() {
 
 #[tokio::test]
 async fn unicast_delivers_to_exactly_one_subscriber() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let a = Subscriber::start(Answer::Always(200)).await;
     let b = Subscriber::start(Answer::Always(200)).await;
-    push_queue(
-        &client,
-        "uni",
-        "unicast",
-        &[("a", &a), ("b", &b)],
-        json!({}),
-    )
-    .await;
+    push_queue(client, "uni", "unicast", &[("a", &a), ("b", &b)], json!({})).await;
     let bodies: Vec<String> = (0..20).map(|i| i.to_string()).collect();
     let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    post_bodies(&client, "uni", &bodies).await;
-    assert!(drained(&client, "uni", Duration::from_secs(10)).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    post_bodies(client, "uni", &bodies).await;
+    assert!(drained(client, "uni", Duration::from_secs(10)).await);
+    let delivered = || a.count() + b.count();
+    eventually(Duration::from_millis(300), || async { delivered() >= 20 }).await;
+    quiet(Duration::from_millis(300), || async { delivered() == 20 }).await;
     assert_eq!(
         a.count() + b.count(),
         20,
@@ -119,19 +118,18 @@ async fn unicast_delivers_to_exactly_one_subscriber() {
 
 #[tokio::test]
 async fn failures_are_retried_after_retries_delay_until_delivered() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Sequence(vec![500, 500, 200])).await;
-    push_queue(&client, "flaky", "multicast", &[("s", &sub)], json!({})).await;
-    let ids = post_bodies(&client, "flaky", &["m"]).await;
+    push_queue(client, "flaky", "multicast", &[("s", &sub)], json!({})).await;
+    let ids = post_bodies(client, "flaky", &["m"]).await;
 
     assert!(
         sub.wait_for(3, Duration::from_secs(15)).await,
         "three attempts"
     );
     assert!(
-        drained(&client, "flaky", Duration::from_secs(5)).await,
+        drained(client, "flaky", Duration::from_secs(5)).await,
         "gone after the 200"
     );
     let at: Vec<Instant> = sub.received().iter().map(|r| r.at).collect();
@@ -141,7 +139,8 @@ async fn failures_are_retried_after_retries_delay_until_delivered() {
             "retries_delay 3 s, got {gap:?}"
         );
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Three attempts arrived (above); no fourth comes.
+    quiet(Duration::from_secs(1), || async { sub.count() == 3 }).await;
     assert_eq!(sub.count(), 3, "no attempt after the success");
     let (status, body) = client
         .get(&format!("{}/messages/{}/subscribers", q("flaky"), ids[0]))
@@ -160,26 +159,25 @@ async fn failures_are_retried_after_retries_delay_until_delivered() {
 
 #[tokio::test]
 async fn a_subscriber_that_always_fails_lands_the_message_in_the_error_queue() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Always(503)).await;
     push_queue(
-        &client,
+        client,
         "doomed",
         "multicast",
         &[("s", &sub)],
         json!({"retries": 1, "error_queue": "doomed-errors"}),
     )
     .await;
-    let ids = post_bodies(&client, "doomed", &["precious"]).await;
+    let ids = post_bodies(client, "doomed", &["precious"]).await;
 
     assert!(
-        drained(&client, "doomed", Duration::from_secs(15)).await,
+        drained(client, "doomed", Duration::from_secs(15)).await,
         "the source queue empties"
     );
     assert_eq!(sub.count(), 2, "retries + 1 attempts");
-    let errors = reserve(&client, "doomed-errors", json!({"n": 10})).await;
+    let errors = reserve(client, "doomed-errors", json!({"n": 10})).await;
     assert_eq!(errors.len(), 1, "one message in the error queue");
     let report: Value = serde_json::from_str(errors[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(report["source_msg_id"], ids[0].as_str());
@@ -205,12 +203,11 @@ async fn a_subscriber_that_always_fails_lands_the_message_in_the_error_queue() {
 
 #[tokio::test]
 async fn a_202_is_done_once_the_subscriber_deletes_its_message_url() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Always(202)).await;
-    push_queue(&client, "later", "multicast", &[("s", &sub)], json!({})).await;
-    let ids = post_bodies(&client, "later", &["m"]).await;
+    push_queue(client, "later", "multicast", &[("s", &sub)], json!({})).await;
+    let ids = post_bodies(client, "later", &["m"]).await;
     assert!(sub.wait_for(1, Duration::from_secs(5)).await);
     let headers = &sub.received()[0].headers;
     let ack_url = headers["iron-subscriber-message-url"]
@@ -219,7 +216,7 @@ async fn a_202_is_done_once_the_subscriber_deletes_its_message_url() {
         .to_string();
     // The round records the 202 just after the subscriber got the push.
     let path = format!("{}/messages/{}/subscribers", q("later"), ids[0]);
-    let reserved = common::eventually(Duration::from_secs(5), || async {
+    let reserved = eventually(Duration::from_secs(5), || async {
         let (_, status) = client.get(&path).await;
         status["subscribers"][0]["status"] == "reserved"
     })
@@ -236,22 +233,22 @@ async fn a_202_is_done_once_the_subscriber_deletes_its_message_url() {
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let ack = anonymous.delete(&ack_url).send().await.unwrap();
     assert_eq!(ack.status(), StatusCode::OK);
-    assert!(drained(&client, "later", Duration::from_secs(2)).await);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(drained(client, "later", Duration::from_secs(2)).await);
+    // The one push arrived (above); no other comes.
+    quiet(Duration::from_secs(1), || async { sub.count() == 1 }).await;
     assert_eq!(sub.count(), 1, "no further attempts");
 }
 
 #[tokio::test]
 async fn a_202_without_acknowledgement_is_retried_after_the_message_timeout() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Sequence(vec![202, 200])).await;
     client
         .put(&q("forgot"), json!({"queue": {"message_timeout": 30}}))
         .await;
-    push_queue(&client, "forgot", "multicast", &[("s", &sub)], json!({})).await;
-    post_bodies(&client, "forgot", &["m"]).await;
+    push_queue(client, "forgot", "multicast", &[("s", &sub)], json!({})).await;
+    post_bodies(client, "forgot", &["m"]).await;
     assert!(sub.wait_for(1, Duration::from_secs(5)).await);
     assert!(
         sub.wait_for(2, Duration::from_secs(40)).await,
@@ -263,17 +260,16 @@ async fn a_202_without_acknowledgement_is_retried_after_the_message_timeout() {
         "not before the timeout: {:?}",
         at[1] - at[0]
     );
-    assert!(drained(&client, "forgot", Duration::from_secs(5)).await);
+    assert!(drained(client, "forgot", Duration::from_secs(5)).await);
 }
 
 #[tokio::test]
 async fn a_subscriber_that_never_answers_counts_as_failed() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Never).await;
     push_queue(
-        &client,
+        client,
         "silent",
         "multicast",
         &[("s", &sub)],
@@ -281,24 +277,23 @@ async fn a_subscriber_that_never_answers_counts_as_failed() {
     )
     .await;
     let started = Instant::now();
-    post_bodies(&client, "silent", &["m"]).await;
-    assert!(drained(&client, "silent", Duration::from_secs(10)).await);
+    post_bodies(client, "silent", &["m"]).await;
+    assert!(drained(client, "silent", Duration::from_secs(10)).await);
     assert!(
         started.elapsed() >= common::PUSH_TIMEOUT,
         "gave up before the timeout"
     );
-    let errors = reserve(&client, "silent-errors", json!({})).await;
+    let errors = reserve(client, "silent-errors", json!({})).await;
     let report: Value = serde_json::from_str(errors[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(report["subscribers"][0]["code"], 0, "no answer, no status");
 }
 
 #[tokio::test]
 async fn pushed_requests_carry_the_iron_headers_and_custom_ones() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Always(200)).await;
-    push_queue(&client, "hdrs", "multicast", &[("named", &sub)], json!({})).await;
+    push_queue(client, "hdrs", "multicast", &[("named", &sub)], json!({})).await;
     let (_, posted) = client
         .post(
             &format!("{}/messages", q("hdrs")),
@@ -321,7 +316,7 @@ async fn pushed_requests_carry_the_iron_headers_and_custom_ones() {
     assert_eq!(get("iron-reservation-id").len(), 32);
     assert!(get("iron-subscriber-message-url").starts_with(&format!(
         "{}/3/projects/p/queues/hdrs/messages/{id}/subscribers/named?reservation_id=",
-        server.base
+        running.server.base
     )));
     assert_eq!(get("x-sub"), "named", "subscriber headers");
     assert_eq!(get("x-trace"), "t1", "message push headers");
@@ -329,9 +324,8 @@ async fn pushed_requests_carry_the_iron_headers_and_custom_ones() {
 
 #[tokio::test]
 async fn ironmq_urls_fan_out_into_other_queues() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let (status, body) = client
         .put(
             &q("source"),
@@ -342,10 +336,10 @@ async fn ironmq_urls_fan_out_into_other_queues() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    post_bodies(&client, "source", &["fan me out"]).await;
-    assert!(drained(&client, "source", Duration::from_secs(5)).await);
+    post_bodies(client, "source", &["fan me out"]).await;
+    assert!(drained(client, "source", Duration::from_secs(5)).await);
     assert_eq!(
-        reserve(&client, "copy-one", json!({})).await[0]["body"],
+        reserve(client, "copy-one", json!({})).await[0]["body"],
         "fan me out"
     );
     let (_, other) = client
@@ -356,11 +350,10 @@ async fn ironmq_urls_fan_out_into_other_queues() {
 
 #[tokio::test]
 async fn subscribers_are_added_replaced_and_removed() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Always(200)).await;
-    push_queue(&client, "subs", "multicast", &[("a", &sub)], json!({})).await;
+    push_queue(client, "subs", "multicast", &[("a", &sub)], json!({})).await;
     let path = format!("{}/subscribers", q("subs"));
     let names = |v: &Value| -> Vec<String> {
         v["queue"]["push"]["subscribers"]
@@ -448,37 +441,36 @@ async fn subscribers_are_added_replaced_and_removed() {
 
 #[tokio::test]
 async fn switching_between_pull_and_push_keeps_each_message_where_it_belongs() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Always(200)).await;
-    post_bodies(&client, "switch", &["pulled"]).await;
-    push_queue(&client, "switch", "unicast", &[("s", &sub)], json!({})).await;
-    post_bodies(&client, "switch", &["pushed"]).await;
+    post_bodies(client, "switch", &["pulled"]).await;
+    push_queue(client, "switch", "unicast", &[("s", &sub)], json!({})).await;
+    post_bodies(client, "switch", &["pushed"]).await;
     assert!(sub.wait_for(1, Duration::from_secs(5)).await);
     assert_eq!(sub.received()[0].body, "pushed");
-    let pulled = reserve(&client, "switch", json!({"n": 5})).await;
+    let pulled = reserve(client, "switch", json!({"n": 5})).await;
     assert_eq!(pulled.len(), 1);
     assert_eq!(pulled[0]["body"], "pulled", "old messages stay for pulling");
 
     client
         .put(&q("switch"), json!({"queue": {"type": "pull"}}))
         .await;
-    let ids = post_bodies(&client, "switch", &["after"]).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ids = post_bodies(client, "switch", &["after"]).await;
+    // The one push arrived (above); no other comes.
+    quiet(Duration::from_millis(1500), || async { sub.count() == 1 }).await;
     assert_eq!(sub.count(), 1, "a pull queue pushes nothing");
-    let got = reserve(&client, "switch", json!({})).await;
+    let got = reserve(client, "switch", json!({})).await;
     assert_eq!(got[0]["id"], ids[0].as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_push_a_thousand_messages_each_exactly_once_at_a_time() {
-    let redis = RedisServer::start();
-    let one = ServerProcess::start(&redis).await;
-    let _two = ServerProcess::start(&redis).await;
-    let client = one.client();
+    let one = start_process(&[]).await;
+    let _two = ServerProcess::start(&one.redis).await;
+    let client = &one.client;
     let sub = Subscriber::start(Answer::Slow(Duration::from_millis(5))).await;
-    push_queue(&client, "shared", "multicast", &[("s", &sub)], json!({})).await;
+    push_queue(client, "shared", "multicast", &[("s", &sub)], json!({})).await;
     for batch in 0..10 {
         let messages: Vec<Value> = (0..100)
             .map(|i| json!({"body": format!("{batch}-{i}")}))
@@ -496,7 +488,7 @@ async fn two_processes_push_a_thousand_messages_each_exactly_once_at_a_time() {
         "got {}",
         sub.count()
     );
-    assert!(drained(&client, "shared", Duration::from_secs(10)).await);
+    assert!(drained(client, "shared", Duration::from_secs(10)).await);
     let mut bodies: Vec<String> = sub.received().into_iter().map(|r| r.body).collect();
     bodies.sort();
     let total = bodies.len();
@@ -509,12 +501,11 @@ async fn two_processes_push_a_thousand_messages_each_exactly_once_at_a_time() {
 
 #[tokio::test]
 async fn a_signing_secret_signs_each_push_with_hmac_sha256() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Always(200)).await;
     push_queue(
-        &client,
+        client,
         "signed",
         "multicast",
         &[("s", &sub)],
@@ -527,7 +518,7 @@ async fn a_signing_secret_signs_each_push_with_hmac_sha256() {
         !info.to_string().contains("s3cret"),
         "the secret is never shown"
     );
-    post_bodies(&client, "signed", &["payload"]).await;
+    post_bodies(client, "signed", &["payload"]).await;
     assert!(sub.wait_for(1, Duration::from_secs(5)).await);
     let header = sub.received()[0].headers["ferromq-signature"]
         .to_str()
@@ -546,15 +537,8 @@ async fn a_signing_secret_signs_each_push_with_hmac_sha256() {
     );
 
     let plain = Subscriber::start(Answer::Always(200)).await;
-    push_queue(
-        &client,
-        "unsigned",
-        "multicast",
-        &[("s", &plain)],
-        json!({}),
-    )
-    .await;
-    post_bodies(&client, "unsigned", &["x"]).await;
+    push_queue(client, "unsigned", "multicast", &[("s", &plain)], json!({})).await;
+    post_bodies(client, "unsigned", &["x"]).await;
     assert!(plain.wait_for(1, Duration::from_secs(5)).await);
     assert!(
         plain.received()[0]
@@ -567,12 +551,11 @@ async fn a_signing_secret_signs_each_push_with_hmac_sha256() {
 
 #[tokio::test]
 async fn exponential_backoff_lengthens_the_pause_between_retries() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let sub = Subscriber::start(Answer::Sequence(vec![500, 500, 200])).await;
     push_queue(
-        &client,
+        client,
         "backoff",
         "multicast",
         &[("s", &sub)],
@@ -581,7 +564,7 @@ async fn exponential_backoff_lengthens_the_pause_between_retries() {
     .await;
     let (_, info) = client.get(&q("backoff")).await;
     assert_eq!(info["queue"]["push"]["backoff"], "exponential");
-    post_bodies(&client, "backoff", &["m"]).await;
+    post_bodies(client, "backoff", &["m"]).await;
     assert!(sub.wait_for(3, Duration::from_secs(20)).await);
     let at: Vec<Instant> = sub.received().iter().map(|r| r.at).collect();
     // retries_delay 3: the first pause is 1.5 to 3 s, the second 3 to 6 s.
@@ -633,27 +616,26 @@ async fn acknowledging(after: Duration) -> (Subscriber, tokio::task::JoinHandle<
 #[tokio::test]
 async fn an_acknowledged_202_beside_a_failing_subscriber_is_delivered_once_and_retries_stay_bounded()
  {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let (acker, _task) = acknowledging(Duration::from_millis(300)).await;
     let failing = Subscriber::start(Answer::Always(500)).await;
     push_queue(
-        &client,
+        client,
         "mixed",
         "multicast",
         &[("acker", &acker), ("bad", &failing)],
         json!({"retries": 1, "error_queue": "mixed-errors"}),
     )
     .await;
-    let ids = post_bodies(&client, "mixed", &["m"]).await;
+    let ids = post_bodies(client, "mixed", &["m"]).await;
     assert!(
-        drained(&client, "mixed", Duration::from_secs(15)).await,
+        drained(client, "mixed", Duration::from_secs(15)).await,
         "delivery ends"
     );
     assert_eq!(failing.count(), 2, "retries + 1 tries, no more");
     assert_eq!(acker.count(), 1, "the acknowledged subscriber got it once");
-    let errors = reserve(&client, "mixed-errors", json!({})).await;
+    let errors = reserve(client, "mixed-errors", json!({})).await;
     let report: Value = serde_json::from_str(errors[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(
         report["subscribers"].as_array().unwrap().len(),
@@ -669,22 +651,21 @@ async fn an_acknowledged_202_beside_a_failing_subscriber_is_delivered_once_and_r
 
 #[tokio::test]
 async fn an_acknowledgement_during_a_slow_round_counts() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let (acker, _task) = acknowledging(Duration::from_millis(100)).await;
     let slow = Subscriber::start(Answer::Slow(Duration::from_millis(1500))).await;
     push_queue(
-        &client,
+        client,
         "during",
         "multicast",
         &[("acker", &acker), ("slow", &slow)],
         json!({}),
     )
     .await;
-    post_bodies(&client, "during", &["m"]).await;
+    post_bodies(client, "during", &["m"]).await;
     assert!(
-        drained(&client, "during", Duration::from_secs(6)).await,
+        drained(client, "during", Duration::from_secs(6)).await,
         "done soon after the slow answer"
     );
     assert_eq!(acker.count(), 1);
@@ -692,16 +673,15 @@ async fn an_acknowledgement_during_a_slow_round_counts() {
 
 #[tokio::test]
 async fn a_duplicated_reservation_id_parameter_does_not_bypass_auth() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let (acker, _task) = acknowledging(Duration::from_secs(30)).await;
-    push_queue(&client, "guarded", "unicast", &[("s", &acker)], json!({})).await;
-    let ids = post_bodies(&client, "guarded", &["m"]).await;
+    push_queue(client, "guarded", "unicast", &[("s", &acker)], json!({})).await;
+    let ids = post_bodies(client, "guarded", &["m"]).await;
     assert!(acker.wait_for(1, Duration::from_secs(5)).await);
     let url = format!(
         "{}{}/messages/{}/subscribers/s?reservation_id=x&reservation_id=",
-        server.base,
+        running.server.base,
         q("guarded"),
         ids[0]
     );
@@ -713,20 +693,19 @@ async fn a_duplicated_reservation_id_parameter_does_not_bypass_auth() {
 
 #[tokio::test]
 async fn removing_a_subscriber_mid_delivery_lets_the_message_finish() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let good = Subscriber::start(Answer::Always(200)).await;
     let bad = Subscriber::start(Answer::Always(500)).await;
     push_queue(
-        &client,
+        client,
         "shrink",
         "multicast",
         &[("good", &good), ("bad", &bad)],
         json!({}),
     )
     .await;
-    post_bodies(&client, "shrink", &["m"]).await;
+    post_bodies(client, "shrink", &["m"]).await;
     assert!(bad.wait_for(1, Duration::from_secs(5)).await);
     let (status, _) = client
         .delete(
@@ -736,7 +715,7 @@ async fn removing_a_subscriber_mid_delivery_lets_the_message_finish() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        drained(&client, "shrink", Duration::from_secs(8)).await,
+        drained(client, "shrink", Duration::from_secs(8)).await,
         "no longer waits for the removed one"
     );
     assert_eq!(good.count(), 1);
@@ -744,19 +723,18 @@ async fn removing_a_subscriber_mid_delivery_lets_the_message_finish() {
 
 #[tokio::test]
 async fn waiting_push_messages_can_be_deleted_and_delayed_ones_arrive_on_time() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let bad = Subscriber::start(Answer::Always(500)).await;
     push_queue(
-        &client,
+        client,
         "cancel",
         "multicast",
         &[("bad", &bad)],
         json!({"retries_delay": 60}),
     )
     .await;
-    let ids = post_bodies(&client, "cancel", &["a", "b"]).await;
+    let ids = post_bodies(client, "cancel", &["a", "b"]).await;
     assert!(bad.wait_for(2, Duration::from_secs(5)).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, body) = client
@@ -773,7 +751,7 @@ async fn waiting_push_messages_can_be_deleted_and_delayed_ones_arrive_on_time() 
 
     let good = Subscriber::start(Answer::Always(200)).await;
     push_queue(
-        &client,
+        client,
         "later-push",
         "multicast",
         &[("good", &good)],
@@ -803,13 +781,12 @@ async fn waiting_push_messages_can_be_deleted_and_delayed_ones_arrive_on_time() 
 
 #[tokio::test]
 async fn a_subscriber_added_while_a_round_runs_still_gets_the_message() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let old = Subscriber::start(Answer::Slow(Duration::from_millis(1500))).await;
     let new = Subscriber::start(Answer::Always(200)).await;
-    push_queue(&client, "grow", "multicast", &[("old", &old)], json!({})).await;
-    post_bodies(&client, "grow", &["m"]).await;
+    push_queue(client, "grow", "multicast", &[("old", &old)], json!({})).await;
+    post_bodies(client, "grow", &["m"]).await;
     // The round to `old` is under way when the subscribers change.
     assert!(old.wait_for(1, Duration::from_secs(5)).await);
     let (status, body) = client
@@ -823,7 +800,7 @@ async fn a_subscriber_added_while_a_round_runs_still_gets_the_message() {
         new.wait_for(1, Duration::from_secs(8)).await,
         "the round that ended on old settings was not final"
     );
-    assert!(drained(&client, "grow", Duration::from_secs(5)).await);
+    assert!(drained(client, "grow", Duration::from_secs(5)).await);
     assert_eq!((old.count(), new.count()), (1, 1));
 }
 
@@ -847,7 +824,7 @@ async fn https_subscribers_are_reached_when_their_authority_is_trusted() {
     )
     .await;
     post_bodies(&client, "tls-untrusted", &["secret"]).await;
-    let failed = common::eventually(Duration::from_secs(10), || async {
+    let failed = eventually(Duration::from_secs(10), || async {
         let (_, info) = client.get(&q("tls-untrusted")).await;
         info["queue"]["size"] == 0
     })
@@ -874,14 +851,13 @@ async fn https_subscribers_are_reached_when_their_authority_is_trusted() {
 
 #[tokio::test]
 async fn a_queue_push_timeout_overrides_the_servers() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await; // the server's push timeout: 2 s
-    let client = server.client();
+    let running = start_server().await; // the server's push timeout: 2 s
+    let client = &running.client;
     let slow = Subscriber::start(Answer::Slow(Duration::from_millis(1200))).await;
     let sub = [("slow", &slow)];
-    push_queue(&client, "patient", "multicast", &sub, json!({"retries": 0})).await;
+    push_queue(client, "patient", "multicast", &sub, json!({"retries": 0})).await;
     push_queue(
-        &client,
+        client,
         "hasty",
         "multicast",
         &sub,
@@ -891,10 +867,10 @@ async fn a_queue_push_timeout_overrides_the_servers() {
     let (_, info) = client.get(&q("hasty")).await;
     assert_eq!(info["queue"]["push"]["timeout"], 1);
 
-    post_bodies(&client, "patient", &["in time"]).await;
-    post_bodies(&client, "hasty", &["too late"]).await;
-    assert!(drained(&client, "hasty", Duration::from_secs(10)).await);
-    let failed = reserve(&client, "hasty-failed", json!({"n": 10})).await;
+    post_bodies(client, "patient", &["in time"]).await;
+    post_bodies(client, "hasty", &["too late"]).await;
+    assert!(drained(client, "hasty", Duration::from_secs(10)).await);
+    let failed = reserve(client, "hasty-failed", json!({"n": 10})).await;
     assert_eq!(failed.len(), 1, "the 1 s timeout made the try fail");
     let report: Value = serde_json::from_str(failed[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -902,34 +878,30 @@ async fn a_queue_push_timeout_overrides_the_servers() {
         "No answer within the timeout"
     );
     assert!(
-        drained(&client, "patient", Duration::from_secs(10)).await,
+        drained(client, "patient", Duration::from_secs(10)).await,
         "answered within 2 s"
     );
 }
 
 #[tokio::test]
 async fn each_answer_is_counted_per_subscriber() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let flaky = Subscriber::start(Answer::Sequence(vec![500, 200])).await;
     let steady = Subscriber::start(Answer::Always(200)).await;
     push_queue(
-        &client,
+        client,
         "counted",
         "multicast",
         &[("flaky", &flaky), ("steady", &steady)],
         json!({}),
     )
     .await;
-    post_bodies(&client, "counted", &["one"]).await;
-    assert!(drained(&client, "counted", Duration::from_secs(10)).await);
-    let store =
-        ferromq::store::Store::connect(&ferromq::store::RedisTarget::parse(&redis.url(), false))
-            .await
-            .unwrap();
+    post_bodies(client, "counted", &["one"]).await;
+    assert!(drained(client, "counted", Duration::from_secs(10)).await);
+    let store = running.redis.store().await;
     // Counts are written once a second.
-    let counted = common::eventually(Duration::from_secs(5), || async {
+    let counted = eventually(Duration::from_secs(5), || async {
         let counts = store.answer_counts("p", "counted").await.unwrap();
         let of = |name: &str| {
             counts
@@ -944,28 +916,20 @@ async fn each_answer_is_counted_per_subscriber() {
 
 #[tokio::test]
 async fn a_stopping_process_hands_its_unfinished_rounds_back_at_once() {
-    let redis = RedisServer::start();
     let slow = Subscriber::start(Answer::Slow(Duration::from_secs(8))).await;
     let env = [
         ("FERROMQ_PUSH_TIMEOUT", "20"),
         ("FERROMQ_PUSH_SHUTDOWN_GRACE", "1"),
     ];
-    let mut first = ServerProcess::start_with(&redis, &env).await;
-    let client = first.client();
-    push_queue(
-        &client,
-        "handed",
-        "multicast",
-        &[("slow", &slow)],
-        json!({}),
-    )
-    .await;
-    post_bodies(&client, "handed", &["unfinished"]).await;
+    let mut first = start_process(&env).await;
+    let client = &first.client;
+    push_queue(client, "handed", "multicast", &[("slow", &slow)], json!({})).await;
+    post_bodies(client, "handed", &["unfinished"]).await;
     assert!(slow.wait_for(1, Duration::from_secs(5)).await);
 
     // SIGTERM mid-round: the grace (1 s) is shorter than the subscriber's answer (8 s).
     let stopping = Instant::now();
-    first.terminate();
+    first.server.terminate();
     assert!(
         stopping.elapsed() < Duration::from_secs(5),
         "stopped in {:?}",
@@ -973,7 +937,7 @@ async fn a_stopping_process_hands_its_unfinished_rounds_back_at_once() {
     );
 
     // Without the hand-back the claim would hold the message for 50 s (timeout + margin).
-    let second = ServerProcess::start_with(&redis, &env).await;
+    let second = ServerProcess::start_with(&first.redis, &env).await;
     assert!(
         slow.wait_for(2, Duration::from_secs(5)).await,
         "the message was not handed back"
@@ -984,24 +948,14 @@ async fn a_stopping_process_hands_its_unfinished_rounds_back_at_once() {
 
 #[tokio::test]
 async fn rounds_reported_together_are_each_recorded_or_refused_on_their_own() {
-    use ferromq::store::{Report, RoundReport, Store};
-    let redis = RedisServer::start();
+    use ferromq::store::{Report, RoundReport};
     // No push workers here: the test claims and reports itself.
-    let server = ServerProcess::start_with(&redis, &[("FERROMQ_NO_PUSH", "1")]).await;
-    let client = server.client();
+    let running = start_process(&[("FERROMQ_NO_PUSH", "1")]).await;
+    let client = &running.client;
     let nobody = Subscriber::start(Answer::Always(200)).await;
-    push_queue(
-        &client,
-        "batched",
-        "multicast",
-        &[("s", &nobody)],
-        json!({}),
-    )
-    .await;
-    post_bodies(&client, "batched", &["done", "again", "stale"]).await;
-    let store = Store::connect(&ferromq::store::RedisTarget::parse(&redis.url(), false))
-        .await
-        .unwrap();
+    push_queue(client, "batched", "multicast", &[("s", &nobody)], json!({})).await;
+    post_bodies(client, "batched", &["done", "again", "stale"]).await;
+    let store = running.redis.store().await;
     let claimed = store
         .claim_push("p", "batched", 3, Duration::from_secs(60), Duration::ZERO)
         .await
@@ -1010,9 +964,9 @@ async fn rounds_reported_together_are_each_recorded_or_refused_on_their_own() {
     assert_eq!(claimed.len(), 3);
     // The settings' revision is not on the wire: read it where the store keeps it.
     let revision: String = redis::cmd("HGET")
-        .arg("fq:{p/batched}:cfg")
+        .arg(QueueKeys::new("p", "batched").cfg())
         .arg("rev")
-        .query(&mut redis.connection())
+        .query(&mut running.redis.connection())
         .unwrap();
     let state = "{}".to_string();
     let mut stale = RoundReport::new(
@@ -1046,20 +1000,17 @@ async fn rounds_reported_together_are_each_recorded_or_refused_on_their_own() {
     let recorded = store.report_push("p", "batched", &rounds).await.unwrap();
     assert_eq!(recorded, [true, true, false]);
 
-    let get = |id: String| {
-        let client = &client;
-        async move {
-            client
-                .get(&format!("{}/messages/{id}", q("batched")))
-                .await
-                .0
-        }
+    let get = |id: String| async move {
+        client
+            .get(&format!("{}/messages/{id}", q("batched")))
+            .await
+            .0
     };
     // Delivered: gone, its state kept readable.
     assert_eq!(get(claimed[0].id.clone()).await, StatusCode::NOT_FOUND);
     let kept: Option<String> = redis::cmd("GET")
-        .arg(format!("fq:{{p/batched}}:done:{}", claimed[0].id))
-        .query(&mut redis.connection())
+        .arg(delivered_status("p", "batched", &claimed[0].id))
+        .query(&mut running.redis.connection())
         .unwrap();
     assert_eq!(kept.as_deref(), Some("{}"));
     // Waiting for its next round, and the stale report changed nothing: both still stored.

@@ -2,18 +2,15 @@
 //! process: see tests/python/ironmq_client_check.py. `make test` installs the client into a
 //! virtualenv and runs this test with FERROMQ_PYTHON pointing at that virtualenv's python.
 
-mod common;
-
-use common::{RedisServer, ServerProcess, TOKEN};
+use common::{TOKEN, start_process};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the iron-mq Python client: run through `make test` (sets FERROMQ_PYTHON)"]
 async fn official_python_client_works_unchanged() {
     let python = std::env::var("FERROMQ_PYTHON")
         .expect("FERROMQ_PYTHON must name a python with iron-mq installed (make test sets it)");
-    let redis = RedisServer::start();
-    let server = ServerProcess::start(&redis).await;
-    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let running = start_process(&[]).await;
+    let port = running.server.addr().port().to_string();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/ironmq_client_check.py"

@@ -1,17 +1,15 @@
 //! Queue routes over HTTP against a real redis-server: create, read, update, delete, list,
 //! auth, and the errors of each.
 
-mod common;
-
-use common::{Client, LIMITED_TOKEN, RedisServer, TestServer, q};
+use common::{Client, LIMITED_TOKEN, q, start_server};
+use ferromq::store::keys::project_index;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
 async fn created_queue_reports_defaults_and_counters() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
 
     let (status, created) = client.put(&q("orders"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
@@ -30,7 +28,7 @@ async fn created_queue_reports_defaults_and_counters() {
     let id = queue["id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 24);
 
-    common::post_bodies(&client, "orders", &["a", "b", "c"]).await;
+    common::post_bodies(client, "orders", &["a", "b", "c"]).await;
     let (status, info) = client.get(&q("orders")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["queue"]["size"], 3);
@@ -40,9 +38,8 @@ async fn created_queue_reports_defaults_and_counters() {
 
 #[tokio::test]
 async fn put_and_patch_change_only_the_fields_given() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
 
     client
         .put(&q("jobs"), json!({"queue": {"message_timeout": 45}}))
@@ -74,9 +71,8 @@ async fn put_and_patch_change_only_the_fields_given() {
 
 #[tokio::test]
 async fn out_of_range_settings_are_refused_and_change_nothing() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client
         .put(&q("strict"), json!({"queue": {"message_timeout": 45}}))
         .await;
@@ -99,9 +95,8 @@ async fn out_of_range_settings_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn unknown_queue_answers_404_queue_not_found() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let missing = q("missing");
     for (method, path) in [
         (Method::GET, missing.clone()),
@@ -120,10 +115,9 @@ async fn unknown_queue_answers_404_queue_not_found() {
 
 #[tokio::test]
 async fn deleted_queue_is_gone_with_its_messages() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    common::post_bodies(&client, "temp", &["x", "y"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    common::post_bodies(client, "temp", &["x", "y"]).await;
 
     let (status, body) = client.delete(&q("temp"), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -134,12 +128,12 @@ async fn deleted_queue_is_gone_with_its_messages() {
     // No key of the queue is left behind.
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*temp*")
-        .query(&mut redis.connection())
+        .query(&mut running.redis.connection())
         .unwrap();
     assert!(keys.is_empty(), "{keys:?}");
 
     // Posting again creates it afresh.
-    common::post_bodies(&client, "temp", &["z"]).await;
+    common::post_bodies(client, "temp", &["z"]).await;
     let (_, info) = client.get(&q("temp")).await;
     assert_eq!(info["queue"]["size"], 1);
     assert_eq!(info["queue"]["total_messages"], 1);
@@ -147,9 +141,8 @@ async fn deleted_queue_is_gone_with_its_messages() {
 
 #[tokio::test]
 async fn listing_pages_by_name_with_previous_and_prefix() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     for name in ["a", "aa", "aaa", "ab", "b", "ba"] {
         client.put(&q(name), json!({})).await;
     }
@@ -204,9 +197,8 @@ async fn listing_pages_by_name_with_previous_and_prefix() {
 
 #[tokio::test]
 async fn tokens_are_checked_before_anything_else() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client.put("/3/projects/allowed/queues/q", json!({})).await;
 
     let anonymous = client.with_token(None);
@@ -244,9 +236,8 @@ async fn tokens_are_checked_before_anything_else() {
 
 #[tokio::test]
 async fn method_override_header_turns_a_post_into_delete_or_patch() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client.put(&q("java"), json!({})).await;
 
     let body = serde_json::to_vec(&json!({"queue": {"message_timeout": 99}})).unwrap();
@@ -276,9 +267,8 @@ async fn method_override_header_turns_a_post_into_delete_or_patch() {
 
 #[tokio::test]
 async fn bad_names_paths_and_methods_get_json_errors() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
 
     let long = "x".repeat(129);
     assert_eq!(
@@ -334,15 +324,14 @@ async fn bad_names_paths_and_methods_get_json_errors() {
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = Client::new(&server.base, None);
+    let running = start_server().await;
+    let client = Client::new(&running.server.base, None);
     assert_eq!(client.get("/healthz").await.0, StatusCode::OK);
     assert_eq!(client.get("/readyz").await.0, StatusCode::OK);
-    drop(redis);
+    drop(running.redis);
     let (status, body) = client.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    let (status, _) = server.client().get(&q("any")).await;
+    let (status, _) = running.client.get(&q("any")).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -352,14 +341,14 @@ async fn health_and_readiness_answer() {
 
 #[tokio::test]
 async fn listing_hides_names_of_gone_queues_and_put_relists_a_queue() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client.put(&q("real"), json!({})).await;
-    let mut conn = redis.connection();
+    let index = project_index("p");
+    let mut conn = running.redis.connection();
     // A name without its queue (left by a crash or a race between processes)...
     let _: i64 = redis::cmd("ZADD")
-        .arg("fq:queues:{p}")
+        .arg(&index)
         .arg(0)
         .arg("ghost")
         .query(&mut conn)
@@ -367,7 +356,7 @@ async fn listing_hides_names_of_gone_queues_and_put_relists_a_queue() {
     let (_, list) = client.get("/3/projects/p/queues").await;
     assert_eq!(list["queues"], json!([{"name": "real"}]));
     let left: Vec<String> = redis::cmd("ZRANGE")
-        .arg("fq:queues:{p}")
+        .arg(&index)
         .arg(0)
         .arg(-1)
         .query(&mut conn)
@@ -375,7 +364,7 @@ async fn listing_hides_names_of_gone_queues_and_put_relists_a_queue() {
     assert_eq!(left, ["real"], "and is dropped");
     // ...and a queue whose name got lost is listed again by the next PUT.
     let _: i64 = redis::cmd("ZREM")
-        .arg("fq:queues:{p}")
+        .arg(&index)
         .arg("real")
         .query(&mut conn)
         .unwrap();

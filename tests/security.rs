@@ -2,91 +2,31 @@
 //! to projects on every route, unguessable single-holder reservations, limits that keep slow
 //! or greedy clients from using the server up, and the guard on push subscriber addresses.
 
-mod common;
-
 use common::subscriber::{Answer, Subscriber};
 use common::{
-    Client, LIMITED_TOKEN, RedisServer, ServerProcess, TOKEN, TOKENS, TestCertificate, TestServer,
-    free_port, post_bodies, q, reserve,
+    LIMITED_TOKEN, TOKEN, TestCertificate, post_bodies, q, reserve, start_process, start_server,
+    start_tls_process,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// `ferromq serve` with extra settings, on a free port; killed when dropped.
-struct Served {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `ferromq serve` and waits until its port takes connections.
-fn serve(redis: &RedisServer, env: &[(&str, &str)]) -> Served {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-        .arg("serve")
-        .env("REDIS_URL", redis.url())
-        .env("FERROMQ_TOKENS", TOKENS)
-        .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ferromq binary");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ferromq serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Served { child, port }
-}
 
 #[tokio::test]
 async fn the_data_plane_serves_https_with_its_own_certificate() {
-    let redis = RedisServer::start();
     let certificate = TestCertificate::for_loopback();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, &certificate.cert_pem).unwrap();
-    std::fs::write(&key, &certificate.key_pem).unwrap();
-    let served = serve(
-        &redis,
-        &[
-            ("FERROMQ_TLS_CERT", cert.to_str().unwrap()),
-            ("FERROMQ_TLS_KEY", key.to_str().unwrap()),
-        ],
-    );
-    let authority = reqwest::Certificate::from_pem(certificate.authority_pem.as_bytes()).unwrap();
-    let http = {
-        ferromq::tls::install_crypto_provider();
-        reqwest::Client::builder()
-            .add_root_certificate(authority)
-            .build()
-            .unwrap()
-    };
-    let client = Client {
-        base: format!("https://127.0.0.1:{}", served.port),
-        token: Some(TOKEN.into()),
-        http,
-    };
-    let ids = post_bodies(&client, "sealed", &["over tls"]).await;
+    let running = start_tls_process(&certificate, &[]).await;
+    let client = &running.client;
+    let ids = post_bodies(client, "sealed", &["over tls"]).await;
     assert_eq!(ids.len(), 1);
-    let got = reserve(&client, "sealed", json!({})).await;
+    let got = reserve(client, "sealed", json!({})).await;
     assert_eq!(got[0]["body"], "over tls");
 
     // Plain HTTP on the TLS port gets no answer.
     let plain = common::http()
-        .get(format!("http://127.0.0.1:{}/healthz", served.port))
+        .get(format!("http://{}/healthz", running.server.addr()))
         .timeout(Duration::from_secs(5))
         .send()
         .await;
@@ -95,9 +35,8 @@ async fn the_data_plane_serves_https_with_its_own_certificate() {
 
 #[tokio::test]
 async fn tokens_reach_exactly_their_projects_on_every_route() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let admin = server.client();
+    let running = start_server().await;
+    let admin = &running.client;
     for project in ["allowed", "other"] {
         let base = format!("/3/projects/{project}/queues");
         let (status, _) = admin
@@ -213,18 +152,17 @@ async fn tokens_reach_exactly_their_projects_on_every_route() {
 
 #[tokio::test]
 async fn reservation_ids_are_unguessable_and_only_the_holder_acts() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let bodies: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
     for batch in refs.chunks(100) {
-        post_bodies(&client, "held", batch).await;
+        post_bodies(client, "held", batch).await;
     }
     let mut seen = HashSet::new();
     let mut held = Vec::new();
     for _ in 0..2 {
-        for m in reserve(&client, "held", json!({"n": 100})).await {
+        for m in reserve(client, "held", json!({"n": 100})).await {
             let rid = m["reservation_id"].as_str().unwrap().to_string();
             // At least 128 random bits, written in hex.
             assert!(
@@ -250,9 +188,8 @@ async fn reservation_ids_are_unguessable_and_only_the_holder_acts() {
 
 #[tokio::test]
 async fn a_client_that_dribbles_its_headers_is_cut_off() {
-    let redis = RedisServer::start();
-    let served = serve(&redis, &[("FERROMQ_HEADER_TIMEOUT", "1")]);
-    let mut slow = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let running = start_process(&[("FERROMQ_HEADER_TIMEOUT", "1")]).await;
+    let mut slow = TcpStream::connect(running.server.addr()).unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
@@ -275,9 +212,8 @@ async fn a_client_that_dribbles_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_closed() {
-    let redis = RedisServer::start();
-    let served = serve(&redis, &[("FERROMQ_HEADER_TIMEOUT", "1")]);
-    let mut silent = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let running = start_process(&[("FERROMQ_HEADER_TIMEOUT", "1")]).await;
+    let mut silent = TcpStream::connect(running.server.addr()).unwrap();
     silent
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -293,9 +229,8 @@ async fn a_connection_that_sends_nothing_is_closed() {
 
 #[tokio::test]
 async fn a_request_whose_body_never_arrives_gets_503_after_the_request_timeout() {
-    let redis = RedisServer::start();
-    let served = serve(&redis, &[("FERROMQ_REQUEST_TIMEOUT", "1")]);
-    let mut slow = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let running = start_process(&[("FERROMQ_REQUEST_TIMEOUT", "1")]).await;
+    let mut slow = TcpStream::connect(running.server.addr()).unwrap();
     let head = format!(
         "POST /3/projects/p/queues/q/messages HTTP/1.1\r\nHost: x\r\nAuthorization: OAuth {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"messages\""
     );
@@ -313,8 +248,7 @@ async fn a_request_whose_body_never_arrives_gets_503_after_the_request_timeout()
 
 #[tokio::test]
 async fn connections_beyond_the_limit_are_closed_and_room_comes_back() {
-    let redis = RedisServer::start();
-    let served = serve(&redis, &[("FERROMQ_MAX_CONNECTIONS", "2")]);
+    let running = start_process(&[("FERROMQ_MAX_CONNECTIONS", "2")]).await;
     let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     let answered = |stream: &mut TcpStream| -> bool {
         stream
@@ -329,20 +263,20 @@ async fn connections_beyond_the_limit_are_closed_and_room_comes_back() {
     // The start-up probe's connection may still hold a place for a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
     let (first, mut second) = loop {
-        let mut first = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
-        let mut second = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+        let mut first = TcpStream::connect(running.server.addr()).unwrap();
+        let mut second = TcpStream::connect(running.server.addr()).unwrap();
         if answered(&mut first) && answered(&mut second) {
             break (first, second);
         }
         assert!(Instant::now() < deadline, "two connections are not served");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut third = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let mut third = TcpStream::connect(running.server.addr()).unwrap();
     assert!(!answered(&mut third), "a third connection is served");
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut again = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+        let mut again = TcpStream::connect(running.server.addr()).unwrap();
         if answered(&mut again) {
             break;
         }
@@ -354,9 +288,8 @@ async fn connections_beyond_the_limit_are_closed_and_room_comes_back() {
 
 #[tokio::test]
 async fn push_subscribers_at_denied_addresses_are_refused() {
-    let redis = RedisServer::start();
-    let server = ServerProcess::start_with(&redis, &[("FERROMQ_PUSH_DENY", "loopback")]).await;
-    let client = server.client();
+    let running = start_process(&[("FERROMQ_PUSH_DENY", "loopback")]).await;
+    let client = &running.client;
     let inside = Subscriber::start(Answer::Always(200)).await;
     let by_name = inside.url.replace("127.0.0.1", "localhost");
     for (queue, url) in [("by-address", inside.url.clone()), ("by-name", by_name)] {
@@ -371,7 +304,7 @@ async fn push_subscribers_at_denied_addresses_are_refused() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        post_bodies(&client, queue, &["to the metadata service"]).await;
+        post_bodies(client, queue, &["to the metadata service"]).await;
         // The error queue appears with the failure report once the try failed.
         let failed = format!("{queue}-failed");
         let appeared = common::eventually(Duration::from_secs(10), || async {
@@ -379,7 +312,7 @@ async fn push_subscribers_at_denied_addresses_are_refused() {
         })
         .await;
         assert!(appeared, "{queue}: the refusal is a failed delivery");
-        let report = common::reserve_within(&client, &failed, Duration::from_secs(5)).await;
+        let report = common::reserve_within(client, &failed, Duration::from_secs(5)).await;
         assert_eq!(report.len(), 1, "{queue}");
         let report: Value = serde_json::from_str(report[0]["body"].as_str().unwrap()).unwrap();
         let msg = report["subscribers"][0]["msg"].as_str().unwrap_or_default();

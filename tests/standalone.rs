@@ -1,86 +1,17 @@
 //! `ferromq standalone -f ...` as a user runs it: a separate process that starts its own
 //! redis-server, declares the queues of the manifests and serves them.
 
-mod common;
-
 use common::subscriber::{Answer, Subscriber};
-use common::{Client, TOKEN, free_port};
+use common::{Standalone, free_port};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Standalone {
-    client: Client,
-    child: Child,
-}
-
-impl Drop for Standalone {
-    /// SIGTERM, as a user's Ctrl-C or Kubernetes would: standalone stops its redis-server too.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `ferromq standalone` on `files`, without REDIS_URL, and waits until it serves.
-async fn standalone(files: &[&Path], data_dir: &Path) -> Standalone {
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferromq"));
-    command.arg("standalone");
-    for file in files {
-        command.arg("-f").arg(file);
-    }
-    let child = command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("REDIS_URL")
-        .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
-        .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FERROMQ_PUSH_TIMEOUT", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ferromq binary");
-    let base = format!("http://127.0.0.1:{port}");
-    let server = Standalone {
-        client: Client::new(&base, Some(TOKEN)),
-        child,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = server
-            .client
-            .http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "standalone did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Runs `ferromq standalone` on `files`, which must refuse to start (`what` says what was
 /// tried); returns what it wrote to stderr.
 fn refused(files: &[&Path], data_dir: &Path, what: &str) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferromq"));
-    command.arg("standalone");
-    for file in files {
-        command.arg("-f").arg(file);
-    }
-    let output = command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("REDIS_URL")
-        .env("FERROMQ_TOKENS", format!("{TOKEN}=*"))
-        .env("FERROMQ_LISTEN", format!("127.0.0.1:{}", free_port()))
+    let output = Standalone::command(files, data_dir, free_port())
         .output()
         .unwrap();
     assert!(!output.status.success(), "accepted:\n{what}");
@@ -95,7 +26,7 @@ fn path(queue: &str) -> String {
 async fn standalone_serves_the_example_queues_and_the_push_example_delivers() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let data = tempfile::tempdir().unwrap();
-    let server = standalone(&[&examples], data.path()).await;
+    let server = Standalone::start(&[&examples], data.path()).await;
     let client = &server.client;
 
     let (status, orders) = client.get(&path("orders")).await;
@@ -152,7 +83,7 @@ async fn a_manifest_subscription_delivers_to_an_http_subscriber() {
         ),
     )
     .unwrap();
-    let server = standalone(&[&manifest], &dir.path().join("data")).await;
+    let server = Standalone::start(&[&manifest], &dir.path().join("data")).await;
     let (status, _) = server
         .client
         .post(
@@ -257,7 +188,7 @@ async fn a_bad_manifest_stops_standalone_with_its_file_and_reason_before_anythin
     // The good file's queue was never stored: every run stopped before touching Redis.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let server = standalone(&[&empty], &data).await;
+    let server = Standalone::start(&[&empty], &data).await;
     let (status, _) = server.client.get(&path("orders")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -271,7 +202,7 @@ async fn a_queue_whose_manifest_is_gone_is_released_with_its_messages() {
     let jobs = dir.path().join("jobs.yaml");
     std::fs::write(&jobs, queue_manifest("jobs", "  messageTimeout: 120\n")).unwrap();
     {
-        let server = standalone(&[&orders, &jobs], &data).await;
+        let server = Standalone::start(&[&orders, &jobs], &data).await;
         let (status, _) = server
             .client
             .post(
@@ -281,7 +212,7 @@ async fn a_queue_whose_manifest_is_gone_is_released_with_its_messages() {
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    let server = standalone(&[&orders], &data).await;
+    let server = Standalone::start(&[&orders], &data).await;
     let client = &server.client;
     let (_, kept) = client.get(&path("orders")).await;
     assert_eq!(kept["queue"]["managed_by"], "Queue default/orders");
@@ -296,7 +227,7 @@ async fn a_queue_whose_manifest_is_gone_is_released_with_its_messages() {
     drop(server);
 
     // Its manifest back: the queue is declared again, messages and all, without adopting.
-    let server = standalone(&[&orders, &jobs], &data).await;
+    let server = Standalone::start(&[&orders, &jobs], &data).await;
     let (_, again) = server.client.get(&path("jobs")).await;
     assert_eq!(
         again["queue"]["managed_by"], "Queue default/jobs",
@@ -312,7 +243,7 @@ async fn a_second_standalone_on_the_same_data_directory_is_refused() {
     let data = dir.path().join("data");
     let orders = dir.path().join("orders.yaml");
     std::fs::write(&orders, queue_manifest("orders", "  type: pull\n")).unwrap();
-    let _first = standalone(&[&orders], &data).await;
+    let _first = Standalone::start(&[&orders], &data).await;
     let stderr = refused(&[&orders], &data, "a second standalone");
     assert!(stderr.contains("already serves"), "{stderr}");
 }
@@ -323,7 +254,7 @@ async fn a_killed_standalone_takes_its_redis_server_down_with_it() {
     let data = dir.path().join("data");
     let orders = dir.path().join("orders.yaml");
     std::fs::write(&orders, queue_manifest("orders", "  type: pull\n")).unwrap();
-    let mut server = standalone(&[&orders], &data).await;
+    let mut server = Standalone::start(&[&orders], &data).await;
     let socket = data.join("redis.sock");
     assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
     server.child.kill().unwrap(); // SIGKILL: no chance to clean up
@@ -337,7 +268,7 @@ async fn a_killed_standalone_takes_its_redis_server_down_with_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // And the next run on the same data directory starts cleanly, with the queue.
-    let again = standalone(&[&orders], &data).await;
+    let again = Standalone::start(&[&orders], &data).await;
     let (status, _) = again.client.get(&path("orders")).await;
     assert_eq!(status, StatusCode::OK);
 }

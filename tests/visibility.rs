@@ -2,28 +2,25 @@
 //! message expiration. Each test waits for real time to pass, and checks both sides of the
 //! boundary: hidden before it, visible after it.
 
-mod common;
-
-use common::{RedisServer, TestServer, eventually, post_bodies, q, reserve, reserve_within};
+use common::{eventually, post_bodies, q, reserve, reserve_within, start_server};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn reserved_message_is_invisible_until_its_timeout_then_returns_counted() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "vis", &["m", "behind"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "vis", &["m", "behind"]).await;
 
-    let first = reserve(&client, "vis", json!({"timeout": 1})).await;
+    let first = reserve(client, "vis", json!({"timeout": 1})).await;
     let reserved_at = Instant::now();
     let rid = first[0]["reservation_id"].as_str().unwrap().to_string();
-    let next = reserve(&client, "vis", json!({"timeout": 30})).await;
+    let next = reserve(client, "vis", json!({"timeout": 30})).await;
     assert_eq!(next[0]["body"], "behind", "the reserved message is skipped");
-    assert!(reserve(&client, "vis", json!({})).await.is_empty());
+    assert!(reserve(client, "vis", json!({})).await.is_empty());
 
-    let back = reserve_within(&client, "vis", Duration::from_secs(5)).await;
+    let back = reserve_within(client, "vis", Duration::from_secs(5)).await;
     assert!(!back.is_empty(), "never came back");
     assert!(
         reserved_at.elapsed() >= Duration::from_millis(900),
@@ -44,13 +41,12 @@ async fn reserved_message_is_invisible_until_its_timeout_then_returns_counted() 
 
 #[tokio::test]
 async fn touch_extends_a_reservation() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "touchy", &["m"]).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "touchy", &["m"]).await;
     let path = format!("{}/messages/{}", q("touchy"), ids[0]);
 
-    let got = reserve(&client, "touchy", json!({"timeout": 1})).await;
+    let got = reserve(client, "touchy", json!({"timeout": 1})).await;
     let (_, touched) = client
         .post(
             &format!("{path}/touch"),
@@ -61,7 +57,7 @@ async fn touch_extends_a_reservation() {
     // Past the first timeout the message stays reserved...
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        reserve(&client, "touchy", json!({})).await.is_empty(),
+        reserve(client, "touchy", json!({})).await.is_empty(),
         "touch did not extend"
     );
     // ...and the new reservation still deletes it.
@@ -77,11 +73,10 @@ async fn touch_extends_a_reservation() {
 
 #[tokio::test]
 async fn release_with_delay_hides_the_message_that_long() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
-    let ids = post_bodies(&client, "later", &["m"]).await;
-    let got = reserve(&client, "later", json!({})).await;
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "later", &["m"]).await;
+    let got = reserve(client, "later", json!({})).await;
     let path = format!("{}/messages/{}/release", q("later"), ids[0]);
 
     let (status, _) = client
@@ -93,7 +88,7 @@ async fn release_with_delay_hides_the_message_that_long() {
     assert_eq!(status, StatusCode::OK);
     let released_at = Instant::now();
     assert!(
-        reserve(&client, "later", json!({})).await.is_empty(),
+        reserve(client, "later", json!({})).await.is_empty(),
         "visible before its delay"
     );
     let (_, peeked) = client.get(&format!("{}/messages", q("later"))).await;
@@ -103,7 +98,7 @@ async fn release_with_delay_hides_the_message_that_long() {
         "delayed messages are not peeked"
     );
 
-    let back = reserve_within(&client, "later", Duration::from_secs(5)).await;
+    let back = reserve_within(client, "later", Duration::from_secs(5)).await;
     assert!(!back.is_empty(), "never came back");
     assert!(released_at.elapsed() >= Duration::from_millis(900));
     assert_eq!(back[0]["reserved_count"], 2);
@@ -111,9 +106,8 @@ async fn release_with_delay_hides_the_message_that_long() {
 
 #[tokio::test]
 async fn delayed_post_is_invisible_until_due() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let (status, posted) = client
         .post(
             &format!("{}/messages", q("delayed")),
@@ -122,13 +116,13 @@ async fn delayed_post_is_invisible_until_due() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let posted_at = Instant::now();
-    let now = reserve(&client, "delayed", json!({"n": 2})).await;
+    let now = reserve(client, "delayed", json!({"n": 2})).await;
     assert_eq!(now.len(), 1);
     assert_eq!(now[0]["body"], "now");
     let (_, info) = client.get(&q("delayed")).await;
     assert_eq!(info["queue"]["size"], 2, "delayed messages count in size");
 
-    let due = reserve_within(&client, "delayed", Duration::from_secs(5)).await;
+    let due = reserve_within(client, "delayed", Duration::from_secs(5)).await;
     assert!(!due.is_empty(), "never came back");
     assert!(posted_at.elapsed() >= Duration::from_millis(900));
     assert_eq!(due[0]["id"], posted["ids"][0]);
@@ -137,18 +131,17 @@ async fn delayed_post_is_invisible_until_due() {
 
 #[tokio::test]
 async fn expiration_removes_a_message_that_was_never_deleted() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     client
         .put(&q("short"), json!({"queue": {"message_expiration": 1}}))
         .await;
-    let ids = post_bodies(&client, "short", &["reserved", "ready", "delayed"]).await;
+    let ids = post_bodies(client, "short", &["reserved", "ready", "delayed"]).await;
     // One message is held past its expiration, one waits, one is released with a delay.
-    let held = reserve(&client, "short", json!({"n": 1, "timeout": 2})).await;
+    let held = reserve(client, "short", json!({"n": 1, "timeout": 2})).await;
     assert_eq!(held[0]["id"], ids[0].as_str());
-    let second = reserve(&client, "short", json!({"n": 1, "timeout": 30})).await;
-    let third = reserve(&client, "short", json!({"n": 1, "timeout": 30})).await;
+    let second = reserve(client, "short", json!({"n": 1, "timeout": 30})).await;
+    let third = reserve(client, "short", json!({"n": 1, "timeout": 30})).await;
     let release = format!("{}/messages/{}/release", q("short"), ids[2]);
     client
         .post(
@@ -173,7 +166,7 @@ async fn expiration_removes_a_message_that_was_never_deleted() {
         "expired messages leave the queue, held, ready or delayed"
     );
     assert!(
-        reserve(&client, "short", json!({})).await.is_empty(),
+        reserve(client, "short", json!({})).await.is_empty(),
         "never handed out again"
     );
     for id in &ids {
@@ -186,15 +179,14 @@ async fn expiration_removes_a_message_that_was_never_deleted() {
 
 #[tokio::test]
 async fn a_lapsed_reservation_is_refused_even_when_many_lapse_at_once() {
-    let redis = RedisServer::start();
-    let server = TestServer::start(&redis).await;
-    let client = server.client();
+    let running = start_server().await;
+    let client = &running.client;
     let bodies: Vec<String> = (0..300).map(|i| i.to_string()).collect();
     let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
     let mut held = Vec::new();
     for chunk in bodies.chunks(100) {
-        post_bodies(&client, "many", chunk).await;
-        held.extend(reserve(&client, "many", json!({"n": 100, "timeout": 1})).await);
+        post_bodies(client, "many", chunk).await;
+        held.extend(reserve(client, "many", json!({"n": 100, "timeout": 1})).await);
     }
     assert_eq!(held.len(), 300);
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -221,6 +213,6 @@ async fn a_lapsed_reservation_is_refused_even_when_many_lapse_at_once() {
             "a lapsed reservation was extended"
         );
     }
-    let first = reserve(&client, "many", json!({})).await;
+    let first = reserve(client, "many", json!({})).await;
     assert_eq!(first[0]["id"], held[0]["id"], "the oldest comes back first");
 }

@@ -68,7 +68,7 @@ impl Subscriber {
     /// fresh private authority; also returns that authority's certificate (PEM).
     pub async fn start_tls(answer: Answer) -> (Self, String) {
         ferromq::tls::install_crypto_provider();
-        let certificate = super::TestCertificate::for_loopback();
+        let certificate = crate::TestCertificate::for_loopback();
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
             certificate.cert_pem.into_bytes(),
             certificate.key_pem.into_bytes(),
