@@ -8,6 +8,8 @@ FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# A member of the workspace (the test fixtures): cargo loads the workspace before it builds.
+COPY tests/common ./tests/common
 # The cache mounts keep the crate registry and the target folder between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
