@@ -355,20 +355,42 @@ mod tests {
             push: Some(patch),
             ..Default::default()
         };
-        let refused =
-            |patch: PushPatch| apply(Some(&base), &with(patch), "q", ChangedBy::Api).is_err();
-        assert!(refused(PushPatch {
-            retries: Some(101),
-            ..Default::default()
-        }));
-        assert!(refused(PushPatch {
-            retries_delay: Some(2),
-            ..Default::default()
-        }));
-        assert!(refused(PushPatch {
-            error_queue: Some("q".into()),
-            ..Default::default()
-        }));
+        assert!(
+            apply(
+                Some(&base),
+                &with(PushPatch {
+                    retries: Some(101),
+                    ..Default::default()
+                }),
+                "q",
+                ChangedBy::Api
+            )
+            .is_err()
+        );
+        assert!(
+            apply(
+                Some(&base),
+                &with(PushPatch {
+                    retries_delay: Some(2),
+                    ..Default::default()
+                }),
+                "q",
+                ChangedBy::Api
+            )
+            .is_err()
+        );
+        assert!(
+            apply(
+                Some(&base),
+                &with(PushPatch {
+                    error_queue: Some("q".into()),
+                    ..Default::default()
+                }),
+                "q",
+                ChangedBy::Api
+            )
+            .is_err()
+        );
         let mut bad = sub("b");
         bad.url = "ftp://x".into();
         assert!(apply(Some(&base), &push_change(vec![bad]), "q", ChangedBy::Api).is_err());
