@@ -6,9 +6,9 @@
 //!
 //! * `model`: plain types and limits shared by the layers (queue settings, messages).
 //! * `tokens`: OAuth tokens and the projects each may use.
+//! * `metrics`, `telemetry`, `tls`: what is counted for Prometheus, logging, certificates.
 //! * `settings`: the rules a queue's settings keep, and applying a change to them.
-//! * `metrics`, `telemetry`, `tls`, `listener`: what is counted for Prometheus, logging,
-//!   certificates, and how the data plane takes connections (TLS, connection limits).
+//! * `listener`: how the data plane takes connections (TLS, connection limits).
 //! * `store`: the Redis store. One Rust file per operation beside its Lua script
 //!   (`store/ops/`), every change to a message one atomic script, O(log n) in the queue's size;
 //!   the key layout and script statuses declared once for Rust and Lua.

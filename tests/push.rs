@@ -7,7 +7,7 @@ use common::{
     Client, RedisServer, ServerProcess, eventually, post_bodies, q, quiet, reserve, start_process,
     start_server,
 };
-use ferromq::store::keys::{QueueKeys, delivered_status};
+use ferromq::store::keys::QueueKeys;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -1009,7 +1009,7 @@ async fn rounds_reported_together_are_each_recorded_or_refused_on_their_own() {
     // Delivered: gone, its state kept readable.
     assert_eq!(get(claimed[0].id.clone()).await, StatusCode::NOT_FOUND);
     let kept: Option<String> = redis::cmd("GET")
-        .arg(delivered_status("p", "batched", &claimed[0].id))
+        .arg(QueueKeys::new("p", "batched").delivered(&claimed[0].id))
         .query(&mut running.redis.connection())
         .unwrap();
     assert_eq!(kept.as_deref(), Some("{}"));

@@ -53,9 +53,9 @@ impl ApiError {
 
 impl From<Refused> for ApiError {
     fn from(err: Refused) -> Self {
-        match err {
-            Refused::Missing | Refused::Unknown => ApiError::Unauthorized(err.to_string()),
-            Refused::OtherProject(_) => ApiError::Forbidden(err.to_string()),
+        match err.status() {
+            401 => ApiError::Unauthorized(err.to_string()),
+            _ => ApiError::Forbidden(err.to_string()),
         }
     }
 }

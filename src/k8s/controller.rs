@@ -47,11 +47,21 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0} has no namespace")]
     NoNamespace(String),
-    /// A Queue in one namespace names another's project, where namespaces are tenants.
-    #[error("store: {}", NotDeclared::OtherProject)]
-    OtherProject,
+    /// The controller's own rules refused a Queue (the tenant rule); its Event text keeps the
+    /// wording it had when the rule answered through the store.
+    #[error("store: {0}")]
+    NotDeclared(NotDeclared),
     #[error("{0}")]
     NotInstalled(String),
+}
+
+impl From<NotDeclared> for Error {
+    fn from(err: NotDeclared) -> Self {
+        match err {
+            NotDeclared::Store(err) => Error::Store(err),
+            other => Error::NotDeclared(other),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -199,7 +209,7 @@ fn reason_of(error: &Error) -> &'static str {
         },
         Error::Kube(_) => "KubernetesApiError",
         Error::NoNamespace(_) => "NoNamespace",
-        Error::OtherProject => "InvalidSpec",
+        Error::NotDeclared(err) => err.reason(),
         Error::NotInstalled(_) => "NotInstalled",
     }
 }
@@ -267,10 +277,7 @@ async fn apply_queue(queue: &Queue, ctx: &Context, api: &Api<Queue>) -> Result<A
         apply_status(api, "Queue", &queue.name_any(), &status).await?;
         ctx.written(key);
     }
-    outcome.map_err(|err| match err {
-        NotDeclared::Store(err) => Error::Store(err),
-        NotDeclared::OtherProject => Error::OtherProject,
-    })?;
+    outcome?;
     Ok(Action::requeue(REFRESH))
 }
 

@@ -189,6 +189,16 @@ pub enum NotDeclared {
     OtherProject,
 }
 
+impl NotDeclared {
+    /// Why the queue is not ready, as a condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            NotDeclared::Store(err) => reason_of(err),
+            NotDeclared::OtherProject => "InvalidSpec",
+        }
+    }
+}
+
 /// Why a queue is not ready, as a condition reason.
 pub fn reason_of(err: &StoreError) -> &'static str {
     match err {
@@ -243,8 +253,7 @@ pub fn queue_status(
                 queue.project()
             ),
         ),
-        Err(NotDeclared::Store(err)) => (false, reason_of(err), err.to_string()),
-        Err(err @ NotDeclared::OtherProject) => (false, "InvalidSpec", err.to_string()),
+        Err(err) => (false, err.reason(), err.to_string()),
     };
     let condition = ready_condition(ready, reason, message, generation, queue.ready());
     let (size, total_messages) = match outcome {

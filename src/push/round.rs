@@ -1,6 +1,6 @@
 //! One delivery round of a claimed message, as a value: decode its state (and the
-//! acknowledgements recorded since the last round), plan whom to try now, deliver, record what
-//! the answers mean, and turn that into the report the store records.
+//! acknowledgements recorded since the last round), plan whom to try now, deliver, take the
+//! answers into the state, and turn what they mean into the report the store records.
 
 use super::deliver::Courier;
 use super::state::{Next, Outcome, PushState, Timing};
@@ -81,8 +81,8 @@ impl<'a> Round<'a> {
         .await
     }
 
-    /// What the answers mean for the message.
-    pub fn record(&mut self, answers: &[(String, Outcome)]) -> Next {
+    /// Takes the answers into the state; what they mean for the message.
+    pub fn take_answers(&mut self, answers: &[(String, Outcome)]) -> Next {
         let timing = Timing {
             ack_timeout: Duration::from_secs(self.config.message_timeout),
         };
@@ -101,7 +101,7 @@ impl<'a> Round<'a> {
     }
 
     /// The report that ends (or holds) this round's claim as `report` says.
-    pub fn report(&self, report: Report) -> RoundReport {
+    pub fn claim_report(&self, report: Report) -> RoundReport {
         RoundReport::new(&self.message, &self.config.revision, report)
     }
 }

@@ -2,11 +2,13 @@
 //! next. A round starts with `plan` (whom to try now) and ends with `record` (what the answers
 //! mean). Stored as JSON beside the message.
 //!
-//! The one contract with Lua: `store/ops/push_ack.lua` reads, of the subscriber that
-//! acknowledges, `subscribers.<name>.status` ("reserved" awaits an acknowledgement, "deleted" is
-//! done), `.rid` (the reservation id it acknowledges with) and `.due` (ms since the epoch when
-//! the wait ends). No other script reads the state; the test
-//! `the_fields_lua_reads_keep_their_names` fails when one of these would change.
+//! The contracts with Lua, both in `store/ops/push_ack.lua`:
+//! - it reads, of the subscriber that acknowledges, `subscribers.<name>.status` ("reserved"
+//!   awaits an acknowledgement, "deleted" is done), `.rid` (the reservation id it acknowledges
+//!   with) and `.due` (ms since the epoch when the wait ends). No other script reads the state;
+//!   the test `the_fields_lua_reads_keep_their_names` fails when one of these would change.
+//! - it writes the acknowledgements recorded between rounds as JSON `{name: reservation id}`,
+//!   which `apply_acks` reads.
 
 use crate::model::{Backoff, PushConfig, QueueType, Subscriber};
 use serde::{Deserialize, Serialize};

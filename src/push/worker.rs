@@ -88,12 +88,12 @@ type Tallied = (String, Answered, u64);
 
 /// A queue's settings as a queue loop last read them; read again once `CONFIG_TTL` old.
 #[derive(Default)]
-struct Settings(Option<(Arc<QueueConfig>, Instant)>);
+struct FreshConfig(Option<(Arc<QueueConfig>, Instant)>);
 
-impl Settings {
+impl FreshConfig {
     /// The settings, read again when stale; `None` when the queue is gone or no longer a push
     /// queue.
-    async fn current(
+    async fn get(
         &mut self,
         store: &Store,
         project: &str,
@@ -175,7 +175,7 @@ impl Workers {
     async fn serve_queue(self: Arc<Self>, project: String, queue: String) {
         let slots = self.settings.concurrency.max(1);
         let free = Arc::new(Semaphore::new(slots));
-        let mut current = Settings::default();
+        let mut config = FreshConfig::default();
         loop {
             // Claim in batches: wait until half the slots are free (one script call claims them
             // all), then hand one slot to each claimed message.
@@ -184,7 +184,7 @@ impl Workers {
                 return;
             };
             let store = &self.courier.store;
-            let settings = match current.current(store, &project, &queue).await {
+            let settings = match config.get(store, &project, &queue).await {
                 Ok(Some(settings)) => settings,
                 Ok(None) => return,
                 Err(err) => {
@@ -211,7 +211,7 @@ impl Workers {
                 Ok(Some(messages)) if messages.is_empty() => {}
                 Ok(Some(messages)) => {
                     // The claim may have waited for posts: use the settings as they are now.
-                    let settings = match current.current(store, &project, &queue).await {
+                    let settings = match config.get(store, &project, &queue).await {
                         Ok(Some(fresh)) => fresh,
                         // No longer a push queue: its claims lapse and it is pulled.
                         Ok(None) => return,
@@ -261,7 +261,7 @@ impl Workers {
             "push rounds still running at shutdown: their messages go back to the queue"
         );
         for round in unfinished {
-            self.record(&round.project, &round.queue, round.hand_back)
+            self.record_report(&round.project, &round.queue, round.hand_back)
                 .await;
         }
     }
@@ -313,7 +313,7 @@ impl Workers {
         let unfinished = Unfinished {
             project: round.project.to_string(),
             queue: round.queue.to_string(),
-            hand_back: round.report(Report::Wait {
+            hand_back: round.claim_report(Report::Wait {
                 state: round.encoded_state(),
                 after: Duration::ZERO,
             }),
@@ -346,7 +346,7 @@ impl Workers {
         } else {
             let answers = round.deliver(&self.courier).await;
             self.count(project, queue, &answers);
-            round.record(&answers)
+            round.take_answers(&answers)
         };
         let state = round.encoded_state();
         let keep = self.settings.keep_status;
@@ -379,15 +379,15 @@ impl Workers {
         self.report(&round, report).await;
     }
 
-    /// Records a round's outcome; false when that did not happen (see `record`).
+    /// Records a round's outcome; false when that did not happen (see `record_report`).
     async fn report(&self, round: &Round<'_>, report: Report) -> bool {
-        self.record(round.project, round.queue, round.report(report))
+        self.record_report(round.project, round.queue, round.claim_report(report))
             .await
     }
 
     /// Records a round's outcome; false when that did not happen (the claim had ended, or the
     /// store failed), in which case the claim runs out and the round is done again.
-    async fn record(&self, project: &str, queue: &str, round: RoundReport) -> bool {
+    async fn record_report(&self, project: &str, queue: &str, round: RoundReport) -> bool {
         let id = round.id.clone();
         match self.reports.record(project, queue, round).await {
             Ok(true) => true,

@@ -1,7 +1,7 @@
 //! Per-subscriber counts of push answers, which Subscription status and the API show. Plain
 //! commands, no script: counts are for watching, not for correctness.
 
-use super::keys::delivery_counts;
+use super::keys::QueueKeys;
 use super::{Result, Store};
 use redis::AsyncCommands;
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ impl Store {
         name: &str,
         answers: &[(&str, Answered, u64)],
     ) -> Result<()> {
-        let key = delivery_counts(project, name);
+        let key = QueueKeys::new(project, name).counts();
         let mut pipe = redis::pipe();
         for (subscriber, answer, n) in answers {
             pipe.hincr(&key, format!("{}:{subscriber}", answer.as_str()), *n)
@@ -62,7 +62,8 @@ impl Store {
         name: &str,
     ) -> Result<BTreeMap<String, AnswerCounts>> {
         let mut conn = self.connection();
-        let fields: Vec<(String, u64)> = conn.hgetall(delivery_counts(project, name)).await?;
+        let fields: Vec<(String, u64)> =
+            conn.hgetall(QueueKeys::new(project, name).counts()).await?;
         let mut counts: BTreeMap<String, AnswerCounts> = BTreeMap::new();
         for (field, n) in fields {
             let Some((answer, subscriber)) = field.split_once(':') else {

@@ -51,8 +51,15 @@ impl From<Invalid> for StoreError {
 impl From<redis::RedisError> for StoreError {
     /// Failures to reach Redis are worth retrying (503); any other error is a fault (500).
     fn from(err: redis::RedisError) -> Self {
-        let error = Self::from_redis(err);
-        let kind = if matches!(error, StoreError::Unavailable(_)) {
+        Self::from_redis(err).counted()
+    }
+}
+
+impl StoreError {
+    /// Counts a failure of Redis itself (unreachable, or an error it answered) in the
+    /// store-errors metric.
+    pub(super) fn counted(self) -> Self {
+        let kind = if matches!(self, StoreError::Unavailable(_)) {
             "unavailable"
         } else {
             "error"
@@ -61,11 +68,9 @@ impl From<redis::RedisError> for StoreError {
             .store_errors
             .get_or_create(&StoreErrorLabels { kind })
             .inc();
-        error
+        self
     }
-}
 
-impl StoreError {
     fn from_redis(err: redis::RedisError) -> Self {
         let unreachable = err.is_io_error()
             || err.is_connection_dropped()

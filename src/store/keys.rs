@@ -5,16 +5,33 @@
 //! in which scripts receive them (`KEYS[1..]`) and their Lua names (bound by the header every
 //! script is loaded with, see `script.rs`) all come from that one list.
 
-/// Prefix of every key ferromq writes.
-const PREFIX: &str = "fq";
+/// A key (or channel) name: the prefix of every key ferromq writes, then `$rest`.
+macro_rules! key {
+    ($rest:literal) => {
+        concat!("fq:", $rest)
+    };
+}
 
-/// Channels on which the store announces that a queue has news for waiting long polls.
-pub const WAKE_PATTERN: &str = "fq:wake:*";
+/// The prefix of every key ferromq writes.
+const PREFIX: &str = key!("");
+
+/// Channels on which the store announces that a queue has news for waiting long polls: this
+/// prefix and the queue's tag.
+const WAKE_PREFIX: &str = key!("wake:");
+pub const WAKE_PATTERN: &str = key!("wake:*");
+
+/// What a key of a queue holds: its settings and counters (kept by `clear`), or messages
+/// (removed by `clear`, with the messages).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    Settings,
+    Messages,
+}
 
 /// Declares the keys of a queue, in the order scripts receive them: `LUA_NAME accessor
-/// "suffix"`, each with its documentation. Adding a key to a queue is one line here.
+/// "suffix" Holds`, each with its documentation. Adding a key to a queue is one line here.
 macro_rules! queue_keys {
-    ($($(#[doc = $doc:literal])* $lua:ident $method:ident $suffix:literal,)*) => {
+    ($($(#[doc = $doc:literal])* $lua:ident $method:ident $suffix:literal $holds:ident,)*) => {
         /// Positions in `QueueKeys::all`.
         #[allow(clippy::upper_case_acronyms, non_camel_case_types)]
         #[derive(Clone, Copy)]
@@ -24,8 +41,9 @@ macro_rules! queue_keys {
         /// further keys after them.
         pub const QUEUE_KEY_COUNT: usize = [$(stringify!($lua)),*].len();
 
-        /// (Lua name, key suffix) of each key of a queue, in `KEYS` order.
-        pub const QUEUE_KEYS: [(&str, &str); QUEUE_KEY_COUNT] = [$((stringify!($lua), $suffix)),*];
+        /// (Lua name, key suffix, what it holds) of each key of a queue, in `KEYS` order.
+        pub const QUEUE_KEYS: [(&str, &str, Holds); QUEUE_KEY_COUNT] =
+            [$((stringify!($lua), $suffix, Holds::$holds)),*];
 
         impl QueueKeys {
             $($(#[doc = $doc])* pub fn $method(&self) -> &str {
@@ -37,34 +55,34 @@ macro_rules! queue_keys {
 
 queue_keys! {
     /// Hash: settings and counters.
-    CFG cfg "cfg",
+    CFG cfg "cfg" Settings,
     /// Hash: message id -> body; a message exists while it has a body.
-    BODY body "body",
+    BODY body "body" Messages,
     /// Hash: message id -> reserved_count (only once reserved).
-    RC reserved_counts "rc",
+    RC reserved_counts "rc" Messages,
     /// Hash: message id -> current reservation id (only while reserved or claimed).
-    RID reservation_ids "rid",
+    RID reservation_ids "rid" Messages,
     /// List: ids in the order they are handed out. Deleting a message that sits here only
     /// removes its body; the id left behind is skipped (and dropped) when it comes up, which
     /// keeps every operation O(1) and costs each delete at most one later pop.
-    READY ready "ready",
+    READY ready "ready" Messages,
     /// Sorted set: id -> ms when it becomes ready.
-    DELAYED delayed "delayed",
+    DELAYED delayed "delayed" Messages,
     /// Sorted set: id -> ms when its reservation runs out.
-    RESERVED reserved "reserved",
+    RESERVED reserved "reserved" Messages,
     /// Hash: message id -> push headers as JSON (only when given).
-    HEADERS headers "headers",
+    HEADERS headers "headers" Messages,
     /// List: ids waiting for push delivery (like READY, for push workers).
-    PUSHQ push_ready "pushq",
+    PUSHQ push_ready "pushq" Messages,
     /// Sorted set: id -> ms when it joins PUSHQ.
-    PUSH_DELAYED push_delayed "push-delayed",
+    PUSH_DELAYED push_delayed "push-delayed" Messages,
     /// Sorted set: id -> ms when a push worker's claim (or the wait for a retry or an
     /// acknowledgement) ends. While a delivery round runs, RID holds the claim's reservation
     /// id; between rounds the message has none.
-    CLAIMED claimed "claimed",
+    CLAIMED claimed "claimed" Messages,
     /// Hash: message id -> push state as JSON (see `push::state`), and '<id>:acks' ->
     /// acknowledgements recorded since the last round, {name: rid}.
-    PSTATE push_states "pstate",
+    PSTATE push_states "pstate" Messages,
 }
 
 /// The keys of one queue, in the order the Lua scripts expect them.
@@ -76,7 +94,7 @@ pub struct QueueKeys {
 impl QueueKeys {
     pub fn new(project: &str, queue: &str) -> Self {
         let tag = format!("{{{project}/{queue}}}");
-        let keys = QUEUE_KEYS.map(|(_, suffix)| format!("{PREFIX}:{tag}:{suffix}"));
+        let keys = QUEUE_KEYS.map(|(_, suffix, _)| format!("{PREFIX}{tag}:{suffix}"));
         QueueKeys { tag, keys }
     }
 
@@ -87,7 +105,19 @@ impl QueueKeys {
 
     /// The channel the post and release scripts publish on when a long poll waits.
     pub fn wake_channel(&self) -> String {
-        format!("{PREFIX}:wake:{}", self.tag)
+        format!("{WAKE_PREFIX}{}", self.tag)
+    }
+
+    /// Per-subscriber counts of delivery answers (a hash of `outcome:subscriber` -> count).
+    /// Not among the scripts' `KEYS`: only deleting the queue touches it in a script.
+    pub fn counts(&self) -> String {
+        format!("{PREFIX}{}:counts", self.tag)
+    }
+
+    /// Where the push state of a delivered message is kept for a while. Not among the
+    /// scripts' `KEYS`: the report script is given those of its messages.
+    pub fn delivered(&self, id: &str) -> String {
+        format!("{PREFIX}{}:done:{id}", self.tag)
     }
 
     /// What identifies the queue in a wake channel name.
@@ -98,34 +128,23 @@ impl QueueKeys {
 
 /// The queue tag a wake channel names, if it is one of ours.
 pub fn tag_of_wake_channel(channel: &str) -> Option<&str> {
-    channel.strip_prefix("fq:wake:")
-}
-
-/// Where the push state of a delivered message is kept for a while (same slot as its queue).
-pub fn delivered_status(project: &str, queue: &str, id: &str) -> String {
-    format!("{PREFIX}:{{{project}/{queue}}}:done:{id}")
-}
-
-/// Per-subscriber counts of delivery answers of a queue (same slot as the queue): a hash of
-/// `outcome:subscriber` -> count.
-pub fn delivery_counts(project: &str, queue: &str) -> String {
-    format!("{PREFIX}:{{{project}/{queue}}}:counts")
+    channel.strip_prefix(WAKE_PREFIX)
 }
 
 /// The set of push queues (`project/queue`), which push workers watch.
-pub const PUSH_QUEUES: &str = "fq:push-queues";
+pub const PUSH_QUEUES: &str = key!("push-queues");
 
 /// The hash of queues standalone mode declared from manifest files: field `["project","queue"]`
 /// (JSON), value the managing resource.
-pub const DECLARED_QUEUES: &str = "fq:declared-queues";
+pub const DECLARED_QUEUES: &str = key!("declared-queues");
 
 /// The store-wide sequence that numbers queues on their first post; the number ends each of
 /// the queue's message ids, which makes them unique across queues.
-pub const QUEUE_NUMBERS: &str = "fq:queue-numbers";
+pub const QUEUE_NUMBERS: &str = key!("queue-numbers");
 
 /// The sorted set of a project's queue names, for listing.
 pub fn project_index(project: &str) -> String {
-    format!("{PREFIX}:queues:{{{project}}}")
+    format!("{PREFIX}queues:{{{project}}}")
 }
 
 #[cfg(test)]
@@ -149,6 +168,11 @@ mod tests {
         let keys = QueueKeys::new("p", "q");
         assert_eq!(keys.cfg(), keys.all()[0]);
         assert_eq!(keys.body(), "fq:{p/q}:body");
-        assert_eq!(keys.push_states(), keys.all()[QUEUE_KEY_COUNT - 1]);
+        assert_eq!(keys.push_states(), "fq:{p/q}:pstate");
+        assert_eq!(keys.counts(), "fq:{p/q}:counts");
+        for key in [WAKE_PATTERN, PUSH_QUEUES, DECLARED_QUEUES, QUEUE_NUMBERS] {
+            assert!(key.starts_with(PREFIX), "{key}");
+        }
+        assert!(WAKE_PATTERN.starts_with(WAKE_PREFIX));
     }
 }

@@ -10,7 +10,8 @@
 //! * `settings`: creating and changing queues, and who manages them.
 //! * `listing`: the per-project index of queue names, and the set of push queues.
 //! * `gauges`: depth, reservations and oldest age of a queue, for metrics.
-//! * `answers`: per-subscriber counts of push answers.
+//! * `answers`, `push_state`: per-subscriber counts of push answers, and reading a message's
+//!   push state (plain reads, no script).
 //! * `long_poll`, `wake`: waiting for news on a queue, across processes.
 //! * `connection`, `reply`, `error`: one Redis or a cluster, script replies, errors.
 
@@ -22,6 +23,7 @@ pub mod keys;
 mod listing;
 mod long_poll;
 mod ops;
+mod push_state;
 mod reply;
 mod script;
 mod settings;

@@ -2,8 +2,15 @@
 //! Rust definitions of the contract (the queue's keys from `keys.rs`, the statuses from
 //! `status.rs`), the shared helpers of `prelude.lua`, then the operation's own file. Redis keeps
 //! scripts by digest (EVALSHA), so the text goes over the wire once per server.
+//!
+//! Why scripts and not a Redis Functions library (`FUNCTION LOAD` / `FCALL`): a library would
+//! define the helpers once instead of on every call and is kept by AOF and replication, but it
+//! must be loaded on every primary of a cluster, and again on a primary that lost it (a
+//! failover to a replica that never had it, a `FUNCTION FLUSH`), which EVALSHA's load-on-miss
+//! gives scripts for free. The line numbers it would fix are fixed here by `locate`. Worth an
+//! A/B run (the cost of defining the prelude's helpers on each call) before a switch.
 
-use super::keys::{QUEUE_KEY_COUNT, QUEUE_KEYS, QueueKeys};
+use super::keys::{Holds, QUEUE_KEY_COUNT, QUEUE_KEYS, QueueKeys};
 use super::reply::Reply;
 use super::status::Status;
 use super::{Result, Store, StoreError};
@@ -13,9 +20,14 @@ use std::sync::{LazyLock, OnceLock};
 const PRELUDE: &str = include_str!("prelude.lua");
 
 /// The header every script starts with: the queue's keys bound to their names, the keys that
-/// hold messages (every one but CFG), and the status constants.
+/// hold messages (what `clear` removes), and the status constants.
 static HEADER: LazyLock<String> = LazyLock::new(|| {
-    let names: Vec<&str> = QUEUE_KEYS.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = QUEUE_KEYS.iter().map(|(name, _, _)| *name).collect();
+    let message_keys: Vec<&str> = QUEUE_KEYS
+        .iter()
+        .filter(|(_, _, holds)| *holds == Holds::Messages)
+        .map(|(name, _, _)| *name)
+        .collect();
     let slots: Vec<String> = (1..=QUEUE_KEY_COUNT)
         .map(|i| format!("KEYS[{i}]"))
         .collect();
@@ -27,7 +39,7 @@ static HEADER: LazyLock<String> = LazyLock::new(|| {
          {}\n",
         names.join(", "),
         slots.join(", "),
-        names[1..].join(", "),
+        message_keys.join(", "),
         Status::lua_constants(),
     )
 });
@@ -66,21 +78,28 @@ impl OpScript {
         }
     }
 
-    /// A script error with the file and line it names, instead of the loaded text's line.
+    /// A script error naming the file and line it comes from instead of the loaded text's line
+    /// (counted in the store-errors metric as every failure Redis answers is).
     fn located(&self, err: redis::RedisError) -> StoreError {
         let text = err.to_string();
-        let line = text
-            .split_once("user_script:")
-            .and_then(|(_, rest)| rest.split(':').next())
-            .and_then(|n| n.parse::<usize>().ok());
-        match line {
-            Some(line) => StoreError::Script {
-                at: self.locate(line),
-                detail: text,
-            },
-            None => err.into(),
+        let Some(line) = script_line(&text) else {
+            return err.into();
+        };
+        let at = self.locate(line);
+        StoreError::Script {
+            detail: text.replace(&format!("user_script:{line}"), &at),
+            at,
         }
+        .counted()
     }
+}
+
+/// The line of the loaded script an error names: Redis writes `user_script:12:` for a Lua
+/// error, and `... on @user_script:12.` for a failed `redis.call`.
+fn script_line(error: &str) -> Option<usize> {
+    let (_, rest) = error.split_once("user_script:")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 impl Store {
@@ -126,18 +145,42 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// The line (from 1) of the loaded text that holds `needle`.
+    fn loaded_line(script: &OpScript, needle: &str) -> usize {
+        let text = format!("{}{PRELUDE}\n{}", *HEADER, script.body);
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
     #[test]
     fn errors_name_the_file_and_line_they_come_from() {
         let script = OpScript::new("post.lua", "local a = 1\nlocal b = nil + 1\n");
-        let header = HEADER.lines().count();
-        let prelude = PRELUDE.lines().count() + 1;
-        assert_eq!(script.locate(header + 3), "prelude.lua:3");
-        assert_eq!(script.locate(header + prelude + 2), "post.lua:2");
+        let body_line = loaded_line(&script, "local b = nil");
+        assert_eq!(script.locate(body_line), "post.lua:2");
+        let prelude_line = loaded_line(&script, "local function call_many");
+        let in_prelude = PRELUDE
+            .lines()
+            .position(|l| l.contains("local function call_many"))
+            .unwrap()
+            + 1;
+        assert_eq!(
+            script.locate(prelude_line),
+            format!("prelude.lua:{in_prelude}")
+        );
+    }
+
+    #[test]
+    fn the_line_is_read_from_both_forms_of_script_error() {
+        // As Redis 7 words them: an error of the Lua code, and a failed redis.call.
+        let lua = "ERR user_script:230: Script attempted to access nonexistent global variable 'x' script: 0a1b, on @user_script:230.";
+        let call = "WRONGTYPE Operation against a key holding the wrong kind of value script: 0a1b, on @user_script:57.";
+        assert_eq!(script_line(lua), Some(230));
+        assert_eq!(script_line(call), Some(57));
+        assert_eq!(script_line("ERR something else"), None);
     }
 
     #[test]
     fn the_header_binds_every_key_and_status() {
-        for (name, _) in QUEUE_KEYS {
+        for (name, _, _) in QUEUE_KEYS {
             assert!(HEADER.contains(name), "{name}");
         }
         for status in Status::ALL {

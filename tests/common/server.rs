@@ -5,7 +5,7 @@ use crate::certificate::TestCertificate;
 use crate::client::{Client, http, http_trusting};
 use crate::redis::RedisServer;
 use crate::{MAX_MESSAGE_SIZE, MAX_REQUEST_SIZE, PUSH_TIMEOUT, TOKEN, TOKENS, free_port};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use ferromq::config::ServeArgs;
 use ferromq::serve::DataPlane;
 use ferromq::store::{RedisTarget, Store};
@@ -22,6 +22,18 @@ use std::time::{Duration, Instant};
 struct ServeCommand {
     #[command(flatten)]
     serve: ServeArgs,
+}
+
+impl ServeCommand {
+    /// The settings `flags` give, the defaults for the rest: the environment of the test
+    /// process (a `FERROMQ_*` variable set where the tests run) is not read.
+    fn from_flags(flags: &[String]) -> ServeArgs {
+        let command = ServeCommand::command().mut_args(|arg| arg.env(None));
+        let matches = command.get_matches_from(flags);
+        ServeCommand::from_arg_matches(&matches)
+            .expect("test server flags")
+            .serve
+    }
 }
 
 /// The data plane served in-process on a free loopback port. Stops when dropped.
@@ -46,7 +58,7 @@ impl TestServer {
             store.wait_subscribed(Duration::from_secs(5)).await,
             "wake-up subscription"
         );
-        let args = ServeCommand::parse_from([
+        let args = ServeCommand::from_flags(&[
             "serve".to_string(),
             "--listen=127.0.0.1:0".to_string(),
             format!("--max-message-size={MAX_MESSAGE_SIZE}"),
@@ -57,8 +69,7 @@ impl TestServer {
             "--push-process-concurrency=256".to_string(),
             "--push-status-keep=600".to_string(),
             "--push-shutdown-grace=5".to_string(),
-        ])
-        .serve;
+        ]);
         let tokens = Tokens::parse(TOKENS).unwrap();
         let plane = DataPlane::bind(&args, tokens, store)
             .await

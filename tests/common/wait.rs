@@ -21,18 +21,18 @@ where
     }
 }
 
-/// A quiet period: polls `still` every 20 ms for `period`, and returns early, with `false`,
-/// the first time it no longer holds. For "exactly once" and "not again" checks: wait until
-/// the thing happened, then through `quiet` that nothing more happens, then assert what is
-/// expected (which fails with the actual values when the quiet period was broken).
-pub async fn quiet<F, Fut>(period: Duration, mut still: F) -> bool
+/// A quiet period: polls `still` every 20 ms for `period`, and ends early the first time it no
+/// longer holds. For "exactly once" and "not again" checks: wait until the thing happened,
+/// then through `quiet` that nothing more happens, then assert what is expected (which fails,
+/// with the actual values, when the quiet period was broken).
+pub async fn quiet<F, Fut>(period: Duration, mut still: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let broken = eventually(period, || {
+    let _broken = eventually(period, || {
         let holds = still();
         async move { !holds.await }
-    });
-    !broken.await
+    })
+    .await;
 }

@@ -1,7 +1,7 @@
 //! Deleting a queue with its messages (`delete_queue.lua`).
 
 use crate::model::ChangedBy;
-use crate::store::keys::{QueueKeys, delivery_counts};
+use crate::store::keys::QueueKeys;
 use crate::store::script::OpScript;
 use crate::store::status::Status;
 use crate::store::{Result, Store, StoreError};
@@ -13,7 +13,7 @@ impl Store {
     pub async fn delete_queue(&self, project: &str, name: &str, by: ChangedBy<'_>) -> Result<()> {
         let keys = QueueKeys::new(project, name);
         let manager = by.resource().unwrap_or("");
-        let counts = delivery_counts(project, name);
+        let counts = keys.counts();
         let mut reply = self
             .run_with(&SCRIPT, &keys, &[&counts], &[manager.as_bytes()])
             .await?;

@@ -1,5 +1,17 @@
 //! One file per store operation, each beside its script: what the script is given, what it
 //! answers, and what its statuses mean.
+//!
+//! | file (`.rs` and `.lua`) | `Store` methods |
+//! |---|---|
+//! | `post` | `post` |
+//! | `reserve` | `reserve` (long polls: `long_poll.rs`) |
+//! | `peek`, `get` | `peek`, `get_message` |
+//! | `delete`, `delete_batch` | `delete_message`, `delete_messages` |
+//! | `touch`, `release` | `touch`, `release` |
+//! | `clear`, `delete_queue` | `clear`, `delete_queue` |
+//! | `info` | `queue_info` |
+//! | `apply` | `write_settings` (called by `settings.rs`: `apply_queue`, `update_queue`) |
+//! | `push_claim`, `push_report`, `push_ack` | `claim_push`, `report_push`, `ack_push` |
 
 pub mod apply;
 pub mod clear;
@@ -13,7 +25,6 @@ pub mod post;
 pub mod push_ack;
 pub mod push_claim;
 pub mod push_report;
-pub mod push_state;
 pub mod release;
 pub mod reserve;
 pub mod touch;

@@ -1,7 +1,7 @@
 //! Recording the outcomes of push delivery rounds (`push_report.lua`).
 
 use super::push_claim::Claimed;
-use crate::store::keys::{QueueKeys, delivered_status};
+use crate::store::keys::QueueKeys;
 use crate::store::script::OpScript;
 use crate::store::status::Status;
 use crate::store::{Result, Store};
@@ -72,7 +72,7 @@ impl Store {
         let channel = keys.wake_channel();
         let done_keys: Vec<String> = rounds
             .iter()
-            .map(|round| delivered_status(project, name, &round.id))
+            .map(|round| keys.delivered(&round.id))
             .collect();
         let outcomes: Vec<_> = rounds.iter().map(|round| round.report.encode()).collect();
         let mut args: Vec<&[u8]> = vec![channel.as_bytes()];

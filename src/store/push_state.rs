@@ -1,7 +1,7 @@
 //! Reading the push state of a message: of its rounds so far, or kept after delivery. Plain
 //! reads, no script: nothing changes.
 
-use crate::store::keys::{QueueKeys, delivered_status};
+use crate::store::keys::QueueKeys;
 use crate::store::{Result, Store, StoreError};
 use redis::AsyncCommands;
 
@@ -23,10 +23,7 @@ impl Store {
         if conn.hexists::<_, _, bool>(keys.body(), id).await? {
             return Ok(None);
         }
-        match conn
-            .get::<_, Option<String>>(delivered_status(project, name, id))
-            .await?
-        {
+        match conn.get::<_, Option<String>>(keys.delivered(id)).await? {
             Some(state) => Ok(Some(state)),
             None => Err(StoreError::MessageNotFound { id: id.to_string() }),
         }
