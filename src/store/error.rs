@@ -3,7 +3,8 @@
 use crate::metrics::{METRICS, StoreErrorLabels};
 use crate::settings::Invalid;
 
-#[derive(Debug, thiserror::Error)]
+/// Clone: one failed script call is the answer of every request it carried.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("Queue not found")]
     QueueNotFound,

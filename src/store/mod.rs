@@ -12,10 +12,12 @@
 //! * `gauges`: depth, reservations and oldest age of a queue, for metrics.
 //! * `answers`, `push_state`: per-subscriber counts of push answers, and reading a message's
 //!   push state (plain reads, no script).
+//! * `coalesce`: concurrent calls of one operation on one queue sharing a script call.
 //! * `long_poll`, `wake`: waiting for news on a queue, across processes.
 //! * `connection`, `reply`, `error`: one Redis or a cluster, script replies, errors.
 
 mod answers;
+mod coalesce;
 mod connection;
 mod error;
 mod gauges;
@@ -36,6 +38,7 @@ pub use error::{Result, StoreError};
 pub use ops::push_claim::Claimed;
 pub use ops::push_report::{Report, RoundReport};
 
+use coalesce::LanesOf;
 use connection::Connection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +62,15 @@ struct Shared {
     /// What a long poll passes to the reserve and claim scripts (any value but '' means a
     /// long poll).
     process_id: String,
+    /// Calls waiting to share a script call, per operation.
+    batches: Batches,
+}
+
+#[derive(Default)]
+struct Batches {
+    post: LanesOf<ops::post::Post>,
+    reserve: LanesOf<ops::reserve::Reserve>,
+    delete: LanesOf<ops::delete::Delete>,
 }
 
 impl Store {
@@ -73,6 +85,7 @@ impl Store {
             wakeups,
             subscribed,
             process_id: random_id(),
+            batches: Batches::default(),
         })))
     }
 

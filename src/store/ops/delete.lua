@@ -1,8 +1,14 @@
--- delete: removes one message. A reserved message needs its current reservation id.
--- ARGV[1] message id, ARGV[2] reservation id ('' when none). Returns {status}. O(log n).
+-- delete: removes messages one by one, each on its own (the single deletes this call carries,
+-- see src/store/coalesce.rs): a reserved message needs its current reservation id.
+-- ARGV: message id and reservation id ('' when none), per delete.
+-- Returns {OK, then a status per delete} or {NO_QUEUE}. O(log n) per delete.
 local now = now_ms()
 local expiration = load_queue()
 if not expiration then return { NO_QUEUE } end
-local status, where = check_holder(ARGV[1], ARGV[2], now, expiration)
-if status == OK then remove_message(ARGV[1], where) end
-return { status }
+local reply = { OK }
+for i = 1, #ARGV, 2 do
+  local status, where = check_holder(ARGV[i], ARGV[i + 1], now, expiration)
+  if status == OK then remove_message(ARGV[i], where) end
+  reply[#reply + 1] = status
+end
+return reply

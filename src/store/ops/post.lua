@@ -1,14 +1,17 @@
 -- post: adds messages at the back of a queue (or to the delayed set), creating the queue with
--- default settings when it does not exist.
+-- default settings when it does not exist. The messages come in posts (the requests this call
+-- carries, see src/store/coalesce.rs), each stored whole or refused alone.
 -- ARGV[1] wake channel, ARGV[2] id for a new queue, ARGV[3] default message_timeout (s),
 -- ARGV[4] default message_expiration (s), ARGV[5] a number for the queue from the store-wide
--- sequence ('' when the caller has none), then three values per message from ARGV[6]:
--- body, delay (s), push headers as JSON ('' when none).
--- Returns {OK, created (0|1), id...} with the ids in the order given, {NEEDS_NUMBER} when the
--- queue has no number yet and none was given (nothing is stored), {DELAY_TOO_LONG, index}
--- when a message would expire before its delay is over, or {TOO_LARGE, index, max} when a body
--- is larger than the queue's max_message_size (nothing is stored then).
--- Atomic: all messages are stored or none. O(m) for m messages.
+-- sequence ('' when the caller has none), ARGV[6] the number of posts P, ARGV[7..6+P] the
+-- number of messages of each, then three values per message: body, delay (s), push headers as
+-- JSON ('' when none).
+-- Returns {NEEDS_NUMBER} when the queue has no number yet, none was given and a post is to be
+-- stored (nothing is stored then), or {OK, created (0|1)} followed, per post, by {OK, id...}
+-- with its ids in the order given, {DELAY_TOO_LONG, index} when its message `index` would
+-- expire before its delay is over, or {TOO_LARGE, index, max} when its body is larger than the
+-- queue's max_message_size. Atomic: each post is stored whole or not at all. O(m) for m
+-- messages.
 local now = now_ms()
 local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post', 'type',
   'max_message_size', 'id', 'waiters_until', 'number')
@@ -16,35 +19,61 @@ local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'la
 local ready_list, delayed_set = READY, DELAYED
 if cfg[4] and cfg[4] ~= 'pull' then ready_list, delayed_set = PUSHQ, PUSH_DELAYED end
 local expiration = tonumber(cfg[1] or ARGV[4]) * 1000
-local created = 0
 local max_size = tonumber(cfg[5] or '0')
-for i = 6, #ARGV, 3 do
-  if tonumber(ARGV[i + 1]) * 1000 >= expiration then return { DELAY_TOO_LONG, (i - 3) / 3 } end
-  if max_size > 0 and #ARGV[i] > max_size then return { TOO_LARGE, (i - 3) / 3, max_size } end
+local posts = tonumber(ARGV[6])
+-- Each post's first message (its ARGV index) and whether it is refused (its reply, then).
+local first, refusals, storing = {}, {}, false
+local at = 7 + posts
+for p = 1, posts do
+  first[p] = at
+  local count = tonumber(ARGV[6 + p])
+  for k = 1, count do
+    local i = at + (k - 1) * 3
+    if not refusals[p] then
+      if tonumber(ARGV[i + 1]) * 1000 >= expiration then
+        refusals[p] = { DELAY_TOO_LONG, k }
+      elseif max_size > 0 and #ARGV[i] > max_size then
+        refusals[p] = { TOO_LARGE, k, max_size }
+      end
+    end
+  end
+  if not refusals[p] then storing = true end
+  at = at + count * 3
+end
+local created = 0
+local reply = { OK, created }
+if not storing then
+  for p = 1, posts do
+    for _, v in ipairs(refusals[p]) do reply[#reply + 1] = v end
+  end
+  return reply
 end
 -- A queue is numbered on its first post; the number makes its message ids unique store-wide.
 local number = cfg[8] or ARGV[5]
 if number == '' then return { NEEDS_NUMBER } end
 if not cfg[6] then
   create_queue(now, ARGV[2], ARGV[3], ARGV[4])
-  created = 1
+  reply[2] = 1
 end
-local count = (#ARGV - 5) / 3
 -- The queue's message count numbers its messages.
 local seq = tonumber(cfg[2] or '0')
 -- Drop dead ids off the head of READY on every 16th post, not on each: it costs two calls, and
 -- each trim removes up to MAINTENANCE_BATCH of them.
 if seq % 16 == 0 then trim_head(now, expiration) end
-local reply = { OK, created }
-local ready, bodies, ids = {}, {}, {}
-for i = 6, #ARGV, 3 do
-  -- An id is the post time in ms (13 digits), six digits of the queue's message count and the
-  -- queue's number: numeric, unique store-wide, and it tells when the message expires.
-  seq = seq + 1
-  local id = string.format('%d%06d%s', now, seq % 1000000, number)
-  ids[#ids + 1] = id
-  bodies[#bodies + 1] = id
-  bodies[#bodies + 1] = ARGV[i]
+-- Per message stored: its ARGV index, and its id.
+local stored, ids, bodies = {}, {}, {}
+for p = 1, posts do
+  if not refusals[p] then
+    for k = 1, tonumber(ARGV[6 + p]) do
+      -- An id is the post time in ms (13 digits), six digits of the queue's message count and
+      -- the queue's number: numeric, unique store-wide, and it tells when the message expires.
+      seq = seq + 1
+      local i = first[p] + (k - 1) * 3
+      local id = string.format('%d%06d%s', now, seq % 1000000, number)
+      stored[#stored + 1] = i
+      ids[#ids + 1] = id
+    end
+  end
 end
 -- The queue's ids stamped with this ms were all issued within it, far fewer than a million, so
 -- they cannot clash, unless the clock stepped back behind an earlier post: only then look, and
@@ -58,12 +87,13 @@ for k, taken in ipairs(clashes) do
       stamp = stamp + 1
       ids[k] = string.format('%d%s', stamp, string.sub(ids[k], 14))
     until redis.call('HEXISTS', BODY, ids[k]) == 0
-    bodies[2 * k - 1] = ids[k]
   end
 end
-call_many('HSET', BODY, bodies)
+local ready = {}
 for k, id in ipairs(ids) do
-  local i = 3 + 3 * k
+  local i = stored[k]
+  bodies[#bodies + 1] = id
+  bodies[#bodies + 1] = ARGV[i]
   local delay = tonumber(ARGV[i + 1])
   if delay > 0 then
     redis.call('ZADD', delayed_set, now + delay * 1000, id)
@@ -73,10 +103,23 @@ for k, id in ipairs(ids) do
   if ARGV[i + 2] ~= '' then
     redis.call('HSET', HEADERS, id, ARGV[i + 2])
   end
-  reply[#reply + 1] = id
 end
+call_many('HSET', BODY, bodies)
 if #ready > 0 then
   redis.call('RPUSH', ready_list, unpack(ready))
+end
+-- Each post's answer, with the ids in the order given.
+local next_id = 1
+for p = 1, posts do
+  if refusals[p] then
+    for _, v in ipairs(refusals[p]) do reply[#reply + 1] = v end
+  else
+    reply[#reply + 1] = OK
+    for _ = 1, tonumber(ARGV[6 + p]) do
+      reply[#reply + 1] = ids[next_id]
+      next_id = next_id + 1
+    end
+  end
 end
 -- Delayed messages wake waiters too, so they learn when to look again.
 wake(ARGV[1], now, math.max(#ready, 1), cfg[7] or '0')

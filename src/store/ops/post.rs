@@ -1,8 +1,11 @@
-//! Posting messages (`post.lua`).
+//! Posting messages (`post.lua`). Concurrent posts to one queue share a script call
+//! (`coalesce.rs`); each is stored whole or refused on its own.
 
 use crate::metrics::METRICS;
 use crate::model::{DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, NewMessage};
+use crate::store::coalesce::{self, Batched, LanesOf};
 use crate::store::keys::{QUEUE_NUMBERS, QueueKeys};
+use crate::store::reply::Reply;
 use crate::store::script::OpScript;
 use crate::store::status::Status;
 use crate::store::{Result, Store, StoreError, random_id};
@@ -22,13 +25,46 @@ impl Store {
         name: &str,
         messages: &[NewMessage],
     ) -> Result<Vec<String>> {
+        let ids = coalesce::call(Post, self, project, name, messages.to_vec()).await?;
+        METRICS.count("posted", messages.len() as u64);
+        METRICS.watch(project, name);
+        Ok(ids)
+    }
+}
+
+/// The post operation, for batching.
+#[derive(Clone, Copy)]
+pub struct Post;
+
+impl Batched for Post {
+    type Request = Vec<NewMessage>;
+    type Answer = Vec<String>;
+
+    fn weight(request: &Self::Request) -> usize {
+        request.len()
+    }
+
+    fn lanes(store: &Store) -> &LanesOf<Self> {
+        &store.0.batches.post
+    }
+
+    async fn run(
+        self,
+        store: &Store,
+        project: &str,
+        name: &str,
+        posts: Vec<Vec<NewMessage>>,
+    ) -> Result<Vec<Result<Vec<String>>>> {
         let keys = QueueKeys::new(project, name);
         let channel = keys.wake_channel();
         let queue_id = random_id()[..24].to_string();
         let timeout = DEFAULT_MESSAGE_TIMEOUT.to_string();
         let expiration = DEFAULT_MESSAGE_EXPIRATION.to_string();
-        let encoded: Vec<(String, String)> = messages
+        let count = posts.len().to_string();
+        let sizes: Vec<String> = posts.iter().map(|p| p.len().to_string()).collect();
+        let encoded: Vec<(String, String)> = posts
             .iter()
+            .flatten()
             .map(|m| {
                 let headers = if m.push_headers.is_empty() {
                     String::new()
@@ -45,41 +81,53 @@ impl Store {
             timeout.as_bytes(),
             expiration.as_bytes(),
             b"",
+            count.as_bytes(),
         ];
-        for (message, (delay, headers)) in messages.iter().zip(&encoded) {
+        args.extend(sizes.iter().map(|s| s.as_bytes()));
+        for (message, (delay, headers)) in posts.iter().flatten().zip(&encoded) {
             args.extend([
                 message.body.as_bytes(),
                 delay.as_bytes(),
                 headers.as_bytes(),
             ]);
         }
-        let mut reply = self.run(&SCRIPT, &keys, &args).await?;
+        let mut reply = store.run(&SCRIPT, &keys, &args).await?;
         let mut status = reply.status()?;
         // The queue's first post: number it, once, and post again with the number.
         if status == Status::NeedsNumber {
-            let next: u64 = self.connection().incr(QUEUE_NUMBERS, 1).await?;
+            let next: u64 = store.connection().incr(QUEUE_NUMBERS, 1).await?;
             number = next.to_string();
             args[NUMBER_ARG] = number.as_bytes();
-            reply = self.run(&SCRIPT, &keys, &args).await?;
+            reply = store.run(&SCRIPT, &keys, &args).await?;
             status = reply.status()?;
         }
-        match status {
-            Status::DelayTooLong => {
-                let index = usize::try_from(reply.int()?).unwrap_or(1).saturating_sub(1);
-                return Err(StoreError::DelayTooLong { index });
-            }
-            Status::TooLarge => {
-                let index = usize::try_from(reply.int()?).unwrap_or(1).saturating_sub(1);
-                let max = u64::try_from(reply.int()?).unwrap_or_default();
-                return Err(StoreError::MessageTooLarge { index, max });
-            }
-            other => other.check("")?,
-        }
+        status.check("")?;
         if reply.int()? == 1 {
-            self.index_add(project, name).await?;
+            store.index_add(project, name).await?;
         }
-        METRICS.count("posted", messages.len() as u64);
-        METRICS.watch(project, name);
-        (0..messages.len()).map(|_| reply.text()).collect()
+        posts
+            .iter()
+            .map(|post| answer_of(&mut reply, post.len()))
+            .collect()
     }
+}
+
+/// One post's answer: its ids, or why it was refused.
+fn answer_of(reply: &mut Reply, messages: usize) -> Result<Result<Vec<String>>> {
+    let index = |reply: &mut Reply| -> Result<usize> {
+        // Counted from 1 in the script.
+        Ok(usize::try_from(reply.int()?).unwrap_or(1).saturating_sub(1))
+    };
+    Ok(match reply.status()? {
+        Status::Ok => Ok((0..messages).map(|_| reply.text()).collect::<Result<_>>()?),
+        Status::DelayTooLong => Err(StoreError::DelayTooLong {
+            index: index(reply)?,
+        }),
+        Status::TooLarge => {
+            let index = index(reply)?;
+            let max = u64::try_from(reply.int()?).unwrap_or_default();
+            Err(StoreError::MessageTooLarge { index, max })
+        }
+        other => return Err(StoreError::BadReply(format!("post answered {other:?}"))),
+    })
 }

@@ -1,12 +1,16 @@
--- reserve: hands out up to n ready messages from the front of a queue, each under a fresh
--- reservation that lasts `timeout` seconds, or removes them at once when `delete` is set.
--- ARGV[1] n, ARGV[2] timeout (s, 0 = the queue's message_timeout), ARGV[3] delete (1|0),
--- ARGV[4] waiter id ('' = no long poll), ARGV[5] wait (ms), ARGV[6..] one new reservation id
--- per message.
--- Returns {status, next_due, then id, body, reserved_count, reservation_id per message}.
--- When nothing is ready and a waiter id is given, the waiter is registered (so a later post
--- publishes a wake-up) and next_due is the ms until a delayed message or a reservation falls
--- due (-1 when none will). Atomic; O(n log n), plus one pop per deleted id met on the way.
+-- reserve: hands out ready messages from the front of a queue, each under a fresh reservation
+-- that lasts its request's timeout, or removes them at once for a request that deletes. The
+-- messages go to the requests this call carries (see src/store/coalesce.rs) in their order:
+-- the first takes up to its n, the next up to its n, and so on.
+-- ARGV[1] waiter id ('' = no long poll), ARGV[2] wait (ms), ARGV[3] the number of requests R,
+-- then three values per request: n, timeout (s, 0 = the queue's message_timeout), delete
+-- (1|0); then one new reservation id per message a request that does not delete may get.
+-- Returns {status, next_due, then per request: the number of messages k, and k times id,
+-- body, reserved_count, reservation_id ('' when deleted)}.
+-- When some request got nothing and a waiter id is given, the waiter is registered
+-- (so a later post publishes a wake-up) and next_due is the ms until a delayed message or a
+-- reservation falls due (-1 when none will). Atomic; O(n log n) for n messages in all, plus one
+-- pop per deleted id met on the way.
 local now = now_ms()
 local expiration, queue_timeout, queue_type = load_queue()
 if not expiration then return { NO_QUEUE } end
@@ -20,61 +24,75 @@ end
 for _ = 1, 4 do
   if not maintain(now, expiration) then break end
 end
-local n = tonumber(ARGV[1])
-local timeout = tonumber(ARGV[2])
-if timeout == 0 then timeout = queue_timeout end
-local deadline = now + timeout * 1000
-local delete = ARGV[3] == '1'
-local reply = { OK, -1 }
-local got = 0
+local requests = tonumber(ARGV[3])
+local total = 0
+for r = 1, requests do total = total + tonumber(ARGV[1 + 3 * r]) end
+-- The live messages at the front, in order: ids, bodies and their reserved counts so far.
+local ids, bodies, counts = {}, {}, {}
 local source = 1
-while got < n and sources[source] do
-  local popped = redis.call('LPOP', sources[source], n - got)
+while #ids < total and sources[source] do
+  local popped = redis.call('LPOP', sources[source], total - #ids)
   if not popped then
     source = source + 1
     popped = {}
   end
-  local ids = {}
+  local live = {}
   for _, id in ipairs(popped) do
-    if expired(id, now, expiration) then remove_message(id, 'ready') else ids[#ids + 1] = id end
+    if expired(id, now, expiration) then remove_message(id, 'ready') else live[#live + 1] = id end
   end
-  local bodies = call_many('HMGET', BODY, ids)
-  local counts = call_many('HMGET', RC, ids)
-  local taken, new_counts, deadlines, holders = {}, {}, {}, {}
-  for k, id in ipairs(ids) do
+  local found = call_many('HMGET', BODY, live)
+  local found_counts = call_many('HMGET', RC, live)
+  for k, id in ipairs(live) do
     -- No body: the message was deleted while its id waited in READY.
-    if bodies[k] then
-      got = got + 1
-      local count = tonumber(counts[k] or '0') + 1
-      local rid = ''
-      if not delete then
-        rid = ARGV[5 + got]
-        deadlines[#deadlines + 1] = deadline
-        deadlines[#deadlines + 1] = id
-        holders[#holders + 1] = id
-        holders[#holders + 1] = rid
-      end
-      taken[#taken + 1] = id
-      new_counts[#new_counts + 1] = id
-      new_counts[#new_counts + 1] = count
-      reply[#reply + 1] = id
-      reply[#reply + 1] = bodies[k]
-      reply[#reply + 1] = count
-      reply[#reply + 1] = rid
+    if found[k] then
+      ids[#ids + 1] = id
+      bodies[#bodies + 1] = found[k]
+      counts[#counts + 1] = tonumber(found_counts[k] or '0') + 1
     end
   end
-  if delete then
-    call_many('HDEL', BODY, taken)
-    call_many('HDEL', RC, taken)
-    call_many('HDEL', HEADERS, taken)
-  else
-    call_many('HSET', RC, new_counts)
-    call_many('ZADD', RESERVED, deadlines)
-    call_many('HSET', RID, holders)
+end
+local reply = { OK, -1 }
+local new_counts, deadlines, holders, deleted = {}, {}, {}, {}
+local next_rid = 4 + 3 * requests
+local m = 1
+local short = false
+for r = 1, requests do
+  local n, timeout, delete = tonumber(ARGV[1 + 3 * r]), tonumber(ARGV[2 + 3 * r]), ARGV[3 + 3 * r] == '1'
+  if timeout == 0 then timeout = queue_timeout end
+  local deadline = now + timeout * 1000
+  local k = math.min(n, #ids - m + 1)
+  if k == 0 then short = true end
+  reply[#reply + 1] = k
+  for _ = 1, k do
+    local id = ids[m]
+    local rid = ''
+    if delete then
+      deleted[#deleted + 1] = id
+    else
+      rid = ARGV[next_rid]
+      next_rid = next_rid + 1
+      new_counts[#new_counts + 1] = id
+      new_counts[#new_counts + 1] = counts[m]
+      deadlines[#deadlines + 1] = deadline
+      deadlines[#deadlines + 1] = id
+      holders[#holders + 1] = id
+      holders[#holders + 1] = rid
+    end
+    reply[#reply + 1] = id
+    reply[#reply + 1] = bodies[m]
+    reply[#reply + 1] = counts[m]
+    reply[#reply + 1] = rid
+    m = m + 1
   end
 end
-if got == 0 and ARGV[4] ~= '' then
-  add_waiter(now + tonumber(ARGV[5]))
+call_many('HDEL', BODY, deleted)
+call_many('HDEL', RC, deleted)
+call_many('HDEL', HEADERS, deleted)
+call_many('HSET', RC, new_counts)
+call_many('ZADD', RESERVED, deadlines)
+call_many('HSET', RID, holders)
+if short and ARGV[1] ~= '' then
+  add_waiter(now + tonumber(ARGV[2]))
   reply[2] = next_due(now, { DELAYED, RESERVED })
 end
 return reply

@@ -1,7 +1,9 @@
-//! Reserving messages, with or without a long poll (`reserve.lua`).
+//! Reserving messages, with or without a long poll (`reserve.lua`). Concurrent reserves on one
+//! queue share a script call (`coalesce.rs`), which hands the messages out in arrival order.
 
 use crate::metrics::METRICS;
 use crate::model::{Message, ReserveRequest};
+use crate::store::coalesce::{self, Batched, LanesOf};
 use crate::store::keys::QueueKeys;
 use crate::store::script::OpScript;
 use crate::store::{Result, Store, random_id};
@@ -21,7 +23,9 @@ impl Store {
     ) -> Result<Vec<Message>> {
         let keys = QueueKeys::new(project, name);
         let messages = self
-            .long_poll(&keys, wait, |poll| self.reserve_once(&keys, request, poll))
+            .long_poll(&keys, wait, |poll| {
+                coalesce::call(Reserve, self, project, name, (*request, poll))
+            })
             .await?;
         let operation = if request.delete {
             "deleted"
@@ -31,47 +35,78 @@ impl Store {
         METRICS.count(operation, messages.len() as u64);
         Ok(messages)
     }
+}
 
-    /// One reserve attempt. With `wait`, registers this process as a waiter when nothing is
-    /// ready, and tells how long until something falls due.
-    async fn reserve_once(
-        &self,
-        keys: &QueueKeys,
-        request: &ReserveRequest,
-        wait: Option<Duration>,
-    ) -> Result<(Vec<Message>, Option<Duration>)> {
-        let n = request.n.to_string();
-        let timeout = request.timeout.unwrap_or(0).to_string();
-        let (waiter, wait_ms) = self.waiter(wait);
-        let reservation_ids: Vec<String> = if request.delete {
-            Vec::new()
-        } else {
-            (0..request.n).map(|_| random_id()).collect()
-        };
-        let mut args: Vec<&[u8]> = vec![
-            n.as_bytes(),
-            timeout.as_bytes(),
-            if request.delete { b"1" } else { b"0" },
-            waiter.as_bytes(),
-            wait_ms.as_bytes(),
-        ];
+/// The reserve operation, for batching: one attempt of a request, with the wait left when it
+/// is a long poll (the attempt registers as a waiter when it finds nothing).
+#[derive(Clone, Copy)]
+pub struct Reserve;
+
+impl Batched for Reserve {
+    type Request = (ReserveRequest, Option<Duration>);
+    /// The messages, and how long until something falls due when none was found.
+    type Answer = (Vec<Message>, Option<Duration>);
+
+    fn weight((request, _): &Self::Request) -> usize {
+        request.n
+    }
+
+    fn lanes(store: &Store) -> &LanesOf<Self> {
+        &store.0.batches.reserve
+    }
+
+    async fn run(
+        self,
+        store: &Store,
+        project: &str,
+        name: &str,
+        requests: Vec<Self::Request>,
+    ) -> Result<Vec<Result<Self::Answer>>> {
+        let keys = QueueKeys::new(project, name);
+        let wait = requests.iter().filter_map(|(_, wait)| *wait).max();
+        let (waiter, wait_ms) = store.waiter(wait);
+        let count = requests.len().to_string();
+        let values: Vec<[String; 3]> = requests
+            .iter()
+            .map(|(r, _)| {
+                let delete = if r.delete { "1" } else { "0" };
+                [
+                    r.n.to_string(),
+                    r.timeout.unwrap_or(0).to_string(),
+                    delete.to_string(),
+                ]
+            })
+            .collect();
+        let reserving: usize = requests
+            .iter()
+            .filter(|(r, _)| !r.delete)
+            .map(|(r, _)| r.n)
+            .sum();
+        let reservation_ids: Vec<String> = (0..reserving).map(|_| random_id()).collect();
+        let mut args: Vec<&[u8]> = vec![waiter.as_bytes(), wait_ms.as_bytes(), count.as_bytes()];
+        args.extend(values.iter().flatten().map(|v| v.as_bytes()));
         args.extend(reservation_ids.iter().map(|r| r.as_bytes()));
-        let mut reply = self.run(&SCRIPT, keys, &args).await?;
+        let mut reply = store.run(&SCRIPT, &keys, &args).await?;
         reply.status()?.check("")?;
         let next_due = reply.next_due()?;
-        let mut messages = Vec::new();
-        while !reply.is_empty() {
-            let id = reply.text()?;
-            let body = reply.text()?;
-            let reserved_count = reply.count()?;
-            let reservation_id = Some(reply.text()?).filter(|r| !r.is_empty());
-            messages.push(Message {
-                id,
-                body,
-                reserved_count,
-                reservation_id,
-            });
+        let mut answers = Vec::with_capacity(requests.len());
+        for _ in &requests {
+            let k = reply.count()?;
+            let mut messages = Vec::with_capacity(k as usize);
+            for _ in 0..k {
+                let id = reply.text()?;
+                let body = reply.text()?;
+                let reserved_count = reply.count()?;
+                let reservation_id = Some(reply.text()?).filter(|r| !r.is_empty());
+                messages.push(Message {
+                    id,
+                    body,
+                    reserved_count,
+                    reservation_id,
+                });
+            }
+            answers.push(Ok((messages, next_due)));
         }
-        Ok((messages, next_due))
+        Ok(answers)
     }
 }

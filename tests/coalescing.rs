@@ -1,0 +1,248 @@
+//! Concurrent single-message calls on one queue share script calls (group commit), and each
+//! request still gets exactly its own answer: its own ids, its own messages (none handed out
+//! twice, in queue order), its own error.
+
+use common::{Client, post_bodies, q, start_server};
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// How many script calls Redis has run since the last reset.
+fn script_calls(redis: &common::RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis.connection())
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+fn reset_stats(redis: &common::RedisServer) {
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut redis.connection())
+        .unwrap();
+}
+
+async fn post_one(client: &Client, queue: &str, message: Value) -> (StatusCode, Value) {
+    client
+        .post(
+            &format!("{}/messages", q(queue)),
+            json!({ "messages": [message] }),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn concurrent_single_posts_share_script_calls_and_each_gets_its_own_id() {
+    let running = start_server().await;
+    let client = &running.client;
+    post_bodies(client, "c", &["first"]).await;
+    reset_stats(&running.redis);
+    let answers =
+        join_all((0..200).map(|i| post_one(client, "c", json!({ "body": format!("m{i}") })))).await;
+    let calls = script_calls(&running.redis);
+    let mut ids = HashSet::new();
+    for (i, (status, body)) in answers.iter().enumerate() {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        let id = body["ids"][0].as_str().unwrap().to_string();
+        // Each request's id is its own message's.
+        let (_, got) = client.get(&format!("{}/messages/{id}", q("c"))).await;
+        assert_eq!(got["message"]["body"], format!("m{i}"));
+        assert!(ids.insert(id), "an id answered twice");
+    }
+    eprintln!("200 posts took {calls} script calls");
+    assert!(calls < 200, "200 posts took {calls} script calls");
+    let (_, info) = client.get(&q("c")).await;
+    assert_eq!(info["queue"]["size"], 201);
+}
+
+#[tokio::test]
+async fn a_refused_post_in_a_group_fails_alone() {
+    let running = start_server().await;
+    let client = &running.client;
+    let (status, _) = client
+        .put(
+            &q("strict"),
+            json!({ "queue": { "max_message_size": 16, "message_expiration": 60 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Every 10th is too large for the queue, every 10th from the 5th waits longer than the
+    // queue keeps messages.
+    let message = |i: usize| match i % 10 {
+        0 => json!({ "body": "x".repeat(32) }),
+        5 => json!({ "body": format!("m{i}"), "delay": 120 }),
+        _ => json!({ "body": format!("m{i}") }),
+    };
+    let answers = join_all((0..100).map(|i| post_one(client, "strict", message(i)))).await;
+    let mut accepted = Vec::new();
+    for (i, (status, body)) in answers.into_iter().enumerate() {
+        match i % 10 {
+            0 => assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}"),
+            5 => assert_eq!(status, StatusCode::BAD_REQUEST, "{body}"),
+            _ => {
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                accepted.push(format!("m{i}"));
+            }
+        }
+    }
+    // Exactly the accepted messages are stored.
+    let (_, listed) = client
+        .post(
+            &format!("{}/reservations", q("strict")),
+            json!({ "n": 100 }),
+        )
+        .await;
+    let mut stored: Vec<String> = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_string())
+        .collect();
+    stored.sort();
+    accepted.sort();
+    assert_eq!(stored, accepted);
+}
+
+#[tokio::test]
+async fn concurrent_single_reserves_hand_out_each_message_once_in_queue_order() {
+    let running = start_server().await;
+    let client = &running.client;
+    let bodies: Vec<String> = (0..300).map(|i| format!("m{i:03}")).collect();
+    for chunk in bodies.chunks(100) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        post_bodies(client, "fifo", &chunk).await;
+    }
+    reset_stats(&running.redis);
+    let reserve_one = || async {
+        let (status, body) = client
+            .post(&format!("{}/reservations", q("fifo")), json!({ "n": 1 }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["messages"].as_array().unwrap().clone()
+    };
+    let answers = join_all((0..150).map(|_| reserve_one())).await;
+    let calls = script_calls(&running.redis);
+    let mut got = HashSet::new();
+    let mut rids = HashSet::new();
+    for messages in &answers {
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(got.insert(messages[0]["body"].as_str().unwrap().to_string()));
+        assert!(rids.insert(messages[0]["reservation_id"].as_str().unwrap().to_string()));
+    }
+    // Handed out from the front: the first 150, once each...
+    let first: HashSet<String> = bodies[..150].iter().cloned().collect();
+    assert_eq!(got, first);
+    eprintln!("150 reserves took {calls} script calls");
+    assert!(calls < 150, "150 reserves took {calls} script calls");
+    // ...and the rest still in order behind them.
+    let (_, rest) = client
+        .post(&format!("{}/reservations", q("fifo")), json!({ "n": 100 }))
+        .await;
+    let rest: Vec<&str> = rest["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = bodies[150..250].iter().map(String::as_str).collect();
+    assert_eq!(rest, expected);
+}
+
+#[tokio::test]
+async fn reserves_in_one_group_keep_their_own_timeouts() {
+    let running = start_server().await;
+    let client = &running.client;
+    let bodies: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    post_bodies(client, "timeouts", &refs).await;
+    // Half reserve for 1 s, half for a minute, all at once.
+    let reserve = |timeout: u64| async move {
+        let (_, body) = client
+            .post(
+                &format!("{}/reservations", q("timeouts")),
+                json!({ "n": 1, "timeout": timeout }),
+            )
+            .await;
+        body["messages"][0]["id"].as_str().unwrap().to_string()
+    };
+    let answers = join_all((0..40).map(|i| reserve(if i % 2 == 0 { 1 } else { 60 }))).await;
+    let short: HashSet<String> = answers.iter().step_by(2).cloned().collect();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Only the short reservations ran out.
+    let (_, back) = client
+        .post(
+            &format!("{}/reservations", q("timeouts")),
+            json!({ "n": 100 }),
+        )
+        .await;
+    let back: HashSet<String> = back["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(back, short);
+}
+
+#[tokio::test]
+async fn a_stale_delete_in_a_group_fails_alone() {
+    let running = start_server().await;
+    let client = &running.client;
+    let bodies: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    post_bodies(client, "deletes", &refs).await;
+    let (_, reserved) = client
+        .post(
+            &format!("{}/reservations", q("deletes")),
+            json!({ "n": 100 }),
+        )
+        .await;
+    let reserved = reserved["messages"].as_array().unwrap().clone();
+    assert_eq!(reserved.len(), 100);
+    reset_stats(&running.redis);
+    let delete = |i: usize, message: &Value| {
+        let id = message["id"].as_str().unwrap().to_string();
+        // Every 7th gives a reservation id that is not the message's.
+        let rid = if i.is_multiple_of(7) {
+            "0".repeat(32)
+        } else {
+            message["reservation_id"].as_str().unwrap().to_string()
+        };
+        async move {
+            let answer = client
+                .delete(
+                    &format!("{}/messages/{id}", q("deletes")),
+                    Some(json!({ "reservation_id": rid })),
+                )
+                .await;
+            (i, id, answer)
+        }
+    };
+    let answers = join_all(reserved.iter().enumerate().map(|(i, m)| delete(i, m))).await;
+    let calls = script_calls(&running.redis);
+    for (i, id, (status, body)) in answers {
+        let (_, still) = client.get(&format!("{}/messages/{id}", q("deletes"))).await;
+        if i.is_multiple_of(7) {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+            assert_eq!(still["message"]["id"], id.as_str(), "kept");
+        } else {
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(still.get("message").is_none(), "deleted: {still}");
+        }
+    }
+    eprintln!("100 deletes took {calls} script calls");
+    assert!(calls < 100, "100 deletes took {calls} script calls");
+}
