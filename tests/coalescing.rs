@@ -2,7 +2,7 @@
 //! request still gets exactly its own answer: its own ids, its own messages (none handed out
 //! twice, in queue order), its own error.
 
-use common::{Client, post_bodies, q, start_server};
+use common::{Client, post_bodies, q, reserve, start_server};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -33,6 +33,24 @@ fn reset_stats(redis: &common::RedisServer) {
         .arg("RESETSTAT")
         .query(&mut redis.connection())
         .unwrap();
+}
+
+/// Posts `count` messages with bodies `m0`, `m1`... (a batch per 100); their bodies.
+async fn post_numbered(client: &Client, queue: &str, count: usize) -> Vec<String> {
+    let bodies: Vec<String> = (0..count).map(|i| format!("m{i:03}")).collect();
+    for chunk in bodies.chunks(100) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        post_bodies(client, queue, &chunk).await;
+    }
+    bodies
+}
+
+/// One field of each message of a reserve's answer.
+fn field_of(messages: &[Value], field: &str) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m[field].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn post_one(client: &Client, queue: &str, message: Value) -> (StatusCode, Value) {
@@ -99,18 +117,8 @@ async fn a_refused_post_in_a_group_fails_alone() {
         }
     }
     // Exactly the accepted messages are stored.
-    let (_, listed) = client
-        .post(
-            &format!("{}/reservations", q("strict")),
-            json!({ "n": 100 }),
-        )
-        .await;
-    let mut stored: Vec<String> = listed["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap().to_string())
-        .collect();
+    let listed = reserve(client, "strict", json!({ "n": 100 })).await;
+    let mut stored = field_of(&listed, "body");
     stored.sort();
     accepted.sort();
     assert_eq!(stored, accepted);
@@ -120,20 +128,9 @@ async fn a_refused_post_in_a_group_fails_alone() {
 async fn concurrent_single_reserves_hand_out_each_message_once_in_queue_order() {
     let running = start_server().await;
     let client = &running.client;
-    let bodies: Vec<String> = (0..300).map(|i| format!("m{i:03}")).collect();
-    for chunk in bodies.chunks(100) {
-        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        post_bodies(client, "fifo", &chunk).await;
-    }
+    let bodies = post_numbered(client, "fifo", 300).await;
     reset_stats(&running.redis);
-    let reserve_one = || async {
-        let (status, body) = client
-            .post(&format!("{}/reservations", q("fifo")), json!({ "n": 1 }))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["messages"].as_array().unwrap().clone()
-    };
-    let answers = join_all((0..150).map(|_| reserve_one())).await;
+    let answers = join_all((0..150).map(|_| reserve(client, "fifo", json!({ "n": 1 })))).await;
     let calls = script_calls(&running.redis);
     let mut got = HashSet::new();
     let mut rids = HashSet::new();
@@ -148,52 +145,30 @@ async fn concurrent_single_reserves_hand_out_each_message_once_in_queue_order() 
     eprintln!("150 reserves took {calls} script calls");
     assert!(calls < 150, "150 reserves took {calls} script calls");
     // ...and the rest still in order behind them.
-    let (_, rest) = client
-        .post(&format!("{}/reservations", q("fifo")), json!({ "n": 100 }))
-        .await;
-    let rest: Vec<&str> = rest["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].as_str().unwrap())
-        .collect();
-    let expected: Vec<&str> = bodies[150..250].iter().map(String::as_str).collect();
-    assert_eq!(rest, expected);
+    let rest = reserve(client, "fifo", json!({ "n": 100 })).await;
+    assert_eq!(field_of(&rest, "body"), bodies[150..250]);
 }
 
 #[tokio::test]
 async fn reserves_in_one_group_keep_their_own_timeouts() {
     let running = start_server().await;
     let client = &running.client;
-    let bodies: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
-    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    post_bodies(client, "timeouts", &refs).await;
+    post_numbered(client, "timeouts", 40).await;
     // Half reserve for 1 s, half for a minute, all at once.
-    let reserve = |timeout: u64| async move {
-        let (_, body) = client
-            .post(
-                &format!("{}/reservations", q("timeouts")),
-                json!({ "n": 1, "timeout": timeout }),
-            )
-            .await;
-        body["messages"][0]["id"].as_str().unwrap().to_string()
-    };
-    let answers = join_all((0..40).map(|i| reserve(if i % 2 == 0 { 1 } else { 60 }))).await;
-    let short: HashSet<String> = answers.iter().step_by(2).cloned().collect();
+    let timeout = |i: usize| if i % 2 == 0 { 1 } else { 60 };
+    let answers = join_all(
+        (0..40).map(|i| reserve(client, "timeouts", json!({ "n": 1, "timeout": timeout(i) }))),
+    )
+    .await;
+    let short: HashSet<String> = answers
+        .iter()
+        .step_by(2)
+        .map(|messages| messages[0]["id"].as_str().unwrap().to_string())
+        .collect();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // Only the short reservations ran out.
-    let (_, back) = client
-        .post(
-            &format!("{}/reservations", q("timeouts")),
-            json!({ "n": 100 }),
-        )
-        .await;
-    let back: HashSet<String> = back["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
+    let back = reserve(client, "timeouts", json!({ "n": 100 })).await;
+    let back: HashSet<String> = field_of(&back, "id").into_iter().collect();
     assert_eq!(back, short);
 }
 
@@ -201,16 +176,8 @@ async fn reserves_in_one_group_keep_their_own_timeouts() {
 async fn a_stale_delete_in_a_group_fails_alone() {
     let running = start_server().await;
     let client = &running.client;
-    let bodies: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
-    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    post_bodies(client, "deletes", &refs).await;
-    let (_, reserved) = client
-        .post(
-            &format!("{}/reservations", q("deletes")),
-            json!({ "n": 100 }),
-        )
-        .await;
-    let reserved = reserved["messages"].as_array().unwrap().clone();
+    post_numbered(client, "deletes", 100).await;
+    let reserved = reserve(client, "deletes", json!({ "n": 100 })).await;
     assert_eq!(reserved.len(), 100);
     reset_stats(&running.redis);
     let delete = |i: usize, message: &Value| {
