@@ -1,6 +1,7 @@
 //! Driving a queue's REST API at a chosen concurrency, one keep-alive connection per worker,
 //! and measuring throughput and request latency (HDR histogram, microseconds).
 
+use crate::procs::Cpu;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -22,6 +23,8 @@ pub struct Outcome {
     pub errors: u64,
     /// Latency of each step (one request, or a reserve + delete cycle), in microseconds.
     pub latency: Histogram<u64>,
+    /// CPU µs per message of the server and of redis-server, where measured.
+    pub cpu: Cpu,
 }
 
 impl Outcome {
@@ -86,6 +89,7 @@ where
         elapsed: Duration::ZERO,
         errors: 0,
         latency: histogram(),
+        cpu: Cpu::default(),
     };
     for task in tasks {
         let (messages, errors, latency) = task.await.expect("worker");

@@ -11,6 +11,7 @@ mod subscriber;
 
 use clap::Parser;
 use load::{Outcome, QueueApi};
+use procs::{Cpu, CpuMeter};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -147,7 +148,7 @@ async fn run(args: Args) -> Result<Results, String> {
     let duration = Duration::from_secs(args.duration);
 
     if let Some(only) = &args.only {
-        let (base, _server) = match &args.target {
+        let (base, server) = match &args.target {
             Some(target) => (target.clone(), None),
             None => {
                 let port = procs::free_port();
@@ -156,12 +157,13 @@ async fn run(args: Args) -> Result<Results, String> {
                 (format!("http://127.0.0.1:{port}"), Some(server))
             }
         };
+        let pids = (server.as_ref().map(procs::Proc::pid), redis.pid());
         match only.as_str() {
             "push-fast" => drop(push_scenario(&args, &base, Duration::ZERO, 200_000, false).await?),
             "push-slow" => {
                 drop(push_scenario(&args, &base, Duration::from_millis(50), 5_000, false).await?)
             }
-            _ => drop(scenarios(&args, &base, duration, Some(only)).await?),
+            _ => drop(scenarios(&args, &base, duration, Some(only), pids).await?),
         }
         return Err("--only: done (nothing written)".into());
     }
@@ -173,7 +175,14 @@ async fn run(args: Args) -> Result<Results, String> {
     let port = procs::free_port();
     let server = procs::start_ferromq(&redis, port, TOKEN)?;
     let base = format!("http://127.0.0.1:{port}");
-    let ferromq = scenarios(&args, &base, duration, None).await?;
+    let ferromq = scenarios(
+        &args,
+        &base,
+        duration,
+        None,
+        (Some(server.pid()), redis.pid()),
+    )
+    .await?;
     let wake = Some(wake_latency(&base, args.wakeups).await?);
     let mut push_rows = Vec::new();
     for (scenario, pause, count) in [
@@ -203,8 +212,18 @@ async fn run(args: Args) -> Result<Results, String> {
     let peer = if args.peer_dir.join("node_modules").exists() {
         eprintln!("measuring the rsmq peer...");
         let port = procs::free_port();
-        let _peer = procs::start_peer(&args.peer_dir, &redis, port)?;
-        Some(scenarios(&args, &format!("http://127.0.0.1:{port}"), duration, None).await?)
+        let peer = procs::start_peer(&args.peer_dir, &redis, port)?;
+        let base = format!("http://127.0.0.1:{port}");
+        Some(
+            scenarios(
+                &args,
+                &base,
+                duration,
+                None,
+                (Some(peer.pid()), redis.pid()),
+            )
+            .await?,
+        )
     } else {
         eprintln!(
             "no rsmq peer at {} (run `make bench`): peer column left empty",
@@ -274,9 +293,10 @@ async fn compare(args: &Args) -> Result<String, String> {
         ("cycle-100", "reserve + delete, n = 100"),
         ("push-fast", "push, immediate subscriber"),
     ];
-    // samples[build][scenario]: one rate per round, none where the build cannot run the
-    // scenario (push before push queues existed).
-    let mut samples = vec![vec![Vec::new(); scenarios_compared.len()]; builds.len()];
+    // samples[build][scenario]: one rate (and CPU per message) per round, none where the build
+    // cannot run the scenario (push before push queues existed).
+    let mut samples: Vec<Vec<Vec<(f64, Cpu)>>> =
+        vec![vec![Vec::new(); scenarios_compared.len()]; builds.len()];
     // Rounds, each over every scenario and build: drift over the run hits every build alike.
     for round in 1..=args.rounds {
         for (s, (scenario, _)) in scenarios_compared.iter().enumerate() {
@@ -289,19 +309,24 @@ async fn compare(args: &Args) -> Result<String, String> {
                 let port = procs::free_port();
                 let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN)?;
                 let base = format!("http://127.0.0.1:{port}");
-                let rate = if *scenario == "push-fast" {
+                let pids = (Some(server.pid()), redis.pid());
+                let measured = if *scenario == "push-fast" {
+                    let meter = CpuMeter::start(pids.0, pids.1);
                     push_scenario(args, &base, Duration::ZERO, 20_000, false)
                         .await
-                        .map(|(ours, _)| ours.rate())
+                        .map(|(ours, _)| (ours.rate(), meter.per_message(ours.messages)))
                 } else {
-                    scenarios(args, &base, duration, Some(scenario))
+                    scenarios(args, &base, duration, Some(scenario), pids)
                         .await
-                        .map(|o| o.first().map_or(0.0, |o| o.rate()))
+                        .map(|o| {
+                            o.first()
+                                .map_or((0.0, Cpu::default()), |o| (o.rate(), o.cpu))
+                        })
                 };
                 drop(server);
                 redis.cli(&["FLUSHALL"])?;
-                match rate {
-                    Ok(rate) => samples[k][s].push(rate),
+                match measured {
+                    Ok(sample) => samples[k][s].push(sample),
                     Err(e) => eprintln!("  {label}: {e}"),
                 }
             }
@@ -309,7 +334,35 @@ async fn compare(args: &Args) -> Result<String, String> {
     }
     let rates: Vec<Vec<Option<f64>>> = samples
         .iter()
-        .map(|build| build.iter().map(|rates| median(rates)).collect())
+        .map(|build| {
+            build
+                .iter()
+                .map(|runs| median(&runs.iter().map(|(rate, _)| *rate).collect::<Vec<_>>()))
+                .collect()
+        })
+        .collect();
+    // The median CPU per message of each process over the rounds.
+    let cpu: Vec<Vec<Cpu>> = samples
+        .iter()
+        .map(|build| {
+            build
+                .iter()
+                .map(|runs| {
+                    let of = |pick: fn(&Cpu) -> Option<f64>| {
+                        median(
+                            &runs
+                                .iter()
+                                .filter_map(|(_, cpu)| pick(cpu))
+                                .collect::<Vec<_>>(),
+                        )
+                    };
+                    Cpu {
+                        server: of(|c| c.server),
+                        redis: of(|c| c.redis),
+                    }
+                })
+                .collect()
+        })
         .collect();
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -317,8 +370,9 @@ async fn compare(args: &Args) -> Result<String, String> {
         "\n## {}\n\nOne run of `ferromq-bench --baseline` on {cores} cores: the builds below serve the \
          same redis-server, one at a time, every build in turn scenario by scenario, in {} \
          rounds of {} s per scenario. Messages/s, the median of the rounds, and in brackets the \
-         ratio to the build above (what that change gained); — where a build cannot run the \
-         scenario.\n\n| build |",
+         ratio to the build above (what that change gained); then the CPU each message cost the \
+         server and redis-server (µs, medians, from /proc: this holds where rates are noisy); — \
+         where a build cannot run the scenario.\n\n| build |",
         builds
             .iter()
             .map(|(label, _)| label.split(' ').next().unwrap_or_default())
@@ -338,11 +392,12 @@ async fn compare(args: &Args) -> Result<String, String> {
         text.push_str(&format!("| {label} |"));
         for (s, rate) in rates[k].iter().enumerate() {
             let before = k.checked_sub(1).and_then(|p| rates[p][s]);
+            let cost = cpu[k][s].cell();
             let cell = match (*rate, before) {
                 (Some(rate), Some(before)) if before > 0.0 => {
-                    format!(" {rate:.0} ({:.2}×) |", rate / before)
+                    format!(" {rate:.0} ({:.2}×), {cost} µs |", rate / before)
                 }
-                (Some(rate), _) => format!(" {rate:.0} |"),
+                (Some(rate), _) => format!(" {rate:.0}, {cost} µs |"),
                 (None, _) => " — |".to_string(),
             };
             text.push_str(&cell);
@@ -364,12 +419,14 @@ fn median(rates: &[f64]) -> Option<f64> {
     }
 }
 
-/// The four throughput scenarios against one target, each on a queue of its own.
+/// The four throughput scenarios against one target, each on a queue of its own. The CPU of
+/// `server` (when it runs on this machine) and of `redis` is measured over each run.
 async fn scenarios(
     args: &Args,
     base: &str,
     duration: Duration,
     only: Option<&str>,
+    (server, redis): (Option<u32>, u32),
 ) -> Result<Vec<Outcome>, String> {
     let skip = |queue: &str| only.is_some_and(|o| o != queue);
     let api = |queue: &str| QueueApi::new(base, PROJECT, queue, TOKEN);
@@ -386,7 +443,8 @@ async fn scenarios(
         let mut connections = api.connect_many(concurrency).await?;
         api.create(&mut connections[0]).await?;
         let body = load::post_body(batch, args.body_size);
-        let outcome = load::run(connections, duration, {
+        let meter = CpuMeter::start(server, redis);
+        let mut outcome = load::run(connections, duration, {
             let api = api.clone();
             move |mut conn| {
                 let (api, body) = (api.clone(), body.clone());
@@ -397,7 +455,12 @@ async fn scenarios(
             }
         })
         .await;
-        eprintln!("  {queue}: {:.0} msgs/s", outcome.rate());
+        outcome.cpu = meter.per_message(outcome.messages);
+        eprintln!(
+            "  {queue}: {:.0} msgs/s, CPU µs/msg server + redis {}",
+            outcome.rate(),
+            outcome.cpu.cell()
+        );
         clear(&api).await;
         outcomes.push(outcome);
     }
@@ -420,7 +483,8 @@ async fn scenarios(
             "  {queue}: {stock} messages stocked in {:.1}s",
             filled.elapsed().as_secs_f64()
         );
-        let outcome = load::run(connections, duration, {
+        let meter = CpuMeter::start(server, redis);
+        let mut outcome = load::run(connections, duration, {
             let api = api.clone();
             move |mut conn| {
                 let api = api.clone();
@@ -431,7 +495,12 @@ async fn scenarios(
             }
         })
         .await;
-        eprintln!("  {queue}: {:.0} msgs/s", outcome.rate());
+        outcome.cpu = meter.per_message(outcome.messages);
+        eprintln!(
+            "  {queue}: {:.0} msgs/s, CPU µs/msg server + redis {}",
+            outcome.rate(),
+            outcome.cpu.cell()
+        );
         clear(&api).await;
         outcomes.push(outcome);
     }
@@ -519,6 +588,7 @@ async fn push_scenario(
         elapsed,
         errors: 0,
         latency,
+        cpu: Default::default(),
     };
     eprintln!("  {queue}: {:.0} msgs/s", ours.rate());
     if !with_limit {
@@ -576,6 +646,7 @@ async fn wake_latency(base: &str, rounds: usize) -> Result<Outcome, String> {
         elapsed: started.elapsed(),
         errors: 0,
         latency,
+        cpu: Default::default(),
     })
 }
 

@@ -13,6 +13,66 @@ impl Proc {
     }
 }
 
+/// CPU time a process has used so far (user + system), from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are the 12th and 13th of them (14th and 15th of the line), in clock ticks.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_micros(ticks * 1_000_000 / per_second))
+}
+
+/// The CPU time of the server and of redis-server over one measured stretch.
+pub struct CpuMeter {
+    pids: [Option<u32>; 2],
+    start: [Option<Duration>; 2],
+}
+
+impl CpuMeter {
+    /// Starts measuring the server (when it runs here) and redis-server.
+    pub fn start(server: Option<u32>, redis: u32) -> Self {
+        let pids = [server, Some(redis)];
+        CpuMeter {
+            pids,
+            start: pids.map(|pid| pid.and_then(cpu_time)),
+        }
+    }
+
+    /// CPU µs per message of the server and of redis-server since the start.
+    pub fn per_message(&self, messages: u64) -> Cpu {
+        let used = |k: usize| -> Option<f64> {
+            let now = cpu_time(self.pids[k]?)?;
+            let spent = now.checked_sub(self.start[k]?)?;
+            (messages > 0).then(|| spent.as_micros() as f64 / messages as f64)
+        };
+        Cpu {
+            server: used(0),
+            redis: used(1),
+        }
+    }
+}
+
+/// CPU µs per message: of the server process, and of its redis-server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub server: Option<f64>,
+    pub redis: Option<f64>,
+}
+
+impl Cpu {
+    /// "server + redis µs" for a table cell.
+    pub fn cell(&self) -> String {
+        match (self.server, self.redis) {
+            (Some(s), Some(r)) => format!("{s:.1} + {r:.1}"),
+            _ => "—".into(),
+        }
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -21,7 +81,7 @@ impl Drop for Proc {
 }
 
 pub struct Redis {
-    _proc: Proc,
+    proc: Proc,
     pub socket: PathBuf,
 }
 
@@ -44,7 +104,7 @@ impl Redis {
             .spawn()
             .map_err(|e| format!("cannot start redis-server: {e}"))?;
         let redis = Redis {
-            _proc: Proc(child),
+            proc: Proc(child),
             socket,
         };
         wait_for(Duration::from_secs(10), || {
@@ -55,6 +115,10 @@ impl Redis {
 
     pub fn url(&self) -> String {
         format!("unix://{}", self.socket.display())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     /// Runs a redis-cli command and returns its trimmed output.

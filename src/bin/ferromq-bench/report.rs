@@ -26,6 +26,11 @@ mod load_fmt {
             })
     }
 
+    /// CPU µs per message, server + redis-server.
+    pub fn cpu(o: &Option<Outcome>) -> String {
+        o.as_ref().map_or("—".into(), |o| o.cpu.cell())
+    }
+
     pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
         match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
@@ -56,13 +61,15 @@ fn row_line(row: &Row) -> String {
         .limit
         .map_or("—".into(), |(l, what)| format!("{l:.0} ({what})"));
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         row.scenario,
         rate(&row.ferromq),
         latency(&row.ferromq),
+        cpu(&row.ferromq),
         limit_text,
         rate(&row.peer),
         latency(&row.peer),
+        cpu(&row.peer),
         ratio(ours, limit),
         ratio(ours, peer),
     )
@@ -77,6 +84,8 @@ pub fn render(results: &Results) -> String {
         "Made by `make bench` on {}: redis-server, ferromq (or the peer) and the load generator share the machine. \
          Messages of {} bytes; {} connections for single messages, {} for batches of 100; {} s per scenario. \
          Latency is per request (per reserve + delete cycle for the cycles), in milliseconds. \
+         CPU is what each message cost the server process and its redis-server, in µs, from \
+         /proc over the scenario's run (this holds on a noisy machine where rates do not). \
          Push rows time one process delivering a batch of posted messages to one local subscriber.\n",
         machine(),
         a.body_size,
@@ -98,16 +107,16 @@ pub fn render(results: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "| scenario | ferromq msgs/s | ferromq p50 / p99 / p999 ms | limit msgs/s | peer msgs/s | peer p50 / p99 / p999 ms | ferromq / limit | ferromq / peer |"
+        "| scenario | ferromq msgs/s | ferromq p50 / p99 / p999 ms | ferromq CPU µs/msg (server + redis) | limit msgs/s | peer msgs/s | peer p50 / p99 / p999 ms | peer CPU µs/msg (server + redis) | ferromq / limit | ferromq / peer |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for row in &results.rows {
         let _ = writeln!(out, "{}", row_line(row));
     }
     if let Some(w) = &results.wake {
         let _ = writeln!(
             out,
-            "| long-poll wake (post sent → waiting reserve returns), {} rounds | — | {:.2} / {:.2} / {:.2} | — | — (no long poll) | — | — | — |",
+            "| long-poll wake (post sent → waiting reserve returns), {} rounds | — | {:.2} / {:.2} / {:.2} | — | — | — (no long poll) | — | — | — | — |",
             w.messages,
             w.percentile_ms(0.5),
             w.percentile_ms(0.99),
