@@ -104,7 +104,10 @@ async fn a_refused_post_in_a_group_fails_alone() {
         5 => json!({ "body": format!("m{i}"), "delay": 120 }),
         _ => json!({ "body": format!("m{i}") }),
     };
+    reset_stats(&running.redis);
     let answers = join_all((0..100).map(|i| post_one(client, "strict", message(i)))).await;
+    let calls = script_calls(&running.redis);
+    assert!(calls < 100, "100 posts took {calls} script calls");
     let mut accepted = Vec::new();
     for (i, (status, body)) in answers.into_iter().enumerate() {
         match i % 10 {
@@ -142,6 +145,17 @@ async fn concurrent_single_reserves_hand_out_each_message_once_in_queue_order() 
     // Handed out from the front: the first 150, once each...
     let first: HashSet<String> = bodies[..150].iter().cloned().collect();
     assert_eq!(got, first);
+    // ...each with its own message's reservation id.
+    for messages in &answers {
+        let (id, rid) = (&messages[0]["id"], &messages[0]["reservation_id"]);
+        let (status, body) = client
+            .delete(
+                &format!("{}/messages/{}", q("fifo"), id.as_str().unwrap()),
+                Some(json!({ "reservation_id": rid })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
     eprintln!("150 reserves took {calls} script calls");
     assert!(calls < 150, "150 reserves took {calls} script calls");
     // ...and the rest still in order behind them.
@@ -155,7 +169,7 @@ async fn reserves_in_one_group_keep_their_own_timeouts() {
     let client = &running.client;
     post_numbered(client, "timeouts", 40).await;
     // Half reserve for 1 s, half for a minute, all at once.
-    let timeout = |i: usize| if i % 2 == 0 { 1 } else { 60 };
+    let timeout = |i: usize| if i.is_multiple_of(2) { 1 } else { 60 };
     let answers = join_all(
         (0..40).map(|i| reserve(client, "timeouts", json!({ "n": 1, "timeout": timeout(i) }))),
     )
@@ -212,4 +226,70 @@ async fn a_stale_delete_in_a_group_fails_alone() {
     }
     eprintln!("100 deletes took {calls} script calls");
     assert!(calls < 100, "100 deletes took {calls} script calls");
+}
+
+#[tokio::test]
+async fn concurrent_first_posts_create_and_list_the_queue_once() {
+    let running = start_server().await;
+    let client = &running.client;
+    let answers =
+        join_all((0..50).map(|i| post_one(client, "fresh", json!({ "body": format!("m{i}") }))))
+            .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+    }
+    let (_, info) = client.get(&q("fresh")).await;
+    assert_eq!(info["queue"]["size"], 50);
+    let (_, listed) = client.get("/3/projects/p/queues?per_page=100").await;
+    let names: Vec<&Value> = listed["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|queue| &queue["name"])
+        .collect();
+    assert_eq!(names, [&json!("fresh")]);
+}
+
+#[tokio::test]
+async fn reserves_that_delete_and_reserves_that_hold_share_a_group() {
+    let running = start_server().await;
+    let client = &running.client;
+    post_numbered(client, "mixed", 60).await;
+    reset_stats(&running.redis);
+    // Every other request takes its message away at once.
+    let answers = join_all((0..60usize).map(|i| {
+        reserve(
+            client,
+            "mixed",
+            json!({ "n": 1, "delete": i.is_multiple_of(2) }),
+        )
+    }))
+    .await;
+    let calls = script_calls(&running.redis);
+    assert!(calls < 60, "60 reserves took {calls} script calls");
+    let mut seen = HashSet::new();
+    for (i, messages) in answers.iter().enumerate() {
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        let message = &messages[0];
+        assert!(seen.insert(message["id"].as_str().unwrap().to_string()));
+        let (status, body) = client
+            .delete(
+                &format!(
+                    "{}/messages/{}",
+                    q("mixed"),
+                    message["id"].as_str().unwrap()
+                ),
+                Some(json!({ "reservation_id": message["reservation_id"] })),
+            )
+            .await;
+        if i.is_multiple_of(2) {
+            // Taken away already: no reservation to delete with.
+            assert!(message.get("reservation_id").is_none(), "{message}");
+            assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        } else {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+    let (_, info) = client.get(&q("mixed")).await;
+    assert_eq!(info["queue"]["size"], 0);
 }

@@ -27,7 +27,7 @@ async fn a_failing_script_names_its_file_and_line_and_is_counted() {
             ..Default::default()
         }]
     };
-    store.post("p", "broken", &message()).await.unwrap();
+    store.post("p", "broken", message()).await.unwrap();
     // The queue's ready list replaced by a string: the next post's RPUSH fails inside Redis.
     let keys = QueueKeys::new("p", "broken");
     let () = redis::cmd("SET")
@@ -36,7 +36,7 @@ async fn a_failing_script_names_its_file_and_line_and_is_counted() {
         .query(&mut redis.connection())
         .unwrap();
     let before = errors_counted();
-    let err = store.post("p", "broken", &message()).await.unwrap_err();
+    let err = store.post("p", "broken", message()).await.unwrap_err();
     let source = include_str!("../src/store/ops/post.lua");
     let line = source
         .lines()

@@ -163,7 +163,7 @@ pub async fn post(
     let messages = body.validate(&state)?;
     let ids = state
         .store
-        .post(&path.project, &path.queue, &messages)
+        .post(&path.project, &path.queue, messages)
         .await?;
     Ok(posted(ids))
 }
@@ -197,7 +197,7 @@ pub async fn webhook(
     };
     let ids = state
         .store
-        .post(&path.project, &path.queue, &[message])
+        .post(&path.project, &path.queue, [message])
         .await?;
     Ok(posted(ids))
 }

@@ -278,7 +278,7 @@ impl Courier {
             delay: 0,
             push_headers: message.push_headers.clone(),
         };
-        match self.store.post(&target_project, target, &[copy]).await {
+        match self.store.post(&target_project, target, [copy]).await {
             Ok(_) => Outcome::Delivered { code: 200 },
             Err(err) => Outcome::Failed {
                 code: 0,

@@ -432,7 +432,7 @@ impl Workers {
         };
         self.courier
             .store
-            .post(project, &push.error_queue, &[error])
+            .post(project, &push.error_queue, [error])
             .await
             .map(drop)
     }

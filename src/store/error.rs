@@ -58,7 +58,8 @@ impl From<redis::RedisError> for StoreError {
 
 impl StoreError {
     /// Counts a failure of Redis itself (unreachable, or an error it answered) in the
-    /// store-errors metric.
+    /// store-errors metric: once per failed call, also when the call carried a batch of
+    /// requests (each is answered with a copy of the error).
     pub(super) fn counted(self) -> Self {
         let kind = if matches!(self, StoreError::Unavailable(_)) {
             "unavailable"

@@ -33,8 +33,8 @@ impl Batched for Delete {
     type Request = (String, String);
     type Answer = ();
 
-    fn weight(_: &Self::Request) -> usize {
-        1
+    fn weight(_: &Self::Request) -> (usize, usize) {
+        (1, 0)
     }
 
     fn lanes(store: &Store) -> &LanesOf<Self> {

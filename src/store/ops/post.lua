@@ -57,9 +57,14 @@ if not cfg[6] then
 end
 -- The queue's message count numbers its messages.
 local seq = tonumber(cfg[2] or '0')
--- Drop dead ids off the head of READY on every 16th post, not on each: it costs two calls, and
--- each trim removes up to MAINTENANCE_BATCH of them.
-if seq % 16 == 0 then trim_head(now, expiration) end
+-- Drop dead ids off the head of READY about every 16th message posted (on the call that
+-- crosses a multiple of 16), not on each: it costs two calls, and each trim removes up to
+-- MAINTENANCE_BATCH of them.
+local posting = 0
+for p = 1, posts do posting = posting + tonumber(ARGV[6 + p]) end
+if math.floor(seq / 16) ~= math.floor((seq + posting) / 16) then
+  trim_head(now, expiration)
+end
 -- Per message stored: its ARGV index, and its id.
 local stored, ids, bodies = {}, {}, {}
 for p = 1, posts do

@@ -18,15 +18,18 @@ const NUMBER_ARG: usize = 4;
 
 impl Store {
     /// Posts messages, creating the queue with default settings when it does not exist.
-    /// Returns the new message ids in the order given.
+    /// Returns the new message ids in the order given. (Messages given as a `Vec` are moved
+    /// into the batch, not copied.)
     pub async fn post(
         &self,
         project: &str,
         name: &str,
-        messages: &[NewMessage],
+        messages: impl Into<Vec<NewMessage>>,
     ) -> Result<Vec<String>> {
-        let ids = coalesce::call(Post, self, project, name, messages.to_vec()).await?;
-        METRICS.count("posted", messages.len() as u64);
+        let messages = messages.into();
+        let count = messages.len() as u64;
+        let ids = coalesce::call(Post, self, project, name, messages).await?;
+        METRICS.count("posted", count);
         METRICS.watch(project, name);
         Ok(ids)
     }
@@ -40,8 +43,9 @@ impl Batched for Post {
     type Request = Vec<NewMessage>;
     type Answer = Vec<String>;
 
-    fn weight(request: &Self::Request) -> usize {
-        request.len()
+    fn weight(request: &Self::Request) -> (usize, usize) {
+        let bytes = request.iter().map(|m| m.body.len()).sum();
+        (request.len(), bytes)
     }
 
     fn lanes(store: &Store) -> &LanesOf<Self> {
@@ -102,8 +106,12 @@ impl Batched for Post {
             status = reply.status()?;
         }
         status.check("")?;
-        if reply.int()? == 1 {
-            store.index_add(project, name).await?;
+        if reply.int()? == 1
+            && let Err(err) = store.index_add(project, name).await
+        {
+            // The messages are stored: answer their ids. The queue is listed again the next
+            // time its settings are written.
+            tracing::warn!(%err, project, name, "a new queue could not be listed");
         }
         posts
             .iter()

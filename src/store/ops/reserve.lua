@@ -3,11 +3,12 @@
 -- messages go to the requests this call carries (see src/store/coalesce.rs) in their order:
 -- the first takes up to its n, the next up to its n, and so on.
 -- ARGV[1] waiter id ('' = no long poll), ARGV[2] wait (ms), ARGV[3] the number of requests R,
--- then three values per request: n, timeout (s, 0 = the queue's message_timeout), delete
--- (1|0); then one new reservation id per message a request that does not delete may get.
+-- then four values per request: n, timeout (s, 0 = the queue's message_timeout), delete
+-- (1|0), long poll (1|0); then one new reservation id per message a request that does not
+-- delete may get.
 -- Returns {status, next_due, then per request: the number of messages k, and k times id,
 -- body, reserved_count, reservation_id ('' when deleted)}.
--- When some request got nothing and a waiter id is given, the waiter is registered
+-- When a long-polling request got nothing and a waiter id is given, the waiter is registered
 -- (so a later post publishes a wake-up) and next_due is the ms until a delayed message or a
 -- reservation falls due (-1 when none will). Atomic; O(n log n) for n messages in all, plus one
 -- pop per deleted id met on the way.
@@ -26,7 +27,7 @@ for _ = 1, 4 do
 end
 local requests = tonumber(ARGV[3])
 local total = 0
-for r = 1, requests do total = total + tonumber(ARGV[1 + 3 * r]) end
+for r = 1, requests do total = total + tonumber(ARGV[4 * r]) end
 -- The live messages at the front, in order: ids, bodies and their reserved counts so far.
 local ids, bodies, counts = {}, {}, {}
 local source = 1
@@ -53,15 +54,15 @@ while #ids < total and sources[source] do
 end
 local reply = { OK, -1 }
 local new_counts, deadlines, holders, deleted = {}, {}, {}, {}
-local next_rid = 4 + 3 * requests
+local next_rid = 4 + 4 * requests
 local m = 1
 local short = false
 for r = 1, requests do
-  local n, timeout, delete = tonumber(ARGV[1 + 3 * r]), tonumber(ARGV[2 + 3 * r]), ARGV[3 + 3 * r] == '1'
+  local n, timeout, delete = tonumber(ARGV[4 * r]), tonumber(ARGV[4 * r + 1]), ARGV[4 * r + 2] == '1'
   if timeout == 0 then timeout = queue_timeout end
   local deadline = now + timeout * 1000
   local k = math.min(n, #ids - m + 1)
-  if k == 0 then short = true end
+  if k == 0 and ARGV[4 * r + 3] == '1' then short = true end
   reply[#reply + 1] = k
   for _ = 1, k do
     local id = ids[m]

@@ -47,8 +47,8 @@ impl Batched for Reserve {
     /// The messages, and how long until something falls due when none was found.
     type Answer = (Vec<Message>, Option<Duration>);
 
-    fn weight((request, _): &Self::Request) -> usize {
-        request.n
+    fn weight((request, _): &Self::Request) -> (usize, usize) {
+        (request.n, 0)
     }
 
     fn lanes(store: &Store) -> &LanesOf<Self> {
@@ -66,14 +66,15 @@ impl Batched for Reserve {
         let wait = requests.iter().filter_map(|(_, wait)| *wait).max();
         let (waiter, wait_ms) = store.waiter(wait);
         let count = requests.len().to_string();
-        let values: Vec<[String; 3]> = requests
+        let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+        let values: Vec<[String; 4]> = requests
             .iter()
-            .map(|(r, _)| {
-                let delete = if r.delete { "1" } else { "0" };
+            .map(|(r, wait)| {
                 [
                     r.n.to_string(),
                     r.timeout.unwrap_or(0).to_string(),
-                    delete.to_string(),
+                    flag(r.delete),
+                    flag(wait.is_some()),
                 ]
             })
             .collect();
@@ -92,7 +93,7 @@ impl Batched for Reserve {
         let mut answers = Vec::with_capacity(requests.len());
         for _ in &requests {
             let k = reply.count()?;
-            let mut messages = Vec::with_capacity(k as usize);
+            let mut messages = Vec::new();
             for _ in 0..k {
                 let id = reply.text()?;
                 let body = reply.text()?;
