@@ -103,12 +103,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_request_size))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            within_deadline,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), declared_size))
-        .layer(middleware::from_fn(counted))
+        .layer(middleware::from_fn_with_state(state.clone(), front))
         // Every request gets an id (or keeps the one it came with), logged with it and
         // returned in `x-request-id`. Only the path is logged: a query may hold a token.
         .layer(
@@ -163,26 +158,6 @@ fn request_span(request: &Request) -> tracing::Span {
     )
 }
 
-/// Counts each answer by method and status class (labels without allocation: this runs on
-/// every request).
-async fn counted(request: Request, next: middleware::Next) -> axum::response::Response {
-    let method = match *request.method() {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        _ => "other",
-    };
-    let response = next.run(request).await;
-    let status = crate::metrics::status_class(response.status().as_u16());
-    crate::metrics::METRICS
-        .requests
-        .get_or_create(&crate::metrics::RequestLabels { method, status })
-        .inc();
-    response
-}
-
 /// Prometheus text: the counters, and the depth of the queues posted to lately.
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     use crate::metrics::{METRICS, QueueLabels};
@@ -202,40 +177,49 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         .into_response()
 }
 
-/// Refuses at once a body whose declared length is over the limit, instead of reading up to
-/// the limit first.
-async fn declared_size(
+/// What every request goes through, as one middleware (each layer costs every request a
+/// future of its own): a body whose declared length is over the limit is refused at once
+/// (413) instead of being read up to the limit; a request that runs past its deadline answers
+/// 503 (a client trickling its body, or a store that stopped answering, cannot hold it for
+/// ever); every answer is counted by method and status class (labels without allocation).
+async fn front(
     State(state): State<AppState>,
     request: Request,
     next: middleware::Next,
 ) -> axum::response::Response {
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "other",
+    };
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let limit = state.limits.max_request_size;
-    match declared {
+    let response = match declared {
         Some(length) if length > limit as u64 => ApiError::PayloadTooLarge(format!(
             "Request body too large ({length} bytes, limit {limit})"
         ))
         .into_response(),
-        _ => next.run(request).await,
-    }
-}
-
-/// Answers 503 when a request runs past its deadline: a client trickling its body, or a
-/// store that stopped answering, cannot hold a request for ever.
-async fn within_deadline(
-    State(state): State<AppState>,
-    request: Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    let limit = state.limits.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => axum::response::IntoResponse::into_response(ApiError::TimedOut(limit.as_secs())),
-    }
+        _ => {
+            let deadline = state.limits.request_timeout;
+            match tokio::time::timeout(deadline, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::TimedOut(deadline.as_secs()).into_response(),
+            }
+        }
+    };
+    let status = crate::metrics::status_class(response.status().as_u16());
+    crate::metrics::METRICS
+        .requests
+        .get_or_create(&crate::metrics::RequestLabels { method, status })
+        .inc();
+    response
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
