@@ -293,3 +293,80 @@ async fn reserves_that_delete_and_reserves_that_hold_share_a_group() {
     let (_, info) = client.get(&q("mixed")).await;
     assert_eq!(info["queue"]["size"], 0);
 }
+
+#[tokio::test]
+async fn concurrent_touches_and_releases_each_answer_on_their_own() {
+    let running = start_server().await;
+    let client = &running.client;
+    post_numbered(client, "held", 80).await;
+    let reserved = reserve(client, "held", json!({ "n": 80 })).await;
+    // Every 5th touch gives a reservation id that is not the message's.
+    let rid_of = |i: usize, message: &Value| {
+        if i.is_multiple_of(5) {
+            json!("0".repeat(32))
+        } else {
+            message["reservation_id"].clone()
+        }
+    };
+    let touch = |i: usize, message: &Value| {
+        let path = format!(
+            "{}/messages/{}/touch",
+            q("held"),
+            message["id"].as_str().unwrap()
+        );
+        let body = json!({ "reservation_id": rid_of(i, message) });
+        async move { client.post(&path, body).await }
+    };
+    reset_stats(&running.redis);
+    let touched = join_all(reserved[..40].iter().enumerate().map(|(i, m)| touch(i, m))).await;
+    let calls = script_calls(&running.redis);
+    assert!(calls < 40, "40 touches took {calls} script calls");
+    for (i, (status, body)) in touched.iter().enumerate() {
+        if i.is_multiple_of(5) {
+            assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
+        } else {
+            assert_eq!(*status, StatusCode::OK, "{body}");
+            // Its own new reservation id: the message is deleted with it.
+            let message = &reserved[i];
+            let (status, body) = client
+                .delete(
+                    &format!("{}/messages/{}", q("held"), message["id"].as_str().unwrap()),
+                    Some(json!({ "reservation_id": body["reservation_id"] })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+    let release = |i: usize, message: &Value| {
+        let path = format!(
+            "{}/messages/{}/release",
+            q("held"),
+            message["id"].as_str().unwrap()
+        );
+        let body = json!({ "reservation_id": rid_of(i, message) });
+        async move { client.post(&path, body).await }
+    };
+    reset_stats(&running.redis);
+    let released = join_all(
+        reserved[40..]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| release(i, m)),
+    )
+    .await;
+    let calls = script_calls(&running.redis);
+    assert!(calls < 40, "40 releases took {calls} script calls");
+    let mut back = HashSet::new();
+    for (i, (status, body)) in released.iter().enumerate() {
+        if i.is_multiple_of(5) {
+            assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
+        } else {
+            assert_eq!(*status, StatusCode::OK, "{body}");
+            back.insert(reserved[40 + i]["id"].as_str().unwrap().to_string());
+        }
+    }
+    // Exactly the released messages are ready again; the others stay reserved.
+    let again = reserve(client, "held", json!({ "n": 100 })).await;
+    let again: HashSet<String> = field_of(&again, "id").into_iter().collect();
+    assert_eq!(again, back);
+}

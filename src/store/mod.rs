@@ -71,6 +71,8 @@ struct Batches {
     post: LanesOf<ops::post::Post>,
     reserve: LanesOf<ops::reserve::Reserve>,
     delete: LanesOf<ops::delete::Delete>,
+    touch: LanesOf<ops::touch::Touching>,
+    release: LanesOf<ops::release::Releasing>,
 }
 
 impl Store {
