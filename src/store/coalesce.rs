@@ -197,9 +197,7 @@ impl<B: Batched> Relay<B> {
                 .get_mut(&self.key)
                 .map(|lane| std::mem::take(&mut lane.waiting))
                 .unwrap_or_default();
-            for (_, answer) in waiting {
-                let _ = answer.send(Err(err.clone()));
-            }
+            fail_all(waiting.into_iter().map(|(_, answer)| answer), err);
         }
     }
 }
@@ -245,11 +243,14 @@ async fn run_batch<B: Batched>(relay: Relay<B>, batch: Waiting<B::Request, B::An
                 let _ = answer.send(result);
             }
         }
-        Err(err) => {
-            for answer in answers {
-                let _ = answer.send(Err(err.clone()));
-            }
-        }
+        Err(err) => fail_all(answers, &err),
+    }
+}
+
+/// Answers each of `answers` with a copy of `err` (the error of the call they all shared).
+fn fail_all<A>(answers: impl IntoIterator<Item = oneshot::Sender<Result<A>>>, err: &StoreError) {
+    for answer in answers {
+        let _ = answer.send(Err(err.clone()));
     }
 }
 
@@ -312,6 +313,22 @@ mod tests {
             .map_or(0, |lane| lane.waiting.len())
     }
 
+    /// Puts `waiting` behind a batch in flight on the queue, then ends that batch.
+    fn hand_on(store: &Store, waiting: Waiting<u32, u32>) {
+        LANES.lock().insert(
+            key(),
+            Lane {
+                in_flight: 1,
+                waiting,
+            },
+        );
+        drop(Relay {
+            op: Echo,
+            store: store.clone(),
+            key: key(),
+        });
+    }
+
     async fn until(done: impl Fn() -> bool) {
         while !done() {
             tokio::task::yield_now().await;
@@ -358,16 +375,7 @@ mod tests {
         // A batch that panics leaves its own calls unanswered and hands the queue on.
         let (tx, doomed) = oneshot::channel();
         let (tx_next, next) = oneshot::channel();
-        let lane = Lane {
-            in_flight: 1,
-            waiting: vec![(666, tx), (7, tx_next)],
-        };
-        LANES.lock().insert(key(), lane);
-        drop(Relay {
-            op: Echo,
-            store: store.clone(),
-            key: key(),
-        });
+        hand_on(&store, vec![(666, tx), (7, tx_next)]);
         assert!(
             doomed.await.is_err(),
             "the panicked batch's call gets no answer"
@@ -384,16 +392,7 @@ mod tests {
         let (gone, dropped) = oneshot::channel();
         drop(dropped);
         let (tx, kept) = oneshot::channel();
-        let lane = Lane {
-            in_flight: 1,
-            waiting: vec![(8, gone), (9, tx)],
-        };
-        LANES.lock().insert(key(), lane);
-        drop(Relay {
-            op: Echo,
-            store,
-            key: key(),
-        });
+        hand_on(&store, vec![(8, gone), (9, tx)]);
         assert_eq!(kept.await.unwrap().unwrap(), 90);
         assert_eq!(*BATCHES.lock().unwrap(), [vec![9]]);
     }
