@@ -2,7 +2,7 @@
 //! request still gets exactly its own answer: its own ids, its own messages (none handed out
 //! twice, in queue order), its own error.
 
-use common::{Client, post_bodies, q, reserve, start_server};
+use common::{Client, eventually, post_bodies, q, reserve, start_server};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -179,8 +179,20 @@ async fn reserves_in_one_group_keep_their_own_timeouts() {
         .step_by(2)
         .map(|messages| messages[0]["id"].as_str().unwrap().to_string())
         .collect();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    // Only the short reservations ran out.
+    // Wait until the short reservations have run out (peek shows what is ready again)...
+    let ready = || async {
+        let (_, peeked) = client
+            .get(&format!("{}/messages?n=100", q("timeouts")))
+            .await;
+        peeked["messages"].as_array().map_or(0, Vec::len)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            ready().await >= short.len()
+        })
+        .await
+    );
+    // ...then only they are back.
     let back = reserve(client, "timeouts", json!({ "n": 100 })).await;
     let back: HashSet<String> = field_of(&back, "id").into_iter().collect();
     assert_eq!(back, short);
