@@ -8,8 +8,11 @@ FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# A member of the workspace (the test fixtures): cargo loads the workspace before it builds.
+# The other members of the workspace (the test fixtures, the benchmark): cargo loads the
+# workspace before it builds.
 COPY tests/common ./tests/common
+COPY bench/Cargo.toml ./bench/Cargo.toml
+COPY bench/src ./bench/src
 # The cache mounts keep the crate registry and the target folder between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

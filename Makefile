@@ -10,7 +10,7 @@ DEV_TOKEN  ?= dev-token
 LISTEN     ?= 127.0.0.1:8080
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test lint deps python-client bench bench-ab bench-peer clean
+.PHONY: all build run test lint deps python-client bench bench-ab bench-build bench-peer bench-rabbitmq clean
 
 all: build
 
@@ -98,16 +98,21 @@ $(VENV)/.chart-installed: tests/chart/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/chart/requirements.txt
 	@touch $@
 
-## bench: ferromq against the Redis limit and the rsmq peer, in one run; writes BENCHMARKS.md.
-bench: deps bench-peer build
+## bench: ferromq against the floor, the rsmq peer, RabbitMQ and the Redis limit, in one run;
+## writes BENCHMARKS.md.
+bench: deps bench-peer bench-rabbitmq bench-build
 	./target/release/ferromq-bench --output BENCHMARKS.md
+
+## bench-build: the server, the load generator and the floor (bench/), in release mode.
+bench-build:
+	$(CARGO) build --release -p ferromq -p ferromq-bench
 
 ## bench-ab: this build against the builds of the commits in BASE (default: HEAD's parent), oldest
 ## first, scenario by scenario in one run; appends each build's rate and its ratio to the build
 ## before it to BENCHMARKS-AB.md. E.g. make bench-ab BASE="abc123 def456". Builds of commits are
 ## kept in target/revs/ (their own build directory, target/revs-build, so this one's stays warm).
 BASE ?= HEAD~1
-bench-ab: deps
+bench-ab: deps bench-build
 	@set -e; mkdir -p target/revs; \
 	for rev in $(BASE); do \
 	  hash=$$(git rev-parse --short $$rev); out=target/revs/ferromq-$$hash; \
@@ -119,7 +124,6 @@ bench-ab: deps
 	    git worktree remove --force .bench-base; \
 	  fi; \
 	done
-	$(CARGO) build --release
 	./target/release/ferromq-bench \
 	  $$(for rev in $(BASE); do h=$$(git rev-parse --short $$rev); echo --baseline $$h=target/revs/ferromq-$$h; done) \
 	  --label "$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || echo +changes)"
@@ -130,6 +134,13 @@ bench/peer/node_modules/.installed: bench/peer/package.json
 	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
 	cd bench/peer && npm install --no-audit --no-fund --no-package-lock --silent
 	@touch $@
+
+## bench-rabbitmq: Debian's rabbitmq-server, for RabbitMQ's reference rows. The benchmark starts
+## its own broker on free ports; the package's service is left stopped.
+bench-rabbitmq:
+	@[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || { \
+	  echo "rabbitmq-server not found: installing it from Debian's packages"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq rabbitmq-server >/dev/null; }
 
 ## lint: formatting and clippy, warnings as errors.
 lint:

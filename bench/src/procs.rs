@@ -33,9 +33,9 @@ pub struct CpuMeter {
 }
 
 impl CpuMeter {
-    /// Starts measuring the server (when it runs here) and redis-server.
-    pub fn start(server: Option<u32>, redis: u32) -> Self {
-        let pids = [server, Some(redis)];
+    /// Starts measuring the server (when it runs here) and redis-server (when there is one).
+    pub fn start(server: Option<u32>, redis: Option<u32>) -> Self {
+        let pids = [server, redis];
         CpuMeter {
             pids,
             start: pids.map(|pid| pid.and_then(cpu_time)),
@@ -64,12 +64,18 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    /// "server + redis µs" for a table cell.
+    /// "server + redis" µs for a table cell, or the server's alone where there is no Redis.
     pub fn cell(&self) -> String {
         match (self.server, self.redis) {
             (Some(s), Some(r)) => format!("{s:.1} + {r:.1}"),
+            (Some(s), None) => format!("{s:.1}"),
             _ => "—".into(),
         }
+    }
+
+    /// Server and Redis together.
+    pub fn total(&self) -> Option<f64> {
+        Some(self.server? + self.redis.unwrap_or(0.0))
     }
 }
 
@@ -86,7 +92,8 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// A redis-server on a unix socket, without persistence (the references run the same way).
+    /// A redis-server on a unix socket, its data in `dir`, persisted as ferromq's chart runs it:
+    /// append-only file, fsync every second (RabbitMQ's rows are durable too).
     pub fn start(dir: &Path) -> Result<Self, String> {
         let socket = dir.join("redis.sock");
         let child = Command::new("redis-server")
@@ -96,9 +103,13 @@ impl Redis {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
-                "--unixsocket",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--dir",
             ])
+            .arg(dir)
+            .arg("--unixsocket")
             .arg(&socket)
             .stdout(Stdio::null())
             .spawn()
@@ -164,6 +175,22 @@ pub fn start_ferromq_binary(
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", ferromq.display()))?;
+    let proc = Proc(child);
+    wait_for_http(port)?;
+    Ok(proc)
+}
+
+/// The floor (`ferromq-floor`, built beside this benchmark) over the same Redis.
+pub fn start_floor(redis: &Redis, port: u16, token: &str) -> Result<Proc, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let floor = exe.with_file_name("ferromq-floor");
+    let child = Command::new(&floor)
+        .args(["--redis", &redis.url(), "--token", token])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", floor.display()))?;
     let proc = Proc(child);
     wait_for_http(port)?;
     Ok(proc)

@@ -1,11 +1,13 @@
 //! `ferromq-bench`: the load generator behind `make bench`. In one run on this machine it
-//! measures ferromq's REST data plane, the Redis limit (redis-benchmark, pipelined) and a peer
-//! doing the same job (rsmq behind a small REST front), all over the same redis-server, and
-//! prints one table (also written to BENCHMARKS.md).
+//! measures ferromq's REST data plane, the floor (`ferromq-floor`: the same HTTP work over the
+//! least Redis work), the Redis limit (redis-benchmark, pipelined) and a peer doing the same job
+//! (rsmq behind a small REST front), all over the same redis-server, then RabbitMQ with a quorum
+//! queue, and prints one table (also written to BENCHMARKS.md).
 
 mod limits;
 mod load;
 mod procs;
+mod rabbitmq;
 mod report;
 mod subscriber;
 
@@ -76,9 +78,12 @@ const PROJECT: &str = "bench";
 pub struct Row {
     pub scenario: String,
     pub ferromq: Option<Outcome>,
+    pub floor: Option<Outcome>,
+    pub peer: Option<Outcome>,
+    /// RabbitMQ's nearest scenario: what it is, and its outcome.
+    pub rabbitmq: Option<(&'static str, Outcome)>,
     /// The limit in messages/s and what it is.
     pub limit: Option<(f64, &'static str)>,
-    pub peer: Option<Outcome>,
 }
 
 pub struct Results {
@@ -134,7 +139,7 @@ async fn main() {
 }
 
 pub fn http_client(connections: usize) -> reqwest::Client {
-    ferromq::tls::install_crypto_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
@@ -201,12 +206,28 @@ async fn run(args: Args) -> Result<Results, String> {
         push_rows.push(Row {
             scenario: scenario.to_string(),
             ferromq: Some(ours),
-            limit: limit.map(|l| (l.rate(), "raw HTTP loop")),
+            floor: None,
             peer: None,
+            rabbitmq: None,
+            limit: limit.map(|l| (l.rate(), "raw HTTP loop")),
         });
     }
     let memory_per_message = Some(memory(&redis, &base, args.memory_messages).await?);
     drop(server);
+    redis.cli(&["FLUSHALL"])?;
+
+    eprintln!("measuring the floor...");
+    let port = procs::free_port();
+    let floor = procs::start_floor(&redis, port, TOKEN)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let floor = scenarios(
+        &args,
+        &base,
+        duration,
+        None,
+        (Some(floor.pid()), redis.pid()),
+    )
+    .await?;
     redis.cli(&["FLUSHALL"])?;
 
     let peer = if args.peer_dir.join("node_modules").exists() {
@@ -226,36 +247,69 @@ async fn run(args: Args) -> Result<Results, String> {
         )
     } else {
         eprintln!(
-            "no rsmq peer at {} (run `make bench`): peer column left empty",
+            "no rsmq peer at {} (run `make bench`): peer rows left out",
             args.peer_dir.display()
         );
         None
     };
+    drop(redis);
+
+    let rabbitmq = if rabbitmq::installed() {
+        eprintln!("starting RabbitMQ...");
+        let broker = rabbitmq::Broker::start(dir.path())?;
+        eprintln!("measuring RabbitMQ...");
+        Some(rabbitmq::scenarios(&broker, &args, duration).await?)
+    } else {
+        eprintln!("no rabbitmq-server (run `make bench`): RabbitMQ rows left out");
+        None
+    };
 
     let names = [
-        ("post, 1 message per request", Some((limit.lpush, "LPUSH"))),
+        (
+            "post, 1 message per request",
+            Some((limit.lpush, "LPUSH")),
+            "publish 1 per confirm",
+        ),
         (
             "post, 100 messages per request",
             Some((limit.lpush, "LPUSH")),
+            "publish 100 per confirm",
         ),
-        ("reserve + delete, n = 1", Some((limit.rpop, "RPOP"))),
-        ("reserve + delete, n = 100", Some((limit.rpop, "RPOP"))),
+        (
+            "reserve + delete, n = 1",
+            Some((limit.rpop, "RPOP")),
+            "consume + ack, prefetch 1",
+        ),
+        (
+            "reserve + delete, n = 100",
+            Some((limit.rpop, "RPOP")),
+            "consume + ack, prefetch 100, one ack per 100",
+        ),
     ];
+    let mut floor = floor.into_iter();
     let mut peer = peer.map(|p| p.into_iter());
+    let mut rabbitmq = rabbitmq.map(|p| p.into_iter());
     let rows = names
         .into_iter()
         .zip(ferromq)
-        .map(|((scenario, limit), ours)| Row {
+        .map(|((scenario, limit, theirs), ours)| Row {
             scenario: scenario.to_string(),
             ferromq: Some(ours),
-            limit,
+            floor: floor.next(),
             peer: peer.as_mut().and_then(Iterator::next),
+            rabbitmq: rabbitmq
+                .as_mut()
+                .and_then(Iterator::next)
+                .map(|o| (theirs, o)),
+            limit,
         })
         .chain(std::iter::once(Row {
             scenario: "EVALSHA of a trivial script (the cost of one script call)".into(),
             ferromq: None,
-            limit: Some((limit.evalsha, "EVALSHA")),
+            floor: None,
             peer: None,
+            rabbitmq: None,
+            limit: Some((limit.evalsha, "EVALSHA")),
         }))
         .chain(push_rows)
         .collect();
@@ -311,7 +365,7 @@ async fn compare(args: &Args) -> Result<String, String> {
                 let base = format!("http://127.0.0.1:{port}");
                 let pids = (Some(server.pid()), redis.pid());
                 let measured = if *scenario == "push-fast" {
-                    let meter = CpuMeter::start(pids.0, pids.1);
+                    let meter = CpuMeter::start(pids.0, Some(pids.1));
                     push_scenario(args, &base, Duration::ZERO, 20_000, false)
                         .await
                         .map(|(ours, _)| (ours.rate(), meter.per_message(ours.messages)))
@@ -443,7 +497,7 @@ async fn scenarios(
         let mut connections = api.connect_many(concurrency).await?;
         api.create(&mut connections[0]).await?;
         let body = load::post_body(batch, args.body_size);
-        let meter = CpuMeter::start(server, redis);
+        let meter = CpuMeter::start(server, Some(redis));
         let mut outcome = load::run(connections, duration, {
             let api = api.clone();
             move |mut conn| {
@@ -483,7 +537,7 @@ async fn scenarios(
             "  {queue}: {stock} messages stocked in {:.1}s",
             filled.elapsed().as_secs_f64()
         );
-        let meter = CpuMeter::start(server, redis);
+        let meter = CpuMeter::start(server, Some(redis));
         let mut outcome = load::run(connections, duration, {
             let api = api.clone();
             move |mut conn| {

@@ -1,0 +1,25 @@
+-- Moves up to n ids from the ready list to the reserved set (due at now + timeout), after
+-- putting back those whose reservation lapsed; returns id, body, reservation id triples.
+-- KEYS: bodies, ready, reserved (zset of due times), holders (id -> reservation id).
+-- ARGV: n, now ms, timeout ms, reservation id prefix.
+local n, now, timeout = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, n)
+if #lapsed > 0 then
+  redis.call('ZREM', KEYS[3], unpack(lapsed))
+  redis.call('HDEL', KEYS[4], unpack(lapsed))
+  redis.call('LPUSH', KEYS[2], unpack(lapsed))
+end
+local ids = redis.call('LPOP', KEYS[2], n)
+if not ids then
+  return {}
+end
+local out = {}
+for i, id in ipairs(ids) do
+  local rid = ARGV[4] .. i
+  redis.call('ZADD', KEYS[3], now + timeout, id)
+  redis.call('HSET', KEYS[4], id, rid)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[1], id)
+  out[#out + 1] = rid
+end
+return out
