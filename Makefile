@@ -103,9 +103,11 @@ $(VENV)/.chart-installed: tests/chart/requirements.txt
 bench: deps bench-peer bench-rabbitmq bench-build
 	./target/release/ferromq-bench --output BENCHMARKS.md
 
-## bench-build: the server, the load generator and the floor (bench/), in release mode.
+## bench-build: the server, the load generator and the floor (bench/), in release mode. Two
+## builds: together, cargo would unify their dependencies' features and rebuild the server's.
 bench-build:
-	$(CARGO) build --release -p ferromq -p ferromq-bench
+	$(CARGO) build --release -p ferromq
+	$(CARGO) build --release -p ferromq-bench
 
 ## bench-ab: this build against the builds of the commits in BASE (default: HEAD's parent), oldest
 ## first, scenario by scenario in one run; appends each build's rate and its ratio to the build

@@ -40,6 +40,30 @@ async fn reserved_message_is_invisible_until_its_timeout_then_returns_counted() 
 }
 
 #[tokio::test]
+async fn a_timed_out_reservation_goes_behind_the_messages_waiting() {
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = post_bodies(client, "lapse", &["first", "second", "third"]).await;
+    let first = reserve(client, "lapse", json!({"timeout": 1})).await;
+    assert_eq!(first[0]["id"], ids[0].as_str());
+    // Once the reservation has run out (peek sees all three again)...
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let (_, peeked) = client.get(&format!("{}/messages?n=3", q("lapse"))).await;
+            peeked["messages"].as_array().map_or(0, Vec::len) == 3
+        })
+        .await
+    );
+    // ...the next reserves take the second, the third, then the first again.
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let got = reserve(client, "lapse", json!({})).await;
+        order.push(got[0]["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(order, [ids[1].as_str(), ids[2].as_str(), ids[0].as_str()]);
+}
+
+#[tokio::test]
 async fn touch_extends_a_reservation() {
     let running = start_server().await;
     let client = &running.client;

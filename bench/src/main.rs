@@ -164,10 +164,12 @@ async fn run(args: Args) -> Result<Results, String> {
         };
         let pids = (server.as_ref().map(procs::Proc::pid), redis.pid());
         match only.as_str() {
-            "push-fast" => drop(push_scenario(&args, &base, Duration::ZERO, 200_000, false).await?),
-            "push-slow" => {
-                drop(push_scenario(&args, &base, Duration::from_millis(50), 5_000, false).await?)
+            "push-fast" => {
+                drop(push_scenario(&args, &base, Duration::ZERO, 200_000, false, pids).await?)
             }
+            "push-slow" => drop(
+                push_scenario(&args, &base, Duration::from_millis(50), 5_000, false, pids).await?,
+            ),
             _ => drop(scenarios(&args, &base, duration, Some(only), pids).await?),
         }
         return Err("--only: done (nothing written)".into());
@@ -202,7 +204,8 @@ async fn run(args: Args) -> Result<Results, String> {
             3_000,
         ),
     ] {
-        let (ours, limit) = push_scenario(&args, &base, pause, count, true).await?;
+        let pids = (Some(server.pid()), redis.pid());
+        let (ours, limit) = push_scenario(&args, &base, pause, count, true, pids).await?;
         push_rows.push(Row {
             scenario: scenario.to_string(),
             ferromq: Some(ours),
@@ -365,10 +368,9 @@ async fn compare(args: &Args) -> Result<String, String> {
                 let base = format!("http://127.0.0.1:{port}");
                 let pids = (Some(server.pid()), redis.pid());
                 let measured = if *scenario == "push-fast" {
-                    let meter = CpuMeter::start(pids.0, Some(pids.1));
-                    push_scenario(args, &base, Duration::ZERO, 20_000, false)
+                    push_scenario(args, &base, Duration::ZERO, 20_000, false, pids)
                         .await
-                        .map(|(ours, _)| (ours.rate(), meter.per_message(ours.messages)))
+                        .map(|(ours, _)| (ours.rate(), ours.cpu))
                 } else {
                     scenarios(args, &base, duration, Some(scenario), pids)
                         .await
@@ -582,14 +584,16 @@ async fn clear(api: &QueueApi) {
 }
 
 /// Push throughput of one ferromq process to one subscriber: post `count` messages to a push
-/// queue and time until the subscriber has them all. Latency is per posted batch. The limit is
-/// a raw HTTP loop at the push concurrency against the same subscriber.
+/// queue and time until the subscriber has them all, with the CPU each message cost the server
+/// and redis-server (posting included). The limit is a raw HTTP loop at the push concurrency
+/// against the same subscriber.
 async fn push_scenario(
     args: &Args,
     base: &str,
     pause: Duration,
     count: usize,
     with_limit: bool,
+    (server, redis): (Option<u32>, u32),
 ) -> Result<(Outcome, Option<Outcome>), String> {
     let sub = subscriber::Subscriber::start(pause).await?;
     let http = http_client(8);
@@ -623,6 +627,7 @@ async fn push_scenario(
         return Err("push: the warm-up message was not delivered".into());
     }
     let started = Instant::now();
+    let meter = CpuMeter::start(server, Some(redis));
     load::fill(&api, count, args.body_size).await?;
     if !sub
         .wait_for(count as u64 + 1, Duration::from_secs(120))
@@ -642,9 +647,13 @@ async fn push_scenario(
         elapsed,
         errors: 0,
         latency,
-        cpu: Default::default(),
+        cpu: meter.per_message(count as u64),
     };
-    eprintln!("  {queue}: {:.0} msgs/s", ours.rate());
+    eprintln!(
+        "  {queue}: {:.0} msgs/s, CPU µs/msg server + redis {}",
+        ours.rate(),
+        ours.cpu.cell()
+    );
     if !with_limit {
         return Ok((ours, None));
     }

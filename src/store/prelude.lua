@@ -87,23 +87,20 @@ local function is_live(id, now, expiration)
   return redis.call('HEXISTS', BODY, id) == 1
 end
 
-local function end_reservation(id, now, expiration)
-  redis.call('ZREM', RESERVED, id)
-  redis.call('HDEL', RID, id)
-  if is_live(id, now, expiration) then redis.call('LPUSH', READY, id) end
-end
-
--- Applies what time has done since the last call: puts timed-out reservations back at the
--- front (their reservation ids stop being valid) and makes due delayed messages ready
--- (released ones, reserved before, at the front; new ones at the back). Returns true when it
--- stopped at the batch limit with more to do.
+-- Applies what time has done since the last call: puts timed-out reservations back behind the
+-- messages already waiting, as IronMQ did (their reservation ids stop being valid), and makes
+-- due delayed messages ready (released ones, reserved before, at the front; new ones at the
+-- back). Returns true when it stopped at the batch limit with more to do.
 local function maintain(now, expiration)
-  -- Each is pushed in front of the last, latest deadline first, so the reservation that ran out
-  -- first ends up first in line. When more ran out than one call moves, this call moves the
-  -- latest ones and the next calls put the older ones in front of them.
-  local timed_out = redis.call('ZREVRANGEBYSCORE', RESERVED, now, '-inf', 'LIMIT', 0, MAINTENANCE_BATCH)
-  for _, id in ipairs(timed_out) do
-    end_reservation(id, now, expiration)
+  -- Earliest deadline first, each behind the last: the reservation that ran out first is the
+  -- first of them in line. When more ran out than one call moves, the next calls go on.
+  local timed_out = redis.call('ZRANGEBYSCORE', RESERVED, '-inf', now, 'LIMIT', 0, MAINTENANCE_BATCH)
+  if #timed_out > 0 then
+    call_many('ZREM', RESERVED, timed_out)
+    call_many('HDEL', RID, timed_out)
+    for _, id in ipairs(timed_out) do
+      if is_live(id, now, expiration) then redis.call('RPUSH', READY, id) end
+    end
   end
   local ready = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, MAINTENANCE_BATCH)
   for _, id in ipairs(ready) do
@@ -119,8 +116,9 @@ local function maintain(now, expiration)
   return #timed_out == MAINTENANCE_BATCH or #ready == MAINTENANCE_BATCH
 end
 
--- Drops ids of deleted and expired messages off the head of READY, where the oldest sit, so
--- expired messages leave even a queue nobody reserves from.
+-- Drops ids of deleted and expired messages off the head of READY, where the oldest posts sit,
+-- so expired messages leave even a queue nobody reserves from (an expired id further back, a
+-- timed-out one say, is dropped when it reaches the head or is popped).
 local function trim_head(now, expiration)
   for _ = 1, MAINTENANCE_BATCH do
     local id = redis.call('LINDEX', READY, 0)
