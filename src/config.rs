@@ -174,8 +174,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_PUSH_PROCESS_CONCURRENCY", default_value_t = 512)]
     pub push_process_concurrency: usize,
 
-    /// Seconds the push status of a delivered message stays readable (0: not at all). Each
-    /// kept status is a small Redis key: mind the memory at high delivery rates.
+    /// Seconds a finished push message stays readable with its push status (0: not at all).
+    /// Each is a Redis key holding the message's body: mind the memory at high delivery rates.
     #[arg(long, env = "FERROMQ_PUSH_STATUS_KEEP", default_value_t = 60)]
     pub push_status_keep: u64,
 }

@@ -155,6 +155,26 @@ async fn failures_are_retried_after_retries_delay_until_delivered() {
         ),
         (Some("deleted"), Some(200), Some(3))
     );
+    // The delivered message itself stays readable by id while its status is kept.
+    assert_eq!(
+        finished_message(client, "flaky", &ids[0]).await,
+        (StatusCode::OK, Some("m".to_string()))
+    );
+}
+
+/// `GET /messages/{id}` of a message whose push delivery is over: status and body.
+async fn finished_message(
+    client: &common::Client,
+    queue: &str,
+    id: &str,
+) -> (StatusCode, Option<String>) {
+    let (status, body) = client.get(&format!("{}/messages/{id}", q(queue))).await;
+    let text = body["message"]["body"].as_str().map(str::to_string);
+    if status == StatusCode::OK {
+        assert_eq!(body["message"]["id"], id, "{body}");
+        assert!(body["message"]["reserved_count"].is_u64(), "{body}");
+    }
+    (status, text)
 }
 
 #[tokio::test]
@@ -199,6 +219,11 @@ async fn a_subscriber_that_always_fails_lands_the_message_in_the_error_queue() {
         (s["status"].as_str(), s["retries_remaining"].as_u64()),
         (Some("error"), Some(0))
     );
+    // The original stays readable by id after its last retry, as IronMQ's clients expect.
+    assert_eq!(
+        finished_message(client, "doomed", &ids[0]).await,
+        (StatusCode::OK, Some("precious".to_string()))
+    );
 }
 
 #[tokio::test]
@@ -237,6 +262,10 @@ async fn a_202_is_done_once_the_subscriber_deletes_its_message_url() {
     // The one push arrived (above); no other comes.
     quiet(Duration::from_secs(1), || async { sub.count() == 1 }).await;
     assert_eq!(sub.count(), 1, "no further attempts");
+    assert_eq!(
+        finished_message(client, "later", &ids[0]).await,
+        (StatusCode::OK, Some("m".to_string()))
+    );
 }
 
 #[tokio::test]
@@ -1006,10 +1035,18 @@ async fn rounds_reported_together_are_each_recorded_or_refused_on_their_own() {
             .await
             .0
     };
-    // Delivered: gone, its state kept readable.
-    assert_eq!(get(claimed[0].id.clone()).await, StatusCode::NOT_FOUND);
-    let kept: Option<String> = redis::cmd("GET")
-        .arg(QueueKeys::new("p", "batched").delivered(&claimed[0].id))
+    // Delivered: out of the queue, kept readable (the message by id, and its state).
+    let keys = QueueKeys::new("p", "batched");
+    let stored: bool = redis::cmd("HEXISTS")
+        .arg(keys.body())
+        .arg(&claimed[0].id)
+        .query(&mut running.redis.connection())
+        .unwrap();
+    assert!(!stored, "a delivered message leaves the queue");
+    assert_eq!(get(claimed[0].id.clone()).await, StatusCode::OK);
+    let kept: Option<String> = redis::cmd("HGET")
+        .arg(keys.delivered(&claimed[0].id))
+        .arg("state")
         .query(&mut running.redis.connection())
         .unwrap();
     assert_eq!(kept.as_deref(), Some("{}"));

@@ -114,10 +114,11 @@ impl QueueKeys {
         format!("{PREFIX}{}:counts", self.tag)
     }
 
-    /// Where the push state of a delivered message is kept for a while. Not among the
-    /// scripts' `KEYS`: the report script is given those of its messages.
+    /// Where a finished push message is kept for a while, so its push status and the message
+    /// stay readable: a hash of `state` (the push state, JSON), `body` and `reserved_count`.
+    /// Not among the scripts' `KEYS`: the report and get scripts are given those they need.
     pub fn delivered(&self, id: &str) -> String {
-        format!("{PREFIX}{}:done:{id}", self.tag)
+        format!("{PREFIX}{}:finished:{id}", self.tag)
     }
 
     /// What identifies the queue in a wake channel name.

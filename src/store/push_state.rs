@@ -23,7 +23,10 @@ impl Store {
         if conn.hexists::<_, _, bool>(keys.body(), id).await? {
             return Ok(None);
         }
-        match conn.get::<_, Option<String>>(keys.delivered(id)).await? {
+        match conn
+            .hget::<_, _, Option<String>>(keys.delivered(id), "state")
+            .await?
+        {
             Some(state) => Ok(Some(state)),
             None => Err(StoreError::MessageNotFound { id: id.to_string() }),
         }

@@ -1,4 +1,4 @@
-//! Reading one message by id (`get.lua`).
+//! Reading one message by id (`get.lua`), or a finished push message while it is kept.
 
 use crate::model::Message;
 use crate::store::keys::QueueKeys;
@@ -10,7 +10,10 @@ static SCRIPT: OpScript = OpScript::new("get.lua", include_str!("get.lua"));
 impl Store {
     pub async fn get_message(&self, project: &str, name: &str, id: &str) -> Result<Message> {
         let keys = QueueKeys::new(project, name);
-        let mut reply = self.run(&SCRIPT, &keys, &[id.as_bytes()]).await?;
+        let kept = keys.delivered(id);
+        let mut reply = self
+            .run_with(&SCRIPT, &keys, &[&kept], &[id.as_bytes()])
+            .await?;
         reply.status()?.check(id)?;
         Ok(Message {
             id: id.to_string(),

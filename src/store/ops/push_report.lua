@@ -9,7 +9,7 @@
 -- the revision of the queue settings the round ran with: when they changed since (a subscriber
 -- added or removed), 'delete' and 'hold' are not final: the message comes back at once for a
 -- round on the new settings, and that round's status is CONFLICT.
--- The keys after the queue's own: per round, where the push state of a delivered message is kept.
+-- The keys after the queue's own: per round, where a finished message and its push state are kept.
 -- Returns {NO_QUEUE}, or {OK, status per round}: OK, or WRONG_RESERVATION when the claim ended
 -- and another worker may hold the message now, or CONFLICT (above).
 local now = now_ms()
@@ -39,7 +39,14 @@ for k = 1, rounds do
     if action == 'delete' then
       delivered[#delivered + 1] = id
       local keep = tonumber(number)
-      if keep > 0 then redis.call('SET', KEYS[QUEUE_KEY_COUNT + k], state, 'EX', keep) end
+      if keep > 0 then
+        -- The message stays readable by id, with its push status, while its status is kept.
+        local kept = KEYS[QUEUE_KEY_COUNT + k]
+        local message = redis.call('HGET', BODY, id)
+        local count = redis.call('HGET', RC, id) or '0'
+        redis.call('HSET', kept, 'state', state, 'body', message or '', 'reserved_count', count)
+        redis.call('EXPIRE', kept, keep)
+      end
     elseif action == 'hold' then
       redis.call('HSET', PSTATE, id, state)
       redis.call('ZADD', CLAIMED, now + tonumber(number), id)
