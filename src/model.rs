@@ -118,7 +118,8 @@ pub fn is_dot_segment(name: &str) -> bool {
 pub struct Subscriber {
     pub name: String,
     /// `http(s)://...`, or `ironmq:///queue` (another queue of the project), or
-    /// `ironmq://project:token@/queue` (a queue of another project on this service).
+    /// `ironmq://project:token@/queue` (a queue of another project on this service), or
+    /// `ironmq://project:token@host[:port]/queue` (a queue on another server, over HTTPS).
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

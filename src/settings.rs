@@ -42,6 +42,12 @@ pub enum Target {
         token: Option<String>,
         queue: String,
     },
+    /// A queue on another IronMQ-compatible server: delivery posts the message to `messages`
+    /// (`https://host[:port]/3/projects/P/queues/Q/messages`) with `token`.
+    Remote {
+        messages: reqwest::Url,
+        token: String,
+    },
 }
 
 /// Reads a subscriber URL.
@@ -54,13 +60,17 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
         };
     }
     if let Some(rest) = url.strip_prefix("ironmq://") {
-        // ironmq:///queue or ironmq://project:token@/queue (a host, if given, must be this one).
+        // ironmq:///queue or ironmq://project:token@/queue on this service, or
+        // ironmq://project:token@host[:port]/queue on another one.
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let queue = path.trim_end_matches('/');
         if queue.is_empty() || queue.contains('/') {
             return invalid(format!("Invalid subscriber url {url:?}: no queue name"));
         }
-        let credentials = authority.split_once('@').map(|(c, _)| c);
+        let (credentials, host) = match authority.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, authority),
+        };
         let (project, token) = match credentials {
             Some(c) => {
                 let (p, t) = c.split_once(':').unwrap_or((c, ""));
@@ -79,6 +89,9 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
                     .map_or(Ok(()), crate::model::check_project)
             })
             .map_err(|e| Invalid(format!("Invalid subscriber url {url:?}: {e}")))?;
+        if !host.is_empty() {
+            return remote_target(url, host, project, token, queue);
+        }
         return Ok(Target::Queue {
             project,
             token,
@@ -88,6 +101,31 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
     invalid(format!(
         "Invalid subscriber url {url:?}: use http://, https:// or ironmq:///queue"
     ))
+}
+
+/// `ironmq://project:token@host[:port]/queue`: the messages endpoint of that queue over HTTPS.
+fn remote_target(
+    url: &str,
+    host: &str,
+    project: Option<String>,
+    token: Option<String>,
+    queue: &str,
+) -> Result<Target, Invalid> {
+    let (Some(project), Some(token)) = (project, token) else {
+        return invalid(format!(
+            "Invalid subscriber url {url:?}: a queue on another server needs project:token@"
+        ));
+    };
+    let mut messages = reqwest::Url::parse(&format!("https://{host}/"))
+        .ok()
+        .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()) && u.path() == "/")
+        .ok_or_else(|| Invalid(format!("Invalid subscriber url {url:?}: bad host {host:?}")))?;
+    messages
+        .path_segments_mut()
+        .map_err(|()| Invalid(format!("Invalid subscriber url {url:?}")))?
+        .clear()
+        .extend(["3", "projects", &project, "queues", queue, "messages"]);
+    Ok(Target::Remote { messages, token })
 }
 
 /// Names unique, URLs deliverable, headers well-formed and not framing ones.
@@ -434,6 +472,31 @@ mod tests {
             }
         );
         assert!(parse_target("ironmq:///").is_err());
+    }
+
+    #[test]
+    fn queues_on_other_servers_are_reached_over_https() {
+        let Target::Remote { messages, token } =
+            parse_target("ironmq://proj:tok@mq.example.com:8443/other").unwrap()
+        else {
+            panic!("not a remote target");
+        };
+        assert_eq!(
+            messages.as_str(),
+            "https://mq.example.com:8443/3/projects/proj/queues/other/messages"
+        );
+        assert_eq!(token, "tok");
+        // The default port, and a queue name that needs escaping in a path.
+        let Target::Remote { messages, .. } =
+            parse_target("ironmq://proj:tok@mq.example.com/a%20b").unwrap()
+        else {
+            panic!("not a remote target");
+        };
+        assert_eq!(messages.port_or_known_default(), Some(443));
+        // Another server is never reached without credentials, nor at a malformed host.
+        assert!(parse_target("ironmq://mq.example.com/other").is_err());
+        assert!(parse_target("ironmq://proj@mq.example.com/other").is_err());
+        assert!(parse_target("ironmq://proj:tok@bad host/other").is_err());
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use common::subscriber::{Answer, Subscriber};
 use common::{
-    Client, RedisServer, ServerProcess, eventually, post_bodies, q, quiet, reserve, start_process,
-    start_server,
+    Client, RedisServer, ServerProcess, TestCertificate, eventually, post_bodies, q, quiet,
+    reserve, start_process, start_server,
 };
 use ferromq::store::keys::QueueKeys;
 use reqwest::StatusCode;
@@ -163,11 +163,7 @@ async fn failures_are_retried_after_retries_delay_until_delivered() {
 }
 
 /// `GET /messages/{id}` of a message whose push delivery is over: status and body.
-async fn finished_message(
-    client: &common::Client,
-    queue: &str,
-    id: &str,
-) -> (StatusCode, Option<String>) {
+async fn finished_message(client: &Client, queue: &str, id: &str) -> (StatusCode, Option<String>) {
     let (status, body) = client.get(&format!("{}/messages/{id}", q(queue))).await;
     let text = body["message"]["body"].as_str().map(str::to_string);
     if status == StatusCode::OK {
@@ -1067,4 +1063,55 @@ async fn rounds_reported_together_are_each_recorded_or_refused_on_their_own() {
         [true]
     );
     assert_eq!(get(claimed[2].id.clone()).await, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_ironmq_subscriber_with_a_host_posts_to_that_server() {
+    // The other server: HTTPS, its own Redis, trusted through the push CA file.
+    let certificate = TestCertificate::for_loopback();
+    let remote = common::start_tls_process(&certificate, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &certificate.authority_pem).unwrap();
+    let redis = RedisServer::start();
+    let ca = ca_file.to_str().unwrap();
+    let local = ServerProcess::start_with(&redis, &[("FERROMQ_PUSH_CA_FILE", ca)]).await;
+    let client = local.client();
+
+    let port = remote.server.base.rsplit(':').next().unwrap().to_string();
+    let good = format!("ironmq://elsewhere:{}@127.0.0.1:{port}/sink", common::TOKEN);
+    let bad = format!("ironmq://elsewhere:wrong-token@127.0.0.1:{port}/sink");
+    let (status, body) = client
+        .put(
+            &q("fan-out"),
+            json!({"queue": {"type": "multicast", "push": {"retries": 0, "subscribers": [
+                {"name": "remote", "url": good},
+                {"name": "refused", "url": bad},
+            ]}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids = post_bodies(&client, "fan-out", &["travels"]).await;
+
+    let sink = "/3/projects/elsewhere/queues/sink/messages?n=10";
+    let arrived = eventually(Duration::from_secs(10), || async {
+        let (_, peeked) = remote.client.get(sink).await;
+        peeked["messages"][0]["body"] == "travels"
+    })
+    .await;
+    assert!(arrived, "the copy reached the other server's queue");
+    // The subscriber with a wrong token failed with the other server's answer.
+    let path = format!("{}/messages/{}/subscribers", q("fan-out"), ids[0]);
+    let refused = eventually(Duration::from_secs(10), || async {
+        let (_, status) = client.get(&path).await;
+        status["subscribers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "refused" && s["status_code"] == 401)
+    })
+    .await;
+    assert!(refused, "the wrong token is refused by the other server");
+    let (_, peeked) = remote.client.get(sink).await;
+    assert_eq!(peeked["messages"].as_array().map(Vec::len), Some(1));
 }

@@ -1,5 +1,6 @@
 //! One delivery attempt: an HTTP POST of the message to a subscriber's URL, or a post of it to
-//! another queue of this service (`ironmq:///queue`).
+//! another queue of this service (`ironmq:///queue`) or of another server
+//! (`ironmq://project:token@host/queue`).
 
 use super::guard::{AddressPolicy, GuardedResolver};
 use super::state::Outcome;
@@ -126,6 +127,12 @@ impl Courier {
             }) => {
                 self.post_to_queue(project, other, token, &target, message)
                     .await
+            }
+            Ok(Target::Remote { messages, token }) => {
+                if let Some(refused) = self.refused_address(&messages) {
+                    return refused;
+                }
+                self.post_remote(messages, &token, message, push).await
             }
             Err(err) => Outcome::Failed {
                 code: 0,
@@ -254,6 +261,54 @@ impl Courier {
                 .observe(started.elapsed().as_secs_f64());
         }
         outcome
+    }
+
+    /// Posts a copy of the message to a queue on another server, as an IronMQ client would.
+    async fn post_remote(
+        &self,
+        messages: reqwest::Url,
+        token: &str,
+        message: &Claimed,
+        push: &PushConfig,
+    ) -> Outcome {
+        let mut copy = serde_json::json!({ "body": message.body });
+        if !message.push_headers.is_empty() {
+            copy["push_headers"] = serde_json::json!(message.push_headers);
+        }
+        let copy = serde_json::json!({ "messages": [copy] });
+        let mut request = self
+            .http
+            .post(messages)
+            .header(reqwest::header::AUTHORIZATION, format!("OAuth {token}"))
+            .header(USER_AGENT, "IronMQ Pusherd")
+            .json(&copy);
+        if push.timeout > 0 {
+            request = request.timeout(Duration::from_secs(push.timeout));
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Outcome::Delivered {
+                code: response.status().as_u16(),
+            },
+            Ok(response) => {
+                let code = response.status().as_u16();
+                // The other server says why in an IronMQ-style {"msg": ...}.
+                let msg = response
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["msg"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "The other server refused the message".into());
+                Outcome::Failed { code, msg }
+            }
+            Err(err) if err.is_timeout() => Outcome::Failed {
+                code: 0,
+                msg: "No answer within the timeout".into(),
+            },
+            Err(err) => Outcome::Failed {
+                code: 0,
+                msg: error_text(&err),
+            },
+        }
     }
 
     async fn post_to_queue(
