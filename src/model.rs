@@ -213,6 +213,26 @@ pub struct PushPatch {
     pub timeout: Option<u64>,
 }
 
+/// Default and largest `max_reservations` of a dead-letter queue.
+pub const DEFAULT_MAX_RESERVATIONS: u32 = 10;
+pub const MAX_MAX_RESERVATIONS: u32 = 1000;
+
+/// A pull queue's dead-letter queue: a message reserved `max_reservations` times goes there on
+/// its next reserve instead of being handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub queue: String,
+    pub max_reservations: u32,
+}
+
+/// A change to the dead-letter queue: an empty `queue_name` removes it; `None` leaves a
+/// setting as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeadLetterPatch {
+    pub queue_name: Option<String>,
+    pub max_reservations: Option<u64>,
+}
+
 /// Settings of a queue as a patch: `None` leaves a setting as it is (or at its default on creation).
 /// The REST API, the controller and standalone mode all express changes this way.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -223,6 +243,7 @@ pub struct QueueSettings {
     /// Largest message body in bytes; 0 leaves only the server's limit.
     pub max_message_size: Option<u64>,
     pub push: Option<PushPatch>,
+    pub dead_letter: Option<DeadLetterPatch>,
 }
 
 /// The settings a queue stands with, as stored.
@@ -235,6 +256,8 @@ pub struct QueueConfig {
     pub max_message_size: u64,
     /// Kept while the queue is a pull queue too, so switching back to push restores it.
     pub push: Option<PushConfig>,
+    /// Pull queues only.
+    pub dead_letter: Option<DeadLetter>,
     /// The resource that declares this queue (`Queue namespace/name`), if any. Only that
     /// resource changes the settings of a managed queue; messages flow as usual.
     pub managed_by: Option<String>,
@@ -257,6 +280,7 @@ impl Default for QueueConfig {
             message_expiration: DEFAULT_MESSAGE_EXPIRATION,
             max_message_size: 0,
             push: None,
+            dead_letter: None,
             managed_by: None,
             rest_configured: false,
             released_by: None,

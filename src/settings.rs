@@ -2,9 +2,10 @@
 //! subscribers) must keep. Plain functions, shared by the store, the REST API and the controller.
 
 use crate::model::{
-    ChangedBy, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_PUSH_TIMEOUT,
-    MAX_QUEUE_MESSAGE_SIZE, MAX_RETRIES, MAX_RETRIES_DELAY, MIN_MESSAGE_TIMEOUT, MIN_RETRIES_DELAY,
-    PushConfig, QueueConfig, QueueSettings, QueueType, Subscriber,
+    ChangedBy, DEFAULT_MAX_RESERVATIONS, DeadLetter, DeadLetterPatch, MAX_MAX_RESERVATIONS,
+    MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_PUSH_TIMEOUT, MAX_QUEUE_MESSAGE_SIZE,
+    MAX_RETRIES, MAX_RETRIES_DELAY, MIN_MESSAGE_TIMEOUT, MIN_RETRIES_DELAY, PushConfig,
+    QueueConfig, QueueSettings, QueueType, Subscriber,
 };
 
 /// Headers that frame the HTTP request itself; set by anyone else they would break delivery.
@@ -233,6 +234,14 @@ pub fn apply(
         }
         next.max_message_size = m;
     }
+    if let Some(d) = &change.dead_letter {
+        next.dead_letter = dead_letter(next.dead_letter.take(), d, queue)?;
+    }
+    if next.queue_type.is_push() && next.dead_letter.is_some() {
+        return invalid(
+            "dead_letter is for pull queues: push queues have an error_queue (remove the dead_letter first)",
+        );
+    }
     if !next.queue_type.is_push() {
         if gives_subscribers {
             return invalid(
@@ -288,6 +297,41 @@ pub fn apply(
     check_subscribers(&push.subscribers)?;
     next.push = Some(push);
     Ok(next)
+}
+
+/// The dead-letter queue after `change`: an empty name removes it; a new one starts with
+/// `DEFAULT_MAX_RESERVATIONS`.
+fn dead_letter(
+    current: Option<DeadLetter>,
+    change: &DeadLetterPatch,
+    queue: &str,
+) -> Result<Option<DeadLetter>, Invalid> {
+    let name = match change.queue_name.as_deref() {
+        Some("") => return Ok(None),
+        Some(name) => Some(name.to_string()),
+        None => current.as_ref().map(|d| d.queue.clone()),
+    };
+    let Some(name) = name else {
+        return invalid("dead_letter needs a queue_name");
+    };
+    if name == queue {
+        return invalid("A queue cannot be its own dead_letter queue");
+    }
+    crate::model::check_queue_name(&name)
+        .map_err(|e| Invalid(format!("Invalid dead_letter queue_name: {e}")))?;
+    let max_reservations = match change.max_reservations {
+        Some(n) if (1..=u64::from(MAX_MAX_RESERVATIONS)).contains(&n) => n as u32,
+        Some(_) => {
+            return invalid(format!(
+                "dead_letter max_reservations must be between 1 and {MAX_MAX_RESERVATIONS}"
+            ));
+        }
+        None => current.map_or(DEFAULT_MAX_RESERVATIONS, |d| d.max_reservations),
+    };
+    Ok(Some(DeadLetter {
+        queue: name,
+        max_reservations,
+    }))
 }
 
 /// The push settings of a push queue, unchanged when `change` is `None`.

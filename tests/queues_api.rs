@@ -83,7 +83,8 @@ async fn out_of_range_settings_are_refused_and_change_nothing() {
         json!({"queue": {"message_expiration": 2592001}}),
         json!({"queue": {"message_timeout": "soon"}}),
         json!({"queue": {"type": "fifo"}}),
-        json!({"queue": {"dead_letter": {"queue_name": "dlq"}}}),
+        json!({"queue": {"dead_letter": {"queue_name": "dlq", "max_reservations": 0}}}),
+        json!({"queue": {"dead_letter": {"queue_name": "strict"}}}),
     ] {
         let (status, body) = client.patch(&q("strict"), bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {body}");

@@ -3,7 +3,9 @@
 use super::extract::{JsonBody, ProjectPath, QueuePath, check_queue_name};
 use super::input::{opt_string, opt_u64, query_u64};
 use super::{ApiError, AppState};
-use crate::model::{ChangedBy, PushPatch, QueueInfo, QueueSettings, QueueType, Subscriber};
+use crate::model::{
+    ChangedBy, DeadLetterPatch, PushPatch, QueueInfo, QueueSettings, QueueType, Subscriber,
+};
 use crate::settings::push_of;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -38,9 +40,19 @@ struct SettingsInput {
     #[serde(default)]
     push: Option<PushInput>,
     #[serde(default)]
-    dead_letter: Option<Value>,
+    dead_letter: Option<DeadLetterInput>,
     #[serde(default)]
     alerts: Option<Value>,
+}
+
+/// `{"queue_name": "...", "max_reservations": N}`; an empty `queue_name` removes it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterInput {
+    #[serde(default)]
+    queue_name: Option<String>,
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    max_reservations: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,11 +177,14 @@ impl SettingsInput {
                 timeout: p.timeout,
             }),
         };
-        if !is_blank(&self.dead_letter) {
-            return Err(ApiError::bad_request(
-                "dead_letter is not supported by this server",
-            ));
-        }
+        // `{}` (what some clients send for "none") leaves it as it is.
+        let dead_letter = self
+            .dead_letter
+            .filter(|d| d.queue_name.is_some() || d.max_reservations.is_some())
+            .map(|d| DeadLetterPatch {
+                queue_name: d.queue_name,
+                max_reservations: d.max_reservations,
+            });
         if !is_blank(&self.alerts) {
             return Err(ApiError::bad_request(
                 "Queue alerts are not supported by this server",
@@ -181,6 +196,7 @@ impl SettingsInput {
             message_expiration: self.message_expiration,
             max_message_size: self.max_message_size,
             push,
+            dead_letter,
         })
     }
 }
@@ -213,6 +229,12 @@ pub fn queue_json(info: &QueueInfo) -> Value {
     }
     if info.config.max_message_size > 0 {
         queue["max_message_size"] = json!(info.config.max_message_size);
+    }
+    if let Some(dead_letter) = &info.config.dead_letter {
+        queue["dead_letter"] = json!({
+            "queue_name": dead_letter.queue,
+            "max_reservations": dead_letter.max_reservations,
+        });
     }
     if let Some(resource) = &info.config.managed_by {
         queue["managed_by"] = json!(resource);

@@ -10,7 +10,7 @@ use super::resources::{
 };
 use crate::model::{
     self, ChangedBy, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_RETRIES,
-    DEFAULT_RETRIES_DELAY, PushPatch, QueueInfo, QueueSettings, QueueType,
+    DEFAULT_RETRIES_DELAY, DeadLetterPatch, PushPatch, QueueInfo, QueueSettings, QueueType,
 };
 use crate::settings::check_subscribers;
 use crate::store::{AnswerCounts, Store, StoreError};
@@ -81,6 +81,12 @@ pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSetti
         ),
         max_message_size: Some(spec.max_message_size.unwrap_or(0)),
         push,
+        // A declared queue has what its resource says, and the Queue resource has no
+        // dead-letter queue (yet).
+        dead_letter: Some(DeadLetterPatch {
+            queue_name: Some(String::new()),
+            max_reservations: None,
+        }),
     }
 }
 

@@ -83,6 +83,12 @@ queue_keys! {
     /// Hash: message id -> push state as JSON (see `push::state`), and '<id>:acks' ->
     /// acknowledgements recorded since the last round, {name: rid}.
     PSTATE push_states "pstate" Messages,
+    /// List: ids a reserve found past the dead-letter queue's max_reservations, waiting to be
+    /// moved there (see `ops/dead_letter.rs`); still stored here until the move is done.
+    DEAD dead_letters "dead" Messages,
+    /// Hash: message id -> ms it arrived, for messages moved in from another queue (a
+    /// dead-letter move): their expiration starts then, not at the time their id tells.
+    ARRIVED arrived "arrived" Messages,
 }
 
 /// The keys of one queue, in the order the Lua scripts expect them.

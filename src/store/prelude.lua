@@ -31,6 +31,7 @@ local function remove_message(id, where)
   redis.call('HDEL', RC, id)
   redis.call('HDEL', RID, id)
   redis.call('HDEL', HEADERS, id)
+  redis.call('HDEL', ARRIVED, id)
   if where == nil or where == 'delayed' then redis.call('ZREM', DELAYED, id) end
   if where == nil or where == 'reserved' then redis.call('ZREM', RESERVED, id) end
   if where == nil or where == 'claimed' then redis.call('ZREM', CLAIMED, id) end
@@ -46,6 +47,7 @@ local function remove_stored(ids)
   call_many('HDEL', RC, ids)
   call_many('HDEL', RID, ids)
   call_many('HDEL', HEADERS, ids)
+  call_many('HDEL', ARRIVED, ids)
 end
 
 -- Removes delivered push messages, held under claims, with one call per key for them all.
@@ -61,20 +63,24 @@ local function remove_claimed(ids)
   call_many('HDEL', PSTATE, push_fields)
 end
 
--- The queue's message_expiration (ms), message_timeout (s) and type, or nil when the queue
--- does not exist: one read for all.
+-- The queue's message_expiration (ms), message_timeout (s), type, dead-letter queue ('' when
+-- none) and its max_reservations, or nil when the queue does not exist: one read for all.
 local function load_queue()
-  local cfg = redis.call('HMGET', CFG, 'message_expiration', 'message_timeout', 'type')
+  local cfg = redis.call('HMGET', CFG, 'message_expiration', 'message_timeout', 'type',
+    'dead_letter_queue', 'dead_letter_max')
   if not cfg[1] then return nil end
-  return tonumber(cfg[1]) * 1000, tonumber(cfg[2]), cfg[3]
+  return tonumber(cfg[1]) * 1000, tonumber(cfg[2]), cfg[3], cfg[4] or '', tonumber(cfg[5] or '0')
 end
 
 -- A message expires message_expiration after it was posted. Its id begins with its post time
 -- in ms, 13 digits until the year 2286 (see post.lua), so this needs no lookup and no
--- per-message index.
+-- per-message index; only a message its id says has expired is looked up in ARRIVED, in case
+-- it was moved in later (a dead-letter move), when its expiration started again.
 local function expired(id, now, expiration)
   local posted = tonumber(string.sub(id, 1, 13))
-  return posted ~= nil and posted + expiration <= now
+  if posted == nil or posted + expiration > now then return false end
+  local arrived = redis.call('HGET', ARRIVED, id)
+  return not arrived or tonumber(arrived) + expiration <= now
 end
 
 -- True when the message exists and has not expired. An expired message found here is removed

@@ -2,7 +2,7 @@
 
 use super::status::Status;
 use super::{Result, StoreError};
-use crate::model::{QueueConfig, QueueInfo, QueueType};
+use crate::model::{DeadLetter, QueueConfig, QueueInfo, QueueType};
 use redis::Value;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -118,10 +118,33 @@ fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) ->
                         .map_err(|e| StoreError::BadReply(format!("push settings: {e}")))?,
                 )
             }
+            "dead_letter_queue" if !value.is_empty() => {
+                let max_reservations = info.config.dead_letter.as_ref().map(|d| d.max_reservations);
+                info.config.dead_letter = Some(DeadLetter {
+                    queue: value,
+                    max_reservations: max_reservations.unwrap_or(0),
+                })
+            }
+            "dead_letter_max" => {
+                let n = u32::try_from(number(&value)?)
+                    .map_err(|_| StoreError::BadReply(format!("dead_letter_max {value}")))?;
+                match &mut info.config.dead_letter {
+                    Some(d) => d.max_reservations = n,
+                    // Read before the queue name: kept until the name comes.
+                    None if n > 0 => {
+                        info.config.dead_letter = Some(DeadLetter {
+                            queue: String::new(),
+                            max_reservations: n,
+                        })
+                    }
+                    None => {}
+                }
+            }
             "size" => info.size = number(&value)?,
             "total_messages" => info.total_messages = number(&value)?,
             _ => {}
         }
     }
+    info.config.dead_letter = info.config.dead_letter.filter(|d| !d.queue.is_empty());
     Ok(info)
 }

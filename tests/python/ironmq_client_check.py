@@ -288,6 +288,25 @@ class IronMQPythonClient(unittest.TestCase):
         self.assertHTTPError(403, q.delete, ids[0], reserved["reservation_id"])
         self.assertEqual("Deleted", q.delete(ids[0], again["reservation_id"])["msg"])
 
+    def test_a_message_reserved_too_often_goes_to_the_dead_letter_queue(self):
+        name, dead = self.new_queue_name(), self.new_queue_name("-dead")
+        self.mq.create_queue(name)
+        updated = self.mq.update_queue(name, {"dead_letter": {"queue_name": dead, "max_reservations": 1}})
+        self.assertEqual({"queue_name": dead, "max_reservations": 1}, updated["dead_letter"])
+        q = self.mq.queue(name)
+        [message_id] = self.post_bodies(q, "poison")
+        [reserved] = self.reserve(q)
+        q.release(message_id, reserved["reservation_id"])
+
+        # The second reserve would pass max_reservations: the message moves instead.
+        self.assertEqual([], self.reserve(q))
+        [moved] = self.reserve(self.mq.queue(dead))
+        self.assertEqual((message_id, "poison", 2), (moved["id"], moved["body"], moved["reserved_count"]))
+
+        # Bad settings are refused with 400 and a msg.
+        msg = self.assertHTTPError(400, self.mq.update_queue, name, {"dead_letter": {"queue_name": dead, "max_reservations": 0}})
+        self.assertIn("max_reservations", msg)
+
     def test_delete_with_reservation_id_removes_the_message(self):
         q = self.mq.queue(self.new_queue_name())
         ids = self.post_bodies(q, "done", "unreserved")

@@ -38,6 +38,20 @@ impl Store {
                 if next.rest_configured { "1" } else { "" }.to_string(),
             ),
             ("released_by", next.released_by.clone().unwrap_or_default()),
+            // '' and 0: no dead-letter queue (reserve.lua reads both).
+            (
+                "dead_letter_queue",
+                next.dead_letter
+                    .as_ref()
+                    .map_or(String::new(), |d| d.queue.clone()),
+            ),
+            (
+                "dead_letter_max",
+                next.dead_letter
+                    .as_ref()
+                    .map_or(0, |d| d.max_reservations)
+                    .to_string(),
+            ),
         ];
         let mut args: Vec<&[u8]> = vec![queue_id.as_bytes(), revision.as_bytes(), push.as_bytes()];
         for (field, value) in &fields {

@@ -12,9 +12,11 @@
 //! | `info` | `queue_info` |
 //! | `apply` | `write_settings` (called by `settings.rs`: `apply_queue`, `update_queue`) |
 //! | `push_claim`, `push_report`, `push_ack` | `claim_push`, `report_push`, `ack_push` |
+//! | `dead_letter` (`_take`, `_put`, `_done`) | `move_dead_letters` (called by `reserve`) |
 
 pub mod apply;
 pub mod clear;
+pub mod dead_letter;
 pub mod delete;
 pub mod delete_batch;
 pub mod delete_queue;

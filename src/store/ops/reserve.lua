@@ -7,13 +7,16 @@
 -- (1|0), long poll (1|0); then one new reservation id per message a request that does not
 -- delete may get.
 -- Returns {status, next_due, then per request: the number of messages k, and k times id,
--- body, reserved_count, reservation_id ('' when deleted)}.
+-- body, reserved_count, reservation_id ('' when deleted); then the dead-letter queue ('' when
+-- none) and how many messages wait in DEAD to be moved there}.
+-- A message reserved max_reservations times already is not handed out: it goes to DEAD, still
+-- stored here, and the caller moves it to the dead-letter queue (ops/dead_letter.rs).
 -- When a long-polling request got nothing and a waiter id is given, the waiter is registered
 -- (so a later post publishes a wake-up) and next_due is the ms until a delayed message or a
 -- reservation falls due (-1 when none will). Atomic; O(n log n) for n messages in all, plus one
 -- pop per deleted id met on the way.
 local now = now_ms()
-local expiration, queue_timeout, queue_type = load_queue()
+local expiration, queue_timeout, queue_type, dead_letter, max_reservations = load_queue()
 if not expiration then return { NO_QUEUE } end
 -- A queue switched back to pull hands out what still waited for push, after its own messages.
 local sources = { READY }
@@ -29,9 +32,9 @@ local requests = tonumber(ARGV[3])
 local total = 0
 for r = 1, requests do total = total + tonumber(ARGV[4 * r]) end
 -- The live messages at the front, in order: ids, bodies and their reserved counts so far.
-local ids, bodies, counts = {}, {}, {}
+local ids, bodies, counts, dead = {}, {}, {}, {}
 local source = 1
-while #ids < total and sources[source] do
+while #ids < total and sources[source] and #dead < MAINTENANCE_BATCH do
   local popped = redis.call('LPOP', sources[source], total - #ids)
   if not popped then
     source = source + 1
@@ -46,12 +49,18 @@ while #ids < total and sources[source] do
   for k, id in ipairs(live) do
     -- No body: the message was deleted while its id waited in READY.
     if found[k] then
-      ids[#ids + 1] = id
-      bodies[#bodies + 1] = found[k]
-      counts[#counts + 1] = tonumber(found_counts[k] or '0') + 1
+      local count = tonumber(found_counts[k] or '0') + 1
+      if dead_letter ~= '' and count > max_reservations then
+        dead[#dead + 1] = id
+      else
+        ids[#ids + 1] = id
+        bodies[#bodies + 1] = found[k]
+        counts[#counts + 1] = count
+      end
     end
   end
 end
+if #dead > 0 then redis.call('RPUSH', DEAD, unpack(dead)) end
 local reply = { OK, -1 }
 local new_counts, deadlines, holders, deleted = {}, {}, {}, {}
 local next_rid = 4 + 4 * requests
@@ -89,6 +98,7 @@ end
 call_many('HDEL', BODY, deleted)
 call_many('HDEL', RC, deleted)
 call_many('HDEL', HEADERS, deleted)
+call_many('HDEL', ARRIVED, deleted)
 call_many('HSET', RC, new_counts)
 call_many('ZADD', RESERVED, deadlines)
 call_many('HSET', RID, holders)
@@ -96,4 +106,6 @@ if short and ARGV[1] ~= '' then
   add_waiter(now + tonumber(ARGV[2]))
   reply[2] = next_due(now, { DELAYED, RESERVED })
 end
+reply[#reply + 1] = dead_letter
+reply[#reply + 1] = dead_letter ~= '' and redis.call('LLEN', DEAD) or 0
 return reply

@@ -1,0 +1,47 @@
+-- dead_letter_put: stores messages moved in from another queue's DEAD (a dead-letter move)
+-- with the ids, bodies and reserved counts they had there, at the back of the queue; their
+-- expiration starts now (ARRIVED). A message whose id is already here is left as it is, so a
+-- move repeated after a failure stores nothing twice. Creates the queue with default settings
+-- when it does not exist.
+-- ARGV[1] wake channel, ARGV[2] id for a new queue, ARGV[3] default message_timeout (s),
+-- ARGV[4] default message_expiration (s), then four values per message: id, body,
+-- reserved_count, push headers as JSON ('' when none).
+-- Returns {OK, created (0|1)}. O(m) for m messages.
+local now = now_ms()
+local created = 0
+local queue_type = redis.call('HGET', CFG, 'type')
+if not queue_type then
+  create_queue(now, ARGV[2], ARGV[3], ARGV[4])
+  queue_type, created = 'pull', 1
+end
+-- Like a post: to the push workers on a push queue.
+local ready_list = queue_type == 'pull' and READY or PUSHQ
+local ready, stored, counts, arrived, headers = {}, {}, {}, {}, {}
+for i = 5, #ARGV, 4 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', BODY, id) == 0 then
+    ready[#ready + 1] = id
+    stored[#stored + 1] = id
+    stored[#stored + 1] = ARGV[i + 1]
+    if ARGV[i + 2] ~= '0' then
+      counts[#counts + 1] = id
+      counts[#counts + 1] = ARGV[i + 2]
+    end
+    arrived[#arrived + 1] = id
+    arrived[#arrived + 1] = now
+    if ARGV[i + 3] ~= '' then
+      headers[#headers + 1] = id
+      headers[#headers + 1] = ARGV[i + 3]
+    end
+  end
+end
+if #ready > 0 then
+  call_many('HSET', BODY, stored)
+  call_many('HSET', RC, counts)
+  call_many('HSET', ARRIVED, arrived)
+  call_many('HSET', HEADERS, headers)
+  redis.call('RPUSH', ready_list, unpack(ready))
+  redis.call('HINCRBY', CFG, 'total_messages', #ready)
+  wake(ARGV[1], now, #ready)
+end
+return { OK, created }
