@@ -199,6 +199,26 @@ fn bad_manifests_are_refused_with_a_reason() {
             "push settings need type unicast or multicast",
         ),
         (
+            "a dead-letter queue on a push queue",
+            queue(json!({"type": "multicast", "deadLetter": {"queueName": "events-dead"}})),
+            "deadLetter is for pull queues",
+        ),
+        (
+            "a dead-letter queue naming the queue itself",
+            queue(json!({"deadLetter": {"queueName": "events"}})),
+            "may not name the queue itself",
+        ),
+        (
+            "max reservations above 1000",
+            queue(json!({"deadLetter": {"queueName": "dead", "maxReservations": 1001}})),
+            "1001",
+        ),
+        (
+            "a dead-letter queue name with a slash",
+            queue(json!({"deadLetter": {"queueName": "a/b"}})),
+            "a/b",
+        ),
+        (
             "a subscription without a url",
             subscription(json!({"queue": "events"})),
             "url",

@@ -5,9 +5,10 @@ use common::subscriber::{Answer, Subscriber};
 use common::{RedisServer, TestServer, post_bodies, q, quiet, start_server};
 use ferromq::k8s::declare::{self, Forgotten, NotDeclared};
 use ferromq::k8s::resources::{
-    DeletionPolicy, PushSpec, Queue, QueueKind, QueueSpec, Subscription, SubscriptionSpec,
+    DeadLetterSpec, DeletionPolicy, PushSpec, Queue, QueueKind, QueueSpec, Subscription,
+    SubscriptionSpec,
 };
-use ferromq::model::{ChangedBy, QueueSettings, QueueType};
+use ferromq::model::{ChangedBy, DeadLetter, QueueSettings, QueueType};
 use ferromq::store::StoreError;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -63,10 +64,21 @@ async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
             message_timeout: Some(120),
             message_expiration: Some(3600),
             max_message_size: Some(4096),
+            dead_letter: Some(DeadLetterSpec {
+                queue_name: "orders-dead".into(),
+                max_reservations: Some(4),
+            }),
             ..Default::default()
         },
     );
     let info = declare::declare_queue(&store, &orders, &[]).await.unwrap();
+    assert_eq!(
+        info.config.dead_letter,
+        Some(DeadLetter {
+            queue: "orders-dead".into(),
+            max_reservations: 4
+        })
+    );
     assert_eq!(info.project, "p");
     assert_eq!(info.config.queue_type, QueueType::Pull);
     assert_eq!(info.config.message_timeout, 120);
@@ -86,6 +98,10 @@ async fn applying_a_queue_spec_creates_a_managed_queue_with_its_settings() {
         Some("/3/projects/p/queues/orders")
     );
     assert_eq!((status.size, status.total_messages), (Some(0), Some(0)));
+    assert_eq!(
+        status.dead_letter.as_deref(),
+        Some("/3/projects/p/queues/orders-dead after 4")
+    );
 }
 
 #[tokio::test]

@@ -34,6 +34,10 @@ async fn standalone_serves_the_example_queues_and_the_push_example_delivers() {
     assert_eq!(orders["queue"]["message_timeout"], 60);
     assert_eq!(orders["queue"]["message_expiration"], 86400);
     assert_eq!(orders["queue"]["managed_by"], "Queue default/orders");
+    assert_eq!(
+        orders["queue"]["dead_letter"],
+        json!({"queue_name": "orders-dead", "max_reservations": 5})
+    );
     let (status, events) = client.get(&path("events")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(events["queue"]["type"], "multicast");

@@ -9,8 +9,9 @@ use super::resources::{
     Backoff, DeletionPolicy, Queue, QueueKind, QueueStatus, Subscription, SubscriptionStatus,
 };
 use crate::model::{
-    self, ChangedBy, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_RETRIES,
-    DEFAULT_RETRIES_DELAY, DeadLetterPatch, PushPatch, QueueInfo, QueueSettings, QueueType,
+    self, ChangedBy, DEFAULT_MAX_RESERVATIONS, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT,
+    DEFAULT_RETRIES, DEFAULT_RETRIES_DELAY, DeadLetterPatch, PushPatch, QueueInfo, QueueSettings,
+    QueueType,
 };
 use crate::settings::check_subscribers;
 use crate::store::{AnswerCounts, Store, StoreError};
@@ -81,11 +82,18 @@ pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSetti
         ),
         max_message_size: Some(spec.max_message_size.unwrap_or(0)),
         push,
-        // A declared queue has what its resource says, and the Queue resource has no
-        // dead-letter queue (yet).
-        dead_letter: Some(DeadLetterPatch {
-            queue_name: Some(String::new()),
-            max_reservations: None,
+        // A declared queue has what its resource says: no dead-letter queue unless it names one.
+        dead_letter: Some(match &spec.dead_letter {
+            Some(d) => DeadLetterPatch {
+                queue_name: Some(d.queue_name.clone()),
+                max_reservations: Some(u64::from(
+                    d.max_reservations.unwrap_or(DEFAULT_MAX_RESERVATIONS),
+                )),
+            },
+            None => DeadLetterPatch {
+                queue_name: Some(String::new()),
+                max_reservations: None,
+            },
         }),
     }
 }
@@ -262,9 +270,22 @@ pub fn queue_status(
         Err(err) => (false, err.reason(), err.to_string()),
     };
     let condition = ready_condition(ready, reason, message, generation, queue.ready());
-    let (size, total_messages) = match outcome {
-        Ok(info) => (Some(info.size), Some(info.total_messages)),
-        Err(_) => (previous.size, previous.total_messages),
+    let (size, total_messages, dead_letter) = match outcome {
+        Ok(info) => (
+            Some(info.size),
+            Some(info.total_messages),
+            info.config.dead_letter.as_ref().map(|d| {
+                format!(
+                    "/3/projects/{}/queues/{} after {}",
+                    info.project, d.queue, d.max_reservations
+                )
+            }),
+        ),
+        Err(_) => (
+            previous.size,
+            previous.total_messages,
+            previous.dead_letter.clone(),
+        ),
     };
     QueueStatus {
         conditions: vec![condition],
@@ -273,6 +294,7 @@ pub fn queue_status(
         total_messages,
         endpoint: Some(queue.endpoint()),
         subscribers: push.then_some(valid),
+        dead_letter,
     }
 }
 

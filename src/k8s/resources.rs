@@ -33,10 +33,15 @@ use std::collections::BTreeMap;
     validation = Rule::new(
         "!has(self.spec.push) || !has(self.spec.push.errorQueue) || self.spec.push.errorQueue != self.metadata.name"
     ).message("spec.push.errorQueue may not name the queue itself"),
+    validation = Rule::new(
+        "!has(self.spec.deadLetter) || self.spec.deadLetter.queueName != self.metadata.name"
+    ).message("spec.deadLetter.queueName may not name the queue itself"),
 )]
 #[x_kube(
     validation = Rule::new("!has(self.push) || (has(self.type) && self.type != 'pull')")
         .message("push settings need type unicast or multicast"),
+    validation = Rule::new("!has(self.deadLetter) || !has(self.type) || self.type == 'pull'")
+        .message("deadLetter is for pull queues: push queues have push.errorQueue"),
     validation = Rule::new(
         "has(self.project) == has(oldSelf.project) && (!has(self.project) || self.project == oldSelf.project)"
     ).message("spec.project cannot change: delete the Queue and create it again"),
@@ -67,6 +72,10 @@ pub struct QueueSpec {
     /// How push queues deliver; subscribers come from the Subscriptions naming this queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushSpec>,
+    /// Pull queues: where a message goes once it has been reserved `maxReservations` times,
+    /// instead of being handed out again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetterSpec>,
     /// What deleting this resource does to the stored queue: `Retain` (default) keeps it and
     /// its messages as an ordinary queue; `Delete` removes both.
     #[serde(default)]
@@ -87,6 +96,19 @@ pub enum DeletionPolicy {
     #[default]
     Retain,
     Delete,
+}
+
+/// A pull queue's dead-letter queue.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterSpec {
+    /// The queue (same project) that receives the messages; created when missing.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[^/\x00-\x1f\x7f]+$"))]
+    pub queue_name: String,
+    /// Reservations a message may have before it moves (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_reservations: Option<u32>,
 }
 
 /// Delivery settings of a push queue.
@@ -146,6 +168,10 @@ pub struct QueueStatus {
     /// Subscriptions merged into the queue's subscriber list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscribers: Option<u32>,
+    /// REST path of the dead-letter queue the stored queue has, and after how many
+    /// reservations a message moves there: `/3/projects/{project}/queues/{name} after N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
 }
 
 /// A push endpoint of a queue in the same namespace.
