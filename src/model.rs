@@ -184,6 +184,30 @@ impl Backoff {
     }
 }
 
+impl PushConfig {
+    /// Each subscriber with its key in a message's push state (and in its acknowledgement
+    /// URL): its name, or for a name used again in the list, the name with `#2`, `#3`...
+    /// (the next one no subscriber is named), so subscribers sharing a name stay apart.
+    pub fn keyed(&self) -> Vec<(String, &Subscriber)> {
+        let mut keys: Vec<String> = Vec::with_capacity(self.subscribers.len());
+        for s in &self.subscribers {
+            let taken = |k: &str, keys: &[String]| {
+                keys.iter().any(|used| used == k) || self.subscribers.iter().any(|o| o.name == k)
+            };
+            let key = if keys.contains(&s.name) {
+                (2..)
+                    .map(|n| format!("{}#{n}", s.name))
+                    .find(|k| !taken(k, &keys))
+                    .unwrap_or_default()
+            } else {
+                s.name.clone()
+            };
+            keys.push(key);
+        }
+        keys.into_iter().zip(&self.subscribers).collect()
+    }
+}
+
 impl Default for PushConfig {
     fn default() -> Self {
         PushConfig {

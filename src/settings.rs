@@ -142,9 +142,6 @@ pub fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
                 "subscribers[{i}] needs a name of 1 to {MAX_SUBSCRIBER_NAME} bytes, without control characters, not . or .."
             ));
         }
-        if subscribers[..i].iter().any(|other| other.name == s.name) {
-            return invalid(format!("Subscriber name {:?} is used twice", s.name));
-        }
         parse_target(&s.url)?;
         if s.retries.is_some_and(|r| r > MAX_RETRIES) {
             return invalid(format!(
@@ -476,6 +473,7 @@ mod tests {
         let mut bad = sub("b");
         bad.url = "ftp://x".into();
         assert!(apply(Some(&base), &push_change(vec![bad]), "q", ChangedBy::Api).is_err());
+        // Two subscribers may share a name (IronMQ allowed it).
         assert!(
             apply(
                 Some(&base),
@@ -483,7 +481,7 @@ mod tests {
                 "q",
                 ChangedBy::Api
             )
-            .is_err()
+            .is_ok()
         );
         let cleared = apply(
             Some(&base),

@@ -1115,3 +1115,79 @@ async fn an_ironmq_subscriber_with_a_host_posts_to_that_server() {
     let (_, peeked) = remote.client.get(sink).await;
     assert_eq!(peeked["messages"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn subscribers_sharing_a_name_are_kept_listed_and_each_delivered() {
+    let running = start_server().await;
+    let client = &running.client;
+    let (first, second) = (
+        Subscriber::start(Answer::Always(200)).await,
+        Subscriber::start(Answer::Always(202)).await,
+    );
+    push_queue(
+        client,
+        "twins",
+        "multicast",
+        &[("twin", &first), ("twin", &second)],
+        json!({}),
+    )
+    .await;
+    let (_, info) = client.get(&q("twins")).await;
+    let listed: Vec<&str> = info["queue"]["push"]["subscribers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["twin", "twin"], "both kept: {info}");
+
+    let ids = post_bodies(client, "twins", &["m"]).await;
+    assert!(first.wait_for(1, Duration::from_secs(5)).await);
+    assert!(second.wait_for(1, Duration::from_secs(5)).await);
+    // Each is told its name, and each has an acknowledgement URL of its own.
+    let (a, b) = (&first.received()[0].headers, &second.received()[0].headers);
+    assert_eq!(
+        (
+            a["iron-subscriber-name"].to_str().unwrap(),
+            b["iron-subscriber-name"].to_str().unwrap()
+        ),
+        ("twin", "twin")
+    );
+    let ack_url = b["iron-subscriber-message-url"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(
+        a["iron-subscriber-message-url"],
+        b["iron-subscriber-message-url"]
+    );
+
+    // The push status lists both under their name: one delivered, one awaiting its ack.
+    let path = format!("{}/messages/{}/subscribers", q("twins"), ids[0]);
+    let both = eventually(Duration::from_secs(5), || async {
+        let (_, status) = client.get(&path).await;
+        let mut seen: Vec<(String, String)> = status["subscribers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or_default().to_string(),
+                    s["status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen == [
+            ("twin".to_string(), "deleted".to_string()),
+            ("twin".to_string(), "reserved".to_string()),
+        ]
+    })
+    .await;
+    assert!(both, "both subscribers in the push status");
+    // The second one's own URL acknowledges its delivery, and delivery is over.
+    let ack = common::http().delete(&ack_url).send().await.unwrap();
+    assert_eq!(ack.status(), StatusCode::OK);
+    assert!(drained(client, "twins", Duration::from_secs(5)).await);
+    assert_eq!((first.count(), second.count()), (1, 1));
+}

@@ -106,6 +106,10 @@ impl Redis {
                 "yes",
                 "--appendfsync",
                 "everysec",
+                // No automatic rewrite: its forked child would take a core from whichever
+                // row runs then, unmeasured.
+                "--auto-aof-rewrite-percentage",
+                "0",
                 "--dir",
             ])
             .arg(dir)

@@ -96,14 +96,40 @@ impl Drop for Broker {
         // SAFETY: kill only sends a signal, to the group the start script leads.
         unsafe { libc::kill(-(self.script.id() as i32), libc::SIGKILL) };
         let _ = self.script.wait();
-        // The port mapper detached from the group; it has a port of its own and stops on request.
-        let _ = Command::new("epmd")
-            .arg("-kill")
-            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // The port mapper detached from the group; it has a port of its own and stops on
+        // request, but refuses while the node it knows is still registered: wait for the VM
+        // to be gone, then ask until it stops.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(self.beam) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        while Instant::now() < deadline {
+            let stopped = Command::new("epmd")
+                .arg("-kill")
+                .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+                .stderr(Stdio::null())
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Killed"));
+            if stopped {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!(
+            "RabbitMQ's port mapper (epmd on port {}) did not stop",
+            self.epmd_port
+        );
     }
+}
+
+/// Whether a process still runs (a zombie, dead but not yet reaped, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        !matches!(state, Some('Z' | 'X') | None)
+    })
 }
 
 /// The beam.smp process below the start script (its child, or a grandchild).
@@ -160,12 +186,17 @@ pub async fn scenarios(
         outcomes.push(outcome);
     }
     for (label, prefetch, consumers, stock) in [
-        ("consume + ack, prefetch 1", 1u16, args.concurrency, 100_000),
+        (
+            "consume + ack, prefetch 1",
+            1u16,
+            args.concurrency,
+            crate::stock(1, duration),
+        ),
         (
             "consume + ack, prefetch 100",
             100,
             args.batch_concurrency,
-            300_000,
+            crate::stock(100, duration),
         ),
     ] {
         stock_up(&broker.url, &link.channel, stock, &body).await?;
@@ -299,9 +330,9 @@ async fn consume(consumer: &mut Consumer, n: usize) -> Result<u64, String> {
 }
 
 /// Publishes until the queue holds at least `stock` messages, 100 per confirm on 8 channels.
-async fn stock_up(url: &str, channel: &Channel, stock: u32, body: &[u8]) -> Result<(), String> {
-    let have = declare(channel).await?;
-    let batches = stock.saturating_sub(have).div_ceil(100) as usize;
+async fn stock_up(url: &str, channel: &Channel, stock: usize, body: &[u8]) -> Result<(), String> {
+    let have = declare(channel).await? as usize;
+    let batches = stock.saturating_sub(have).div_ceil(100);
     let links = publishers_of(url, 8).await?;
     let mut tasks = Vec::new();
     for (k, link) in links.into_iter().enumerate() {

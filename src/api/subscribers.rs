@@ -150,7 +150,8 @@ pub async fn status(
     let subscribers: Vec<Value> = push_state
         .subscribers
         .iter()
-        .map(|(name, s)| {
+        .map(|(key, s)| {
+            let name = s.name_or(key);
             json!({
                 "name": name,
                 "subscriber_name": name,

@@ -105,11 +105,14 @@ impl Courier {
         )
     }
 
+    /// Delivers `message` to `to`, whose key in the push state (its name, unless the name is
+    /// used twice) its acknowledgement URL carries.
     pub async fn deliver(
         &self,
         project: &str,
         queue: &str,
         message: &Claimed,
+        key: &str,
         to: &Subscriber,
         push: &PushConfig,
     ) -> Outcome {
@@ -118,7 +121,8 @@ impl Courier {
                 if let Some(refused) = self.refused_address(&url) {
                     return refused;
                 }
-                self.post_http(url, project, queue, message, to, push).await
+                self.post_http(url, project, queue, message, key, to, push)
+                    .await
             }
             Ok(Target::Queue {
                 project: other,
@@ -158,7 +162,14 @@ impl Courier {
         })
     }
 
-    fn headers(&self, project: &str, queue: &str, message: &Claimed, to: &Subscriber) -> HeaderMap {
+    fn headers(
+        &self,
+        project: &str,
+        queue: &str,
+        message: &Claimed,
+        key: &str,
+        to: &Subscriber,
+    ) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static("IronMQ Pusherd"));
         headers.insert(
@@ -174,7 +185,7 @@ impl Courier {
                 headers.insert(name, value);
             }
         }
-        let ack = self.ack_url(project, queue, message, &to.name);
+        let ack = self.ack_url(project, queue, message, key);
         for (name, value) in [
             ("iron-message-id", message.id.as_str()),
             ("iron-subscriber-message-id", message.id.as_str()),
@@ -189,16 +200,18 @@ impl Courier {
         headers
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn post_http(
         &self,
         url: reqwest::Url,
         project: &str,
         queue: &str,
         message: &Claimed,
+        key: &str,
         to: &Subscriber,
         push: &PushConfig,
     ) -> Outcome {
-        let mut headers = self.headers(project, queue, message, to);
+        let mut headers = self.headers(project, queue, message, key, to);
         if let Some(secret) = push.signing_secret.as_deref() {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -64,7 +64,7 @@ impl<'a> Round<'a> {
         })
     }
 
-    /// Delivers to the subscribers due now, all at once; their answers by subscriber name.
+    /// Delivers to the subscribers due now, all at once; their answers by subscriber key.
     pub async fn deliver(&mut self, courier: &Courier) -> Vec<(String, Outcome)> {
         // Unicast starts each message at another subscriber, the same one on every round.
         let offset = self
@@ -74,9 +74,11 @@ impl<'a> Round<'a> {
             .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
         let targets = self.state.plan(self.push, now_ms(), offset);
         let (project, queue, message, push) = (self.project, self.queue, &self.message, self.push);
-        futures_util::future::join_all(targets.iter().map(|to| async move {
-            let outcome = courier.deliver(project, queue, message, to, push).await;
-            (to.name.clone(), outcome)
+        futures_util::future::join_all(targets.iter().map(|(key, to)| async move {
+            let outcome = courier
+                .deliver(project, queue, message, key, to, push)
+                .await;
+            (key.clone(), outcome)
         }))
         .await
     }

@@ -57,6 +57,9 @@ pub struct SubscriberState {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries_delay: Option<u64>,
+    /// The subscriber's name, kept only where its key differs (a name used twice).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 /// Whether delivery is over when every subscriber is done with (`all`, multicast) or when
@@ -119,9 +122,12 @@ pub struct Timing {
 impl PushState {
     pub fn new(kind: QueueType, push: &PushConfig) -> Self {
         let subscribers = push
-            .subscribers
-            .iter()
-            .map(|s| (s.name.clone(), fresh(s)))
+            .keyed()
+            .into_iter()
+            .map(|(key, s)| {
+                let state = fresh(&key, s);
+                (key, state)
+            })
             .collect();
         PushState {
             mode: if kind == QueueType::Unicast {
@@ -152,22 +158,28 @@ impl PushState {
         }
     }
 
-    /// Whom to try now. Waits for acknowledgements that ran out count as failed tries.
-    /// `offset` spreads unicast messages over the subscribers.
-    pub fn plan(&mut self, push: &PushConfig, now: u64, offset: usize) -> Vec<Subscriber> {
+    /// Whom to try now, each with its key. Waits for acknowledgements that ran out count as
+    /// failed tries. `offset` spreads unicast messages over the subscribers.
+    pub fn plan(
+        &mut self,
+        push: &PushConfig,
+        now: u64,
+        offset: usize,
+    ) -> Vec<(String, Subscriber)> {
         self.retries = push.retries;
         self.retries_delay = push.retries_delay;
         self.backoff = push.backoff;
-        for s in &push.subscribers {
+        let keyed = push.keyed();
+        for (key, s) in &keyed {
             let state = self
                 .subscribers
-                .entry(s.name.clone())
-                .or_insert_with(|| fresh(s));
+                .entry(key.clone())
+                .or_insert_with(|| fresh(key, s));
             (state.retries, state.retries_delay) = (s.retries, s.retries_delay);
         }
         // A subscriber removed from the queue is no longer waited for.
         self.subscribers
-            .retain(|name, _| push.subscribers.iter().any(|s| &s.name == name));
+            .retain(|key, _| keyed.iter().any(|(k, _)| k == key));
         self.tried
             .retain(|name| self.subscribers.contains_key(name));
         let lapsed: Vec<String> = self
@@ -184,18 +196,17 @@ impl PushState {
             };
             self.fail(&name, &failure, push.subscribers.len(), now);
         }
-        let current = |name: &str| self.subscribers.get(name);
+        let current = |key: &str| self.subscribers.get(key);
         match self.mode {
-            Mode::All => push
-                .subscribers
+            Mode::All => keyed
                 .iter()
-                .filter(|s| {
-                    current(&s.name).is_some_and(|st| {
+                .filter(|(key, _)| {
+                    current(key).is_some_and(|st| {
                         st.status == Status::Queued
                             || (st.status == Status::Retrying && st.due <= now)
                     })
                 })
-                .cloned()
+                .map(|(key, s)| (key.clone(), (*s).clone()))
                 .collect(),
             Mode::Any => {
                 let waiting = self
@@ -207,11 +218,11 @@ impl PushState {
                 if waiting || over || !round_due || push.subscribers.is_empty() {
                     return Vec::new();
                 }
-                let n = push.subscribers.len();
+                let n = keyed.len();
                 (0..n)
-                    .map(|i| &push.subscribers[(offset + i) % n])
-                    .find(|s| !self.tried.contains(&s.name))
-                    .cloned()
+                    .map(|i| &keyed[(offset + i) % n])
+                    .find(|(key, _)| !self.tried.contains(key))
+                    .map(|(key, s)| (key.clone(), (*s).clone()))
                     .into_iter()
                     .collect()
             }
@@ -336,7 +347,7 @@ impl PushState {
             .subscribers
             .iter()
             .filter(|(_, s)| s.status == Status::Error)
-            .map(|(n, s)| (n.clone(), s.clone()))
+            .map(|(key, s)| (s.name_or(key).to_string(), s.clone()))
             .collect();
         if failed.is_empty() || (self.mode == Mode::Any && delivered) {
             Next::Done
@@ -357,8 +368,24 @@ impl PushState {
     }
 }
 
-fn fresh(s: &Subscriber) -> SubscriberState {
+impl SubscriberState {
+    /// The subscriber's name, given its key.
+    pub fn name_or<'a>(&'a self, key: &'a str) -> &'a str {
+        if self.name.is_empty() {
+            key
+        } else {
+            &self.name
+        }
+    }
+}
+
+fn fresh(key: &str, s: &Subscriber) -> SubscriberState {
     SubscriberState {
+        name: if key == s.name {
+            String::new()
+        } else {
+            s.name.clone()
+        },
         status: Status::Queued,
         url: s.url.clone(),
         tries: 0,
@@ -448,7 +475,7 @@ mod tests {
         let again: Vec<String> = state
             .plan(&push, 10_000, 0)
             .into_iter()
-            .map(|s| s.name)
+            .map(|(key, _)| key)
             .collect();
         assert_eq!(again, ["b"]);
     }
@@ -496,9 +523,43 @@ mod tests {
         let again: Vec<String> = state
             .plan(&push, 3_000, 0)
             .into_iter()
-            .map(|s| s.name)
+            .map(|(key, _)| key)
             .collect();
         assert_eq!(again, ["b"]);
+    }
+
+    #[test]
+    fn subscribers_sharing_a_name_keep_states_of_their_own() {
+        let mut push = config(&["dup", "dup", "dup#2"], 0);
+        push.subscribers[1].url = "http://second.test/".into();
+        let keys: Vec<String> = push.keyed().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["dup", "dup#3", "dup#2"],
+            "a key no subscriber is named"
+        );
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        let targets = state.plan(&push, 0, 0);
+        assert_eq!(targets.len(), 3);
+        assert_eq!(targets[1].1.url, "http://second.test/");
+        let next = state.record(
+            &[
+                ("dup".into(), Outcome::Delivered { code: 200 }),
+                ("dup#3".into(), failed()),
+                ("dup#2".into(), Outcome::Delivered { code: 200 }),
+            ],
+            &push,
+            0,
+            &TIMING,
+            "r",
+        );
+        // The second "dup" failed for good; it is reported by its name.
+        let Next::Failed(_, names) = next else {
+            panic!("{next:?}")
+        };
+        assert_eq!(names, ["dup"]);
+        assert_eq!(state.subscribers["dup#3"].name_or("dup#3"), "dup");
+        assert_eq!(state.subscribers["dup"].status, Status::Deleted);
     }
 
     #[test]
@@ -506,13 +567,13 @@ mod tests {
         let push = config(&["a", "b"], 0);
         let mut state = PushState::new(QueueType::Unicast, &push);
         let first = state.plan(&push, 0, 0);
-        assert_eq!(first[0].name, "a");
+        assert_eq!(first[0].0, "a");
         assert_eq!(
             state.record(&[("a".into(), failed())], &push, 0, &TIMING, "r"),
             Next::Wait(Duration::ZERO)
         );
         let second = state.plan(&push, 0, 0);
-        assert_eq!(second[0].name, "b");
+        assert_eq!(second[0].0, "b");
         assert_eq!(
             state.record(
                 &[("b".into(), Outcome::Delivered { code: 200 })],
@@ -531,13 +592,7 @@ mod tests {
         let mut state = PushState::new(QueueType::Unicast, &push);
         for (now, expect_wait) in [(0, false), (0, true), (10_000, false)] {
             let target = state.plan(&push, now, 0);
-            let next = state.record(
-                &[(target[0].name.clone(), failed())],
-                &push,
-                now,
-                &TIMING,
-                "r",
-            );
+            let next = state.record(&[(target[0].0.clone(), failed())], &push, now, &TIMING, "r");
             if expect_wait {
                 assert_eq!(
                     next,
@@ -548,7 +603,7 @@ mod tests {
         }
         let last = state.plan(&push, 10_000, 0);
         let next = state.record(
-            &[(last[0].name.clone(), failed())],
+            &[(last[0].0.clone(), failed())],
             &push,
             10_000,
             &TIMING,

@@ -51,8 +51,11 @@ type Shared = State<Arc<Floor>>;
 async fn main() -> Result<(), String> {
     let args = Args::parse();
     let client = redis::Client::open(args.redis).map_err(|e| e.to_string())?;
+    // As long as ferromq waits for Redis: an fsync of the append-only file may stall it.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(5)));
     let redis = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| e.to_string())?;
     let floor = Arc::new(Floor {
