@@ -186,19 +186,26 @@ impl Backoff {
 
 impl PushConfig {
     /// Each subscriber with its key in a message's push state (and in its acknowledgement
-    /// URL): its name, or for a name used again in the list, the name with `#2`, `#3`...
-    /// (the next one no subscriber is named), so subscribers sharing a name stay apart.
+    /// URL): its name when no other subscriber has it; for a shared name, the name with `#` and
+    /// the first 8 hex digits of the SHA-256 of its URL, so the key stays the same when the list
+    /// is reordered or another subscriber leaves (with `#2`, `#3`... after it for a shared URL
+    /// too).
     pub fn keyed(&self) -> Vec<(String, &Subscriber)> {
+        use sha2::Digest;
         let mut keys: Vec<String> = Vec::with_capacity(self.subscribers.len());
         for s in &self.subscribers {
-            let taken = |k: &str, keys: &[String]| {
-                keys.iter().any(|used| used == k) || self.subscribers.iter().any(|o| o.name == k)
-            };
-            let key = if keys.contains(&s.name) {
-                (2..)
-                    .map(|n| format!("{}#{n}", s.name))
-                    .find(|k| !taken(k, &keys))
-                    .unwrap_or_default()
+            let shared = self.subscribers.iter().filter(|o| o.name == s.name).count() > 1;
+            let key = if shared {
+                let digest = sha2::Sha256::digest(s.url.as_bytes());
+                let base = format!("{}#{}", s.name, &hex::encode(digest)[..8]);
+                let taken = |k: &str| {
+                    keys.iter().any(|used| used == k)
+                        || self.subscribers.iter().any(|o| o.name == k)
+                };
+                std::iter::once(base.clone())
+                    .chain((2..).map(|n| format!("{base}#{n}")))
+                    .find(|k| !taken(k))
+                    .unwrap_or(base)
             } else {
                 s.name.clone()
             };

@@ -104,6 +104,22 @@ pub fn parse_target(url: &str) -> Result<Target, Invalid> {
     ))
 }
 
+/// A subscriber URL to show (push status, error-queue reports): a password or token in it
+/// (`ironmq://project:token@...`, `https://user:password@...`) replaced by `***`.
+pub fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _secret)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 /// `ironmq://project:token@host[:port]/queue`: the messages endpoint of that queue over HTTPS.
 fn remote_target(
     url: &str,
@@ -514,6 +530,21 @@ mod tests {
             }
         );
         assert!(parse_target("ironmq:///").is_err());
+    }
+
+    #[test]
+    fn secrets_in_subscriber_urls_are_not_shown() {
+        assert_eq!(
+            shown_url("ironmq://proj:tok@mq.example.com/q"),
+            "ironmq://proj:***@mq.example.com/q"
+        );
+        assert_eq!(shown_url("ironmq://proj:tok@/q"), "ironmq://proj:***@/q");
+        assert_eq!(
+            shown_url("https://u:pw@h.test/a@b"),
+            "https://u:***@h.test/a@b"
+        );
+        assert_eq!(shown_url("https://h.test/a@b"), "https://h.test/a@b");
+        assert_eq!(shown_url("ironmq:///q"), "ironmq:///q");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Dead-letter queues against real Redis: the settings over REST (and what is refused), the
 //! move of a message reserved too often (same id, body and reserved_count, not handed out),
-//! across Redis Cluster nodes, and a move cut short between its steps, finished later by
-//! another process with nothing lost or stored twice.
+//! across Redis Cluster nodes, a process killed with its move cut short (finished later by
+//! another process, nothing lost or stored twice), and a dead-letter queue removed while
+//! messages were on their way.
 
 use common::{
-    Client, RedisServer, ServerProcess, post_bodies, q, reserve, start_cluster_server, start_server,
+    Client, RedisServer, ServerProcess, eventually, post_bodies, q, reserve, reserve_within,
+    start_cluster_server, start_server,
 };
 use ferromq::store::keys::QueueKeys;
 use reqwest::StatusCode;
@@ -40,7 +42,22 @@ async fn dead_letter_settings_are_kept_shown_and_checked() {
         json!({"queue_name": "jobs-dead", "max_reservations": 10}),
         "max_reservations defaults to 10"
     );
-    // The target exists once a message goes there; a change keeps what it does not name.
+    // The target is created with default settings, and may not lead back.
+    let (status, target) = client.get(&q("jobs-dead")).await;
+    assert_eq!(
+        (status, target["queue"]["type"].as_str()),
+        (StatusCode::OK, Some("pull"))
+    );
+    let (status, body) = set_dead_letter(client, "jobs-dead", json!({"queue_name": "jobs"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["msg"]
+            .as_str()
+            .unwrap()
+            .contains("jobs-dead -> jobs -> jobs-dead"),
+        "{body}"
+    );
+    // A change keeps what it does not name.
     let (status, body) = client
         .patch(
             &q("jobs"),
@@ -127,10 +144,15 @@ async fn a_message_reserved_too_often_moves_to_the_dead_letter_queue() {
     let got = reserve(client, "work", json!({"n": 2})).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["id"], ids[1].as_str());
-    let (status, _) = client
-        .get(&format!("{}/messages/{}", q("work"), ids[0]))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "gone from the source");
+    // The move runs beside the reserve's answer.
+    let source = format!("{}/messages/{}", q("work"), ids[0]);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            client.get(&source).await.0 == StatusCode::NOT_FOUND
+        })
+        .await,
+        "gone from the source"
+    );
 
     // In the dead-letter queue (created with default settings): same id, body and count.
     let (status, info) = client.get(&q("work-dead")).await;
@@ -142,7 +164,7 @@ async fn a_message_reserved_too_often_moves_to_the_dead_letter_queue() {
         ),
         (Some("pull"), Some(1))
     );
-    let dead = reserve(client, "work-dead", json!({})).await;
+    let dead = reserve_within(client, "work-dead", Duration::from_secs(5)).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(
         (
@@ -180,9 +202,12 @@ async fn a_moved_message_expires_by_the_dead_letter_queues_settings_from_its_arr
     reserve_and_release(client, "brief").await.unwrap();
     assert!(reserve(client, "brief", json!({})).await.is_empty());
     // ...it is kept there from its arrival on,
-    let (status, body) = client.get(&path).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["message"]["body"], "late");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            client.get(&path).await.1["message"]["body"] == "late"
+        })
+        .await
+    );
     // and expires 2 s after it.
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert_eq!(client.get(&path).await.0, StatusCode::NOT_FOUND);
@@ -223,7 +248,7 @@ async fn dead_letter_moves_cross_redis_cluster_nodes() {
         let ids = post_bodies(client, &source, &["m"]).await;
         reserve_and_release(client, &source).await.unwrap();
         assert!(reserve(client, &source, json!({})).await.is_empty());
-        let dead = reserve(client, &target, json!({})).await;
+        let dead = reserve_within(client, &target, Duration::from_secs(5)).await;
         assert_eq!(dead.len(), 1, "{source} -> {target}");
         assert_eq!(dead[0]["id"], ids[0].as_str());
     }
@@ -248,7 +273,8 @@ async fn a_move_cut_short_is_finished_by_the_next_reserve_of_any_process() {
     reserve_and_release(&client, "cut").await.unwrap();
 
     // The dead-letter queue cannot take messages now (its settings key is of the wrong type),
-    // so the move stops after its first step: the message waits in the source's DEAD list.
+    // so no move gets past its first step: the message waits in the source's DEAD list, and
+    // the process is killed with its move failed or still under way.
     let target = QueueKeys::new("p", "cut-dead");
     let mut conn = redis.connection();
     redis::cmd("SET")
@@ -265,13 +291,20 @@ async fn a_move_cut_short_is_finished_by_the_next_reserve_of_any_process() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(waiting, [ids[0].clone()], "kept for the next attempt");
-    drop(first);
+    drop(first); // killed
 
     // Another process, once the target is usable: its next reserve finishes the move.
     redis::cmd("DEL").arg(target.cfg()).exec(&mut conn).unwrap();
     let second = ServerProcess::start(&redis).await;
     let client = second.client();
     assert!(reserve(&client, "cut", json!({})).await.is_empty());
+    // (Its settings were removed above: the move creates the queue again.)
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            client.get(&q("cut-dead")).await.1["queue"]["size"] == 1
+        })
+        .await
+    );
     let dead = reserve(&client, "cut-dead", json!({"n": 10})).await;
     assert_eq!(dead.len(), 1, "moved once: {dead:?}");
     assert_eq!(
@@ -290,4 +323,34 @@ async fn a_move_cut_short_is_finished_by_the_next_reserve_of_any_process() {
     );
     let (_, info) = client.get(&q("cut-dead")).await;
     assert_eq!(info["queue"]["size"], 1);
+}
+
+#[tokio::test]
+async fn removing_the_dead_letter_queue_hands_back_messages_on_their_way() {
+    let running = start_server().await;
+    let client = &running.client;
+    set_dead_letter(
+        client,
+        "back",
+        json!({"queue_name": "back-dead", "max_reservations": 1}),
+    )
+    .await;
+    let ids = post_bodies(client, "back", &["m", "behind"]).await;
+    reserve_and_release(client, "back").await.unwrap();
+    // The dead-letter queue cannot take messages now: the first one waits on its way there.
+    redis::cmd("SET")
+        .arg(QueueKeys::new("p", "back-dead").cfg())
+        .arg("in the way")
+        .exec(&mut running.redis.connection())
+        .unwrap();
+    let got = reserve(client, "back", json!({})).await;
+    assert_eq!(got[0]["id"], ids[1].as_str());
+    // Without a dead-letter queue, it is handed out again, from the front.
+    let (status, body) = set_dead_letter(client, "back", json!({"queue_name": ""})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let again = reserve(client, "back", json!({})).await;
+    assert_eq!(
+        (again[0]["id"].as_str(), again[0]["reserved_count"].as_u64()),
+        (Some(ids[0].as_str()), Some(2))
+    );
 }

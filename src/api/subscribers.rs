@@ -7,7 +7,7 @@ use super::input::opt_string;
 use super::queues::{SubscriberInput, subscribers_of};
 use super::{ApiError, AppState};
 use crate::model::{ChangedBy, PushPatch, QueueSettings, Subscriber};
-use crate::push::state::PushState;
+use crate::push::state::{PushState, Status};
 use crate::settings::{self, merge_subscribers, push_of};
 use crate::store::StoreError;
 use axum::Extension;
@@ -200,9 +200,41 @@ pub async fn ack(
     reservation_id: Option<&str>,
     subscriber: &str,
 ) -> Result<Json<Value>, ApiError> {
+    let key = subscriber_key(state, project, queue, id, reservation_id, subscriber).await;
     state
         .store
-        .ack_push(project, queue, id, reservation_id, subscriber)
+        .ack_push(project, queue, id, reservation_id, &key)
         .await?;
     Ok(Json(json!({ "msg": "Deleted" })))
+}
+
+/// The push-state key an acknowledgement names: itself when a subscriber has that key (an
+/// acknowledgement URL, or a name nobody shares); for a shared name, the first subscriber of
+/// that name still awaiting an acknowledgement (with that reservation id, when one is given).
+async fn subscriber_key(
+    state: &AppState,
+    project: &str,
+    queue: &str,
+    id: &str,
+    reservation_id: Option<&str>,
+    subscriber: &str,
+) -> String {
+    let Ok(Some(raw)) = state.store.push_state(project, queue, id).await else {
+        return subscriber.to_string();
+    };
+    let Ok(push_state) = serde_json::from_str::<PushState>(&raw) else {
+        return subscriber.to_string();
+    };
+    if push_state.subscribers.contains_key(subscriber) {
+        return subscriber.to_string();
+    }
+    push_state
+        .subscribers
+        .iter()
+        .find(|(key, s)| {
+            s.name_or(key) == subscriber
+                && s.status == Status::Reserved
+                && reservation_id.is_none_or(|rid| rid == s.rid)
+        })
+        .map_or_else(|| subscriber.to_string(), |(key, _)| key.clone())
 }

@@ -302,14 +302,20 @@ impl Courier {
             Ok(response) if response.status().is_success() => Outcome::Delivered {
                 code: response.status().as_u16(),
             },
-            Ok(response) => {
+            Ok(mut response) => {
                 let code = response.status().as_u16();
-                // The other server says why in an IronMQ-style {"msg": ...}.
-                let msg = response
-                    .json::<serde_json::Value>()
-                    .await
+                // The other server says why in an IronMQ-style {"msg": ...}: read a little of
+                // it, and keep a short line (it is stored with every message's push status).
+                let mut body = Vec::new();
+                while body.len() < 16 * 1024 {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                        _ => break,
+                    }
+                }
+                let msg = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
-                    .and_then(|v| v["msg"].as_str().map(str::to_string))
+                    .and_then(|v| v["msg"].as_str().map(|m| m.chars().take(256).collect()))
                     .unwrap_or_else(|| "The other server refused the message".into());
                 Outcome::Failed { code, msg }
             }

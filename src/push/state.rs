@@ -387,7 +387,8 @@ fn fresh(key: &str, s: &Subscriber) -> SubscriberState {
             s.name.clone()
         },
         status: Status::Queued,
-        url: s.url.clone(),
+        // Shown in push status and error-queue reports: without a token it may carry.
+        url: crate::settings::shown_url(&s.url),
         tries: 0,
         code: 0,
         msg: String::new(),
@@ -530,23 +531,35 @@ mod tests {
 
     #[test]
     fn subscribers_sharing_a_name_keep_states_of_their_own() {
-        let mut push = config(&["dup", "dup", "dup#2"], 0);
+        let mut push = config(&["dup", "dup", "solo"], 0);
         push.subscribers[1].url = "http://second.test/".into();
         let keys: Vec<String> = push.keyed().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(
-            keys,
-            ["dup", "dup#3", "dup#2"],
-            "a key no subscriber is named"
+        assert!(
+            keys[0].starts_with("dup#") && keys[1].starts_with("dup#"),
+            "{keys:?}"
         );
+        assert_ne!(keys[0], keys[1]);
+        assert_eq!(keys[2], "solo", "an unshared name is its own key");
+        // Keys follow the subscriber, not its place in the list.
+        let mut reordered = push.clone();
+        reordered.subscribers.swap(0, 1);
+        reordered.subscribers.remove(2);
+        let again: Vec<String> = reordered.keyed().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(again, [keys[1].clone(), keys[0].clone()]);
+        // Two with the same name and URL still get keys of their own.
+        let twins = config(&["t", "t"], 0);
+        let twin_keys: Vec<String> = twins.keyed().into_iter().map(|(k, _)| k).collect();
+        assert_ne!(twin_keys[0], twin_keys[1]);
+
         let mut state = PushState::new(QueueType::Multicast, &push);
         let targets = state.plan(&push, 0, 0);
         assert_eq!(targets.len(), 3);
         assert_eq!(targets[1].1.url, "http://second.test/");
         let next = state.record(
             &[
-                ("dup".into(), Outcome::Delivered { code: 200 }),
-                ("dup#3".into(), failed()),
-                ("dup#2".into(), Outcome::Delivered { code: 200 }),
+                (keys[0].clone(), Outcome::Delivered { code: 200 }),
+                (keys[1].clone(), failed()),
+                ("solo".into(), Outcome::Delivered { code: 200 }),
             ],
             &push,
             0,
@@ -558,8 +571,8 @@ mod tests {
             panic!("{next:?}")
         };
         assert_eq!(names, ["dup"]);
-        assert_eq!(state.subscribers["dup#3"].name_or("dup#3"), "dup");
-        assert_eq!(state.subscribers["dup"].status, Status::Deleted);
+        assert_eq!(state.subscribers[&keys[1]].name_or(&keys[1]), "dup");
+        assert_eq!(state.subscribers[&keys[0]].status, Status::Deleted);
     }
 
     #[test]

@@ -64,6 +64,8 @@ struct Shared {
     process_id: String,
     /// Calls waiting to share a script call, per operation.
     batches: Batches,
+    /// Queues (`project/queue`) this process is moving dead letters of: one move at a time.
+    moving: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -88,6 +90,7 @@ impl Store {
             subscribed,
             process_id: random_id(),
             batches: Batches::default(),
+            moving: Default::default(),
         })))
     }
 

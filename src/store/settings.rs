@@ -23,10 +23,66 @@ impl Store {
         // REST paths check these; resources come from elsewhere and must be reachable too.
         crate::model::check_project(project).map_err(StoreError::Invalid)?;
         crate::model::check_queue_name(name).map_err(StoreError::Invalid)?;
-        self.update_queue(project, name, create, by, |current| {
-            Ok(crate::settings::apply(current, settings, name, by)?)
-        })
-        .await
+        let target = settings
+            .dead_letter
+            .as_ref()
+            .and_then(|d| d.queue_name.clone())
+            .filter(|t| !t.is_empty());
+        if let Some(target) = &target {
+            self.check_dead_letter_chain(project, name, target).await?;
+        }
+        let applied = self
+            .update_queue(project, name, create, by, |current| {
+                Ok(crate::settings::apply(current, settings, name, by)?)
+            })
+            .await?;
+        // The dead-letter queue exists from now on, with default settings when it was missing.
+        if let Some(target) = &target
+            && matches!(
+                self.queue_info(project, target).await,
+                Err(StoreError::QueueNotFound)
+            )
+            && let Err(err) = self
+                .update_queue(project, target, true, ChangedBy::Api, |current| {
+                    Ok(current.cloned().unwrap_or_default())
+                })
+                .await
+        {
+            // The first move creates it then.
+            tracing::warn!(%err, project, target, "cannot create the dead-letter queue yet");
+        }
+        Ok(applied)
+    }
+
+    /// Refuses a dead-letter queue whose own dead-letter queues lead back to `name`: messages
+    /// would go round, and two moves racing on one message could drop it.
+    async fn check_dead_letter_chain(&self, project: &str, name: &str, target: &str) -> Result<()> {
+        let mut chain = vec![name.to_string(), target.to_string()];
+        // A chain longer than this is refused too: nobody needs it, and it bounds the reads.
+        for _ in 0..8 {
+            let next = match self
+                .queue_info(project, chain.last().map_or("", String::as_str))
+                .await
+            {
+                Ok(info) => info.config.dead_letter.map(|d| d.queue),
+                Err(StoreError::QueueNotFound) => None,
+                Err(err) => return Err(err),
+            };
+            let Some(next) = next else {
+                return Ok(());
+            };
+            chain.push(next.clone());
+            if next == name {
+                return Err(StoreError::Invalid(format!(
+                    "dead_letter queues may not form a cycle: {}",
+                    chain.join(" -> ")
+                )));
+            }
+        }
+        Err(StoreError::Invalid(format!(
+            "dead_letter chain is too long: {} -> ...",
+            chain.join(" -> ")
+        )))
     }
 
     /// Changes a queue's settings by a function of the current ones (`None`: no such queue). The

@@ -19,6 +19,15 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', CFG, 'push', ARGV[3])
 end
+-- Messages waiting to move to a dead-letter queue that is no longer set go back to the front,
+-- where the reserve that set them aside found them.
+if (redis.call('HGET', CFG, 'dead_letter_queue') or '') == '' then
+  local waiting = redis.call('LRANGE', DEAD, 0, -1)
+  if #waiting > 0 then
+    redis.call('DEL', DEAD)
+    for i = #waiting, 1, -1 do redis.call('LPUSH', READY, waiting[i]) end
+  end
+end
 redis.call('HINCRBY', CFG, 'rev', 1)
 local reply = queue_info()
 table.insert(reply, 1, created)

@@ -31,6 +31,33 @@ struct Moving {
 }
 
 impl Store {
+    /// Starts moving what waits in `name`'s DEAD list to `target`, in the background (a reserve
+    /// answers without waiting for it), unless this process is moving that queue's already.
+    /// A move that fails leaves the messages in DEAD for the next reserve to trigger again.
+    pub fn start_dead_letter_move(&self, project: &str, name: &str, target: &str) {
+        let queue = format!("{project}/{name}");
+        if !self.lock_moving().insert(queue.clone()) {
+            return;
+        }
+        let (store, project, name, target) = (
+            self.clone(),
+            project.to_string(),
+            name.to_string(),
+            target.to_string(),
+        );
+        tokio::spawn(async move {
+            let moved = store.move_dead_letters(&project, &name, &target).await;
+            store.lock_moving().remove(&queue);
+            if let Err(err) = moved {
+                tracing::warn!(%err, project, name, target, "cannot move messages to the dead-letter queue; the next reserve tries again");
+            }
+        });
+    }
+
+    fn lock_moving(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0.moving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Moves every message waiting in `name`'s DEAD list to `target` in the same project;
     /// how many were moved.
     pub async fn move_dead_letters(&self, project: &str, name: &str, target: &str) -> Result<u64> {

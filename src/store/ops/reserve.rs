@@ -111,12 +111,8 @@ impl Batched for Reserve {
         // Messages past the dead-letter queue's max_reservations (from this call, or left by
         // a move that did not finish) go there now.
         let dead_letter = reply.text()?;
-        if reply.int()? > 0
-            && !dead_letter.is_empty()
-            && let Err(err) = store.move_dead_letters(project, name, &dead_letter).await
-        {
-            // They stay in DEAD, still stored, and the next reserve moves them.
-            tracing::warn!(%err, project, name, dead_letter, "cannot move messages to the dead-letter queue");
+        if reply.int()? > 0 && !dead_letter.is_empty() {
+            store.start_dead_letter_move(project, name, &dead_letter);
         }
         Ok(answers)
     }
