@@ -155,11 +155,24 @@ async fn failures_are_retried_after_retries_delay_until_delivered() {
         ),
         (Some("deleted"), Some(200), Some(3))
     );
-    // The delivered message itself stays readable by id while its status is kept.
+    // The delivered message itself stays readable by id while its status is kept...
     assert_eq!(
         finished_message(client, "flaky", &ids[0]).await,
         (StatusCode::OK, Some("m".to_string()))
     );
+    // ...and the queue's: once it is cleared, neither is shown.
+    let (status, _) = client
+        .delete(&format!("{}/messages", q("flaky")), Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        finished_message(client, "flaky", &ids[0]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) = client
+        .get(&format!("{}/messages/{}/subscribers", q("flaky"), ids[0]))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// `GET /messages/{id}` of a message whose push delivery is over: status and body.

@@ -63,6 +63,13 @@ local function remove_claimed(ids)
   call_many('HDEL', PSTATE, push_fields)
 end
 
+-- What names this queue's messages as they are now, in finished push messages kept readable:
+-- its id (a queue deleted and made again has another) and how often it was cleared.
+local function queue_generation()
+  local cfg = redis.call('HMGET', CFG, 'id', 'cleared')
+  return (cfg[1] or '') .. '/' .. (cfg[2] or '0')
+end
+
 -- The queue's message_expiration (ms), message_timeout (s), type, dead-letter queue ('' when
 -- none) and its max_reservations, or nil when the queue does not exist: one read for all.
 local function load_queue()

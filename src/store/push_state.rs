@@ -23,12 +23,26 @@ impl Store {
         if conn.hexists::<_, _, bool>(keys.body(), id).await? {
             return Ok(None);
         }
-        match conn
-            .hget::<_, _, Option<String>>(keys.delivered(id), "state")
-            .await?
-        {
-            Some(state) => Ok(Some(state)),
-            None => Err(StoreError::MessageNotFound { id: id.to_string() }),
+        // Kept after delivery, by the queue as it is now: not before it was cleared, or by one
+        // of its name deleted since (`queue_generation` in prelude.lua).
+        let (state, kept_by): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(keys.delivered(id))
+            .arg(&["state", "queue"])
+            .query_async(&mut conn)
+            .await?;
+        let (queue_id, cleared): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(keys.cfg())
+            .arg(&["id", "cleared"])
+            .query_async(&mut conn)
+            .await?;
+        let generation = format!(
+            "{}/{}",
+            queue_id.unwrap_or_default(),
+            cleared.as_deref().unwrap_or("0")
+        );
+        match state {
+            Some(state) if kept_by.as_deref() == Some(generation.as_str()) => Ok(Some(state)),
+            _ => Err(StoreError::MessageNotFound { id: id.to_string() }),
         }
     }
 }

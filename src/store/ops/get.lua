@@ -8,6 +8,8 @@ local id = ARGV[1]
 if expired(id, now, expiration) then return { NO_MESSAGE } end
 local body = redis.call('HGET', BODY, id)
 if body then return { OK, body, tonumber(redis.call('HGET', RC, id) or '0') } end
-local kept = redis.call('HMGET', KEYS[QUEUE_KEY_COUNT + 1], 'body', 'reserved_count')
-if kept[1] then return { OK, kept[1], tonumber(kept[2]) } end
+local kept = redis.call('HMGET', KEYS[QUEUE_KEY_COUNT + 1], 'body', 'reserved_count', 'queue')
+if kept[1] and kept[3] == queue_generation() then
+  return { OK, kept[1], tonumber(kept[2]) }
+end
 return { NO_MESSAGE }

@@ -19,6 +19,7 @@ local rounds = (#ARGV - 1) / 7
 local ids = {}
 for k = 1, rounds do ids[k] = ARGV[2 + (k - 1) * 7] end
 local holders = call_many('HMGET', RID, ids)
+local generation = queue_generation()
 local revision = redis.call('HGET', CFG, 'rev')
 local reply, delivered, waiting = { OK }, {}, 0
 -- Claims ended by an earlier round of this batch: a later report on one finds it gone, as it
@@ -44,7 +45,9 @@ for k = 1, rounds do
         local kept = KEYS[QUEUE_KEY_COUNT + k]
         local message = redis.call('HGET', BODY, id)
         local count = redis.call('HGET', RC, id) or '0'
-        redis.call('HSET', kept, 'state', state, 'body', message or '', 'reserved_count', count)
+        -- The queue as it is now: once it is cleared, or deleted and made again, this is not shown.
+        redis.call('HSET', kept, 'state', state, 'body', message or '', 'reserved_count', count,
+          'queue', generation)
         redis.call('EXPIRE', kept, keep)
       end
     elseif action == 'hold' then
