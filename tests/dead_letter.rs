@@ -354,3 +354,42 @@ async fn removing_the_dead_letter_queue_hands_back_messages_on_their_way() {
         (Some(ids[0].as_str()), Some(2))
     );
 }
+
+#[tokio::test]
+async fn a_message_that_expires_on_its_way_is_dropped_not_moved() {
+    let running = start_server().await;
+    let client = &running.client;
+    client
+        .put(
+            &q("short"),
+            json!({"queue": {"message_expiration": 2,
+                   "dead_letter": {"queue_name": "short-dead", "max_reservations": 1}}}),
+        )
+        .await;
+    post_bodies(client, "short", &["m"]).await;
+    reserve_and_release(client, "short").await.unwrap();
+    // The dead-letter queue cannot take it now: it waits on its way, and expires there.
+    let target = QueueKeys::new("p", "short-dead");
+    let mut conn = running.redis.connection();
+    redis::cmd("SET")
+        .arg(target.cfg())
+        .arg("in the way")
+        .exec(&mut conn)
+        .unwrap();
+    assert!(reserve(client, "short", json!({})).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    redis::cmd("DEL").arg(target.cfg()).exec(&mut conn).unwrap();
+    // The next reserve's move drops it, as expiry drops any message: none arrives.
+    assert!(reserve(client, "short", json!({})).await.is_empty());
+    let waiting = || {
+        let mut conn = running.redis.connection();
+        redis::cmd("LLEN")
+            .arg(QueueKeys::new("p", "short").dead_letters())
+            .query::<u64>(&mut conn)
+            .unwrap()
+    };
+    assert!(eventually(Duration::from_secs(5), || async { waiting() == 0 }).await);
+    let (_, info) = client.get(&q("short")).await;
+    assert_eq!(info["queue"]["size"], 0, "{info}");
+    assert_ne!(client.get(&q("short-dead")).await.1["queue"]["size"], 1);
+}
