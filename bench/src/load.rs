@@ -1,7 +1,7 @@
 //! Driving a queue's REST API at a chosen concurrency, one keep-alive connection per worker,
 //! and measuring throughput and request latency (HDR histogram, microseconds).
 
-use crate::procs::Cpu;
+use crate::procs::{Cpu, CpuMeter};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -106,6 +106,31 @@ where
     // Until the last message moved: a run that drains its queue before the deadline is not
     // charged for the time its workers spent finding it empty.
     outcome.elapsed = end.unwrap_or_else(Instant::now).duration_since(started);
+    outcome
+}
+
+/// `run`, with the CPU each message cost the server and Redis (`pids`, where known) over it;
+/// the rate and that cost go to stderr under `label` as the benchmark goes.
+pub async fn measure<S, F, Fut>(
+    label: &str,
+    (server, redis): (Option<u32>, Option<u32>),
+    workers: Vec<S>,
+    duration: Duration,
+    step: F,
+) -> Outcome
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (S, Result<u64, String>)> + Send,
+{
+    let meter = CpuMeter::start(server, redis);
+    let mut outcome = run(workers, duration, step).await;
+    outcome.cpu = meter.per_message(outcome.messages);
+    eprintln!(
+        "  {label}: {:.0} msgs/s, CPU µs/msg {}",
+        outcome.rate(),
+        outcome.cpu.cell()
+    );
     outcome
 }
 

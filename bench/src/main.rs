@@ -504,8 +504,8 @@ async fn scenarios(
         let mut connections = api.connect_many(concurrency).await?;
         api.create(&mut connections[0]).await?;
         let body = load::post_body(batch, args.body_size);
-        let meter = CpuMeter::start(server, Some(redis));
-        let mut outcome = load::run(connections, duration, {
+        let pids = (server, Some(redis));
+        let outcome = load::measure(queue, pids, connections, duration, {
             let api = api.clone();
             move |mut conn| {
                 let (api, body) = (api.clone(), body.clone());
@@ -516,12 +516,6 @@ async fn scenarios(
             }
         })
         .await;
-        outcome.cpu = meter.per_message(outcome.messages);
-        eprintln!(
-            "  {queue}: {:.0} msgs/s, CPU µs/msg server + redis {}",
-            outcome.rate(),
-            outcome.cpu.cell()
-        );
         clear(&api).await;
         outcomes.push(outcome);
     }
@@ -543,8 +537,8 @@ async fn scenarios(
             "  {queue}: {stock} messages stocked in {:.1}s",
             filled.elapsed().as_secs_f64()
         );
-        let meter = CpuMeter::start(server, Some(redis));
-        let mut outcome = load::run(connections, duration, {
+        let pids = (server, Some(redis));
+        let outcome = load::measure(queue, pids, connections, duration, {
             let api = api.clone();
             move |mut conn| {
                 let api = api.clone();
@@ -555,12 +549,6 @@ async fn scenarios(
             }
         })
         .await;
-        outcome.cpu = meter.per_message(outcome.messages);
-        eprintln!(
-            "  {queue}: {:.0} msgs/s, CPU µs/msg server + redis {}",
-            outcome.rate(),
-            outcome.cpu.cell()
-        );
         clear(&api).await;
         outcomes.push(outcome);
     }

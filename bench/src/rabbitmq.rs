@@ -5,7 +5,7 @@
 //! `beam.smp` process.
 
 use crate::load::{self, Outcome};
-use crate::procs::{self, CpuMeter};
+use crate::procs;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -163,8 +163,8 @@ pub async fn scenarios(
         ("publish 100 per confirm", 100, args.batch_concurrency),
     ] {
         let channels = publishers_of(&broker.url, publishers).await?;
-        let meter = CpuMeter::start(Some(broker.beam), None);
-        let mut outcome = load::run(channels, duration, {
+        let label = format!("RabbitMQ {label}");
+        let outcome = load::measure(&label, (Some(broker.beam), None), channels, duration, {
             let body = body.clone();
             move |link: Link| {
                 let body = body.clone();
@@ -177,12 +177,6 @@ pub async fn scenarios(
             }
         })
         .await;
-        outcome.cpu = meter.per_message(outcome.messages);
-        eprintln!(
-            "  RabbitMQ {label}: {:.0} msgs/s, CPU µs/msg {}",
-            outcome.rate(),
-            outcome.cpu.cell()
-        );
         outcomes.push(outcome);
     }
     for (label, prefetch, consumers, stock) in [
@@ -219,18 +213,19 @@ pub async fn scenarios(
                 .map_err(|e| e.to_string())?;
             workers.push((link, consumer));
         }
-        let meter = CpuMeter::start(Some(broker.beam), None);
-        let mut outcome = load::run(workers, duration, move |(link, mut consumer)| async move {
-            let result = consume(&mut consumer, prefetch as usize).await;
-            ((link, consumer), result)
-        })
+        let label = format!("RabbitMQ {label}");
+        let beam = (Some(broker.beam), None);
+        let outcome = load::measure(
+            &label,
+            beam,
+            workers,
+            duration,
+            move |(link, mut consumer)| async move {
+                let result = consume(&mut consumer, prefetch as usize).await;
+                ((link, consumer), result)
+            },
+        )
         .await;
-        outcome.cpu = meter.per_message(outcome.messages);
-        eprintln!(
-            "  RabbitMQ {label}: {:.0} msgs/s, CPU µs/msg {}",
-            outcome.rate(),
-            outcome.cpu.cell()
-        );
         outcomes.push(outcome);
     }
     Ok(outcomes)

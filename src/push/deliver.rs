@@ -220,17 +220,13 @@ impl Courier {
                 headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
             }
         }
-        let mut request = self
+        let request = self
             .http
             .post(url)
             .headers(headers)
             .body(message.body.clone());
-        if push.timeout > 0 {
-            // The queue's own timeout, instead of the server's.
-            request = request.timeout(Duration::from_secs(push.timeout));
-        }
         let started = std::time::Instant::now();
-        let sent = request.send().await;
+        let sent = with_timeout(request, push).send().await;
         let outcome = match sent {
             Ok(response) => {
                 let status = response.status();
@@ -247,14 +243,7 @@ impl Courier {
                     }
                 }
             }
-            Err(err) if err.is_timeout() => Outcome::Failed {
-                code: 0,
-                msg: "No answer within the timeout".into(),
-            },
-            Err(err) => Outcome::Failed {
-                code: 0,
-                msg: error_text(&err),
-            },
+            Err(err) => unanswered(&err),
         };
         let (kind, code) = match &outcome {
             Outcome::Delivered { code } => ("delivered", *code),
@@ -289,16 +278,13 @@ impl Courier {
             copy["push_headers"] = serde_json::json!(message.push_headers);
         }
         let copy = serde_json::json!({ "messages": [copy] });
-        let mut request = self
+        let request = self
             .http
             .post(messages)
             .header(reqwest::header::AUTHORIZATION, format!("OAuth {token}"))
             .header(USER_AGENT, "IronMQ Pusherd")
             .json(&copy);
-        if push.timeout > 0 {
-            request = request.timeout(Duration::from_secs(push.timeout));
-        }
-        match request.send().await {
+        match with_timeout(request, push).send().await {
             Ok(response) if response.status().is_success() => Outcome::Delivered {
                 code: response.status().as_u16(),
             },
@@ -319,14 +305,7 @@ impl Courier {
                     .unwrap_or_else(|| "The other server refused the message".into());
                 Outcome::Failed { code, msg }
             }
-            Err(err) if err.is_timeout() => Outcome::Failed {
-                code: 0,
-                msg: "No answer within the timeout".into(),
-            },
-            Err(err) => Outcome::Failed {
-                code: 0,
-                msg: error_text(&err),
-            },
+            Err(err) => unanswered(&err),
         }
     }
 
@@ -360,6 +339,24 @@ impl Courier {
             },
         }
     }
+}
+
+/// The queue's own answer timeout, when it has one, instead of the server's.
+fn with_timeout(request: reqwest::RequestBuilder, push: &PushConfig) -> reqwest::RequestBuilder {
+    match push.timeout {
+        0 => request,
+        seconds => request.timeout(Duration::from_secs(seconds)),
+    }
+}
+
+/// A delivery that got no answer: too slow, or no connection.
+fn unanswered(err: &reqwest::Error) -> Outcome {
+    let msg = if err.is_timeout() {
+        "No answer within the timeout".into()
+    } else {
+        error_text(err)
+    };
+    Outcome::Failed { code: 0, msg }
 }
 
 /// The error and its causes in one line (reqwest's own text leaves the cause out).

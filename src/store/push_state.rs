@@ -1,5 +1,5 @@
-//! Reading the push state of a message: of its rounds so far, or kept after delivery. Plain
-//! reads, no script: nothing changes.
+//! Reading the push state of a message: of its rounds so far, or kept after delivery. Reads
+//! only: nothing changes.
 
 use crate::store::keys::QueueKeys;
 use crate::store::{Result, Store, StoreError};
@@ -23,26 +23,15 @@ impl Store {
         if conn.hexists::<_, _, bool>(keys.body(), id).await? {
             return Ok(None);
         }
-        // Kept after delivery, by the queue as it is now: not before it was cleared, or by one
-        // of its name deleted since (`queue_generation` in prelude.lua).
-        let (state, kept_by): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(keys.delivered(id))
-            .arg(&["state", "queue"])
-            .query_async(&mut conn)
-            .await?;
-        let (queue_id, cleared): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(keys.cfg())
-            .arg(&["id", "cleared"])
-            .query_async(&mut conn)
-            .await?;
-        let generation = format!(
-            "{}/{}",
-            queue_id.unwrap_or_default(),
-            cleared.as_deref().unwrap_or("0")
-        );
-        match state {
-            Some(state) if kept_by.as_deref() == Some(generation.as_str()) => Ok(Some(state)),
-            _ => Err(StoreError::MessageNotFound { id: id.to_string() }),
+        // Kept after delivery. The get script shows a kept message only for the queue as it is
+        // now (not once cleared, or deleted and made again): its state goes with it.
+        self.get_message(project, name, id).await?;
+        match conn
+            .hget::<_, _, Option<String>>(keys.delivered(id), "state")
+            .await?
+        {
+            Some(state) => Ok(Some(state)),
+            None => Err(StoreError::MessageNotFound { id: id.to_string() }),
         }
     }
 }

@@ -98,6 +98,7 @@ fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) ->
         v.parse::<u64>()
             .map_err(|_| StoreError::BadReply(format!("not a number: {v}")))
     };
+    let (mut dead_letter_queue, mut max_reservations) = (String::new(), 0);
     for (field, value) in fields {
         match field.as_str() {
             "id" => info.id = value,
@@ -118,33 +119,20 @@ fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) ->
                         .map_err(|e| StoreError::BadReply(format!("push settings: {e}")))?,
                 )
             }
-            "dead_letter_queue" if !value.is_empty() => {
-                let max_reservations = info.config.dead_letter.as_ref().map(|d| d.max_reservations);
-                info.config.dead_letter = Some(DeadLetter {
-                    queue: value,
-                    max_reservations: max_reservations.unwrap_or(0),
-                })
-            }
+            "dead_letter_queue" => dead_letter_queue = value,
             "dead_letter_max" => {
-                let n = u32::try_from(number(&value)?)
-                    .map_err(|_| StoreError::BadReply(format!("dead_letter_max {value}")))?;
-                match &mut info.config.dead_letter {
-                    Some(d) => d.max_reservations = n,
-                    // Read before the queue name: kept until the name comes.
-                    None if n > 0 => {
-                        info.config.dead_letter = Some(DeadLetter {
-                            queue: String::new(),
-                            max_reservations: n,
-                        })
-                    }
-                    None => {}
-                }
+                max_reservations = u32::try_from(number(&value)?)
+                    .map_err(|_| StoreError::BadReply(format!("dead_letter_max {value}")))?
             }
             "size" => info.size = number(&value)?,
             "total_messages" => info.total_messages = number(&value)?,
             _ => {}
         }
     }
-    info.config.dead_letter = info.config.dead_letter.filter(|d| !d.queue.is_empty());
+    // '' when the queue has none (apply.rs writes both fields).
+    info.config.dead_letter = (!dead_letter_queue.is_empty()).then_some(DeadLetter {
+        queue: dead_letter_queue,
+        max_reservations,
+    });
     Ok(info)
 }
