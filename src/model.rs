@@ -264,6 +264,65 @@ pub struct DeadLetterPatch {
     pub max_reservations: Option<u64>,
 }
 
+/// Most alerts a queue may have.
+pub const MAX_ALERTS: usize = 5;
+
+/// When an alert fires: once as the size crosses its trigger (`Fixed`), or at every multiple
+/// of it (`Progressive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertType {
+    Fixed,
+    Progressive,
+}
+
+/// Whether an alert watches the size grow (`Asc`) or shrink (`Desc`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertDirection {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// A pull queue's alert: when the queue's size crosses `trigger` (see `AlertType`) in its
+/// direction, a message describing it is posted to `queue`; then it stays quiet for `snooze`
+/// seconds. Stored as this JSON, which the scripts read (`prelude.lua`, `check_alerts`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Alert {
+    /// Set by the server when the alert is added.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub alert_type: AlertType,
+    pub direction: AlertDirection,
+    pub trigger: u64,
+    pub queue: String,
+    pub snooze: u64,
+}
+
+impl Alert {
+    /// Two alerts of one queue may not fire on the same crossing.
+    pub fn same_crossing(&self, other: &Alert) -> bool {
+        (self.alert_type, self.direction, self.trigger)
+            == (other.alert_type, other.direction, other.trigger)
+    }
+
+    /// The same alert but for its id.
+    pub fn same_as(&self, other: &Alert) -> bool {
+        self.same_crossing(other) && (&self.queue, self.snooze) == (&other.queue, other.snooze)
+    }
+}
+
+/// A change to a queue's alerts. Added and replacing alerts come without ids; a replacing
+/// alert identical to a current one keeps that one's id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertsChange {
+    Add(Vec<Alert>),
+    Replace(Vec<Alert>),
+    /// By id.
+    Remove(Vec<String>),
+}
+
 /// Settings of a queue as a patch: `None` leaves a setting as it is (or at its default on creation).
 /// The REST API, the controller and standalone mode all express changes this way.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -275,6 +334,7 @@ pub struct QueueSettings {
     pub max_message_size: Option<u64>,
     pub push: Option<PushPatch>,
     pub dead_letter: Option<DeadLetterPatch>,
+    pub alerts: Option<AlertsChange>,
 }
 
 /// The settings a queue stands with, as stored.
@@ -289,6 +349,8 @@ pub struct QueueConfig {
     pub push: Option<PushConfig>,
     /// Pull queues only.
     pub dead_letter: Option<DeadLetter>,
+    /// Pull queues only.
+    pub alerts: Vec<Alert>,
     /// The resource that declares this queue (`Queue namespace/name`), if any. Only that
     /// resource changes the settings of a managed queue; messages flow as usual.
     pub managed_by: Option<String>,
@@ -312,6 +374,7 @@ impl Default for QueueConfig {
             max_message_size: 0,
             push: None,
             dead_letter: None,
+            alerts: Vec::new(),
             managed_by: None,
             rest_configured: false,
             released_by: None,

@@ -2,10 +2,10 @@
 //! subscribers) must keep. Plain functions, shared by the store, the REST API and the controller.
 
 use crate::model::{
-    ChangedBy, DEFAULT_MAX_RESERVATIONS, DeadLetter, DeadLetterPatch, MAX_MAX_RESERVATIONS,
-    MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT, MAX_PUSH_TIMEOUT, MAX_QUEUE_MESSAGE_SIZE,
-    MAX_RETRIES, MAX_RETRIES_DELAY, MIN_MESSAGE_TIMEOUT, MIN_RETRIES_DELAY, PushConfig,
-    QueueConfig, QueueSettings, QueueType, Subscriber,
+    Alert, AlertType, AlertsChange, ChangedBy, DEFAULT_MAX_RESERVATIONS, DeadLetter,
+    DeadLetterPatch, MAX_ALERTS, MAX_MAX_RESERVATIONS, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT,
+    MAX_PUSH_TIMEOUT, MAX_QUEUE_MESSAGE_SIZE, MAX_RETRIES, MAX_RETRIES_DELAY, MIN_MESSAGE_TIMEOUT,
+    MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings, QueueType, Subscriber,
 };
 
 /// Headers that frame the HTTP request itself; set by anyone else they would break delivery.
@@ -250,6 +250,12 @@ pub fn apply(
     if let Some(d) = &change.dead_letter {
         next.dead_letter = dead_letter(next.dead_letter.take(), d, queue)?;
     }
+    if let Some(a) = &change.alerts {
+        next.alerts = alerts(std::mem::take(&mut next.alerts), a, queue)?;
+    }
+    if next.queue_type.is_push() && !next.alerts.is_empty() {
+        return invalid("Push queues do not support alerts (remove the alerts first)");
+    }
     if next.queue_type.is_push() && next.dead_letter.is_some() {
         return invalid(
             "dead_letter is for pull queues: push queues have an error_queue (remove the dead_letter first)",
@@ -345,6 +351,64 @@ fn dead_letter(
         queue: name,
         max_reservations,
     }))
+}
+
+/// The alerts after `change`. An added alert identical to a current one (but for its id) is
+/// already there, so repeating a request changes nothing; a replacing one keeps its id.
+fn alerts(current: Vec<Alert>, change: &AlertsChange, queue: &str) -> Result<Vec<Alert>, Invalid> {
+    let (mut next, new) = match change {
+        AlertsChange::Remove(ids) => {
+            let next = current
+                .into_iter()
+                .filter(|a| !ids.contains(&a.id))
+                .collect();
+            return Ok(next);
+        }
+        AlertsChange::Add(added) => (current.clone(), added),
+        AlertsChange::Replace(replacing) => (Vec::new(), replacing),
+    };
+    for (i, alert) in new.iter().enumerate() {
+        if new[..i].iter().any(|other| other.same_crossing(alert)) {
+            return invalid(format!(
+                "alerts[{i}] repeats another alert's type, direction and trigger"
+            ));
+        }
+        if alert.trigger == 0 {
+            return invalid(format!("alerts[{i}] needs a trigger of 1 or more"));
+        }
+        crate::model::check_queue_name(&alert.queue)
+            .map_err(|e| Invalid(format!("Invalid alerts[{i}] queue: {e}")))?;
+        if alert.alert_type == AlertType::Progressive && alert.queue == queue {
+            return invalid(format!(
+                "alerts[{i}]: a progressive alert may not post to its own queue"
+            ));
+        }
+        if next.iter().any(|a| a.same_as(alert)) {
+            continue;
+        }
+        if next.iter().any(|a| a.same_crossing(alert)) {
+            return invalid(format!(
+                "alerts[{i}]: the queue has an alert of this type, direction and trigger already"
+            ));
+        }
+        let id = current
+            .iter()
+            .find(|a| a.same_as(alert))
+            .map_or_else(new_alert_id, |a| a.id.clone());
+        next.push(Alert {
+            id,
+            ..alert.clone()
+        });
+    }
+    if next.len() > MAX_ALERTS {
+        return invalid(format!("A queue may have at most {MAX_ALERTS} alerts"));
+    }
+    Ok(next)
+}
+
+/// 24 hex digits, like a queue's id.
+fn new_alert_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..24].to_string()
 }
 
 /// The push settings of a push queue, unchanged when `change` is `None`.

@@ -38,6 +38,22 @@ async fn standalone_serves_the_example_queues_and_the_push_example_delivers() {
         orders["queue"]["dead_letter"],
         json!({"queue_name": "orders-dead", "max_reservations": 5})
     );
+    let alert = &orders["queue"]["alerts"][0];
+    assert_eq!(
+        (
+            &alert["type"],
+            &alert["trigger"],
+            &alert["queue"],
+            &alert["snooze"]
+        ),
+        (
+            &json!("fixed"),
+            &json!(1000),
+            &json!("orders-alerts"),
+            &json!(300)
+        ),
+        "{orders}"
+    );
     let (status, events) = client.get(&path("events")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(events["queue"]["type"], "multicast");

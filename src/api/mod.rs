@@ -1,6 +1,7 @@
 //! The IronMQ v3 REST API: routes under `/3/projects/{project}`, token checks, tolerant input,
 //! and `{"msg": ...}` errors. Handlers parse, call the store, and shape the answer.
 
+mod alerts;
 mod auth;
 mod error;
 mod extract;
@@ -82,6 +83,16 @@ pub fn router(state: AppState) -> Router {
             post(subscribers::add)
                 .put(subscribers::replace)
                 .delete(subscribers::remove),
+        )
+        .route(
+            &format!("{QUEUE}/alerts"),
+            post(alerts::add)
+                .put(alerts::replace)
+                .delete(alerts::remove),
+        )
+        .route(
+            &format!("{QUEUE}/alerts/{{id}}"),
+            axum::routing::delete(alerts::delete),
         )
         .route(
             &format!("{QUEUE}/messages/{{id}}/subscribers"),

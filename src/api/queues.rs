@@ -1,10 +1,12 @@
 //! Queue routes: list, create, read, update, delete.
 
+use super::alerts::{AlertInput, alerts_of};
 use super::extract::{JsonBody, ProjectPath, QueuePath, check_queue_name};
 use super::input::{opt_string, opt_u64, query_u64};
 use super::{ApiError, AppState};
 use crate::model::{
-    ChangedBy, DeadLetterPatch, PushPatch, QueueInfo, QueueSettings, QueueType, Subscriber,
+    AlertsChange, ChangedBy, DeadLetterPatch, PushPatch, QueueInfo, QueueSettings, QueueType,
+    Subscriber,
 };
 use crate::settings::push_of;
 use axum::Json;
@@ -185,11 +187,16 @@ impl SettingsInput {
                 queue_name: d.queue_name,
                 max_reservations: d.max_reservations,
             });
-        if !is_blank(&self.alerts) {
-            return Err(ApiError::bad_request(
-                "Queue alerts are not supported by this server",
-            ));
-        }
+        // Alerts given with the settings are added, as IronMQ clients expect.
+        let alerts = match self.alerts {
+            blank if is_blank(&blank) => None,
+            Some(list @ Value::Array(_)) => {
+                let input: Vec<AlertInput> = serde_json::from_value(list)
+                    .map_err(|e| ApiError::bad_request(format!("Invalid alerts: {e}")))?;
+                Some(AlertsChange::Add(alerts_of(input)?))
+            }
+            _ => return Err(ApiError::bad_request("alerts must be a list")),
+        };
         Ok(QueueSettings {
             queue_type,
             message_timeout: self.message_timeout,
@@ -197,6 +204,7 @@ impl SettingsInput {
             max_message_size: self.max_message_size,
             push,
             dead_letter,
+            alerts,
         })
     }
 }
@@ -235,6 +243,9 @@ pub fn queue_json(info: &QueueInfo) -> Value {
             "queue_name": dead_letter.queue,
             "max_reservations": dead_letter.max_reservations,
         });
+    }
+    if !info.config.alerts.is_empty() {
+        queue["alerts"] = json!(info.config.alerts);
     }
     if let Some(resource) = &info.config.managed_by {
         queue["managed_by"] = json!(resource);

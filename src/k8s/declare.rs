@@ -6,12 +6,13 @@
 //! it, in name order (the order unicast delivery tries them in).
 
 use super::resources::{
-    Backoff, DeletionPolicy, Queue, QueueKind, QueueStatus, Subscription, SubscriptionStatus,
+    AlertDirectionSpec, AlertKind, AlertSpec, Backoff, DeletionPolicy, Queue, QueueKind,
+    QueueStatus, Subscription, SubscriptionStatus,
 };
 use crate::model::{
-    self, ChangedBy, DEFAULT_MAX_RESERVATIONS, DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT,
-    DEFAULT_RETRIES, DEFAULT_RETRIES_DELAY, DeadLetterPatch, PushPatch, QueueInfo, QueueSettings,
-    QueueType,
+    self, Alert, AlertDirection, AlertType, AlertsChange, ChangedBy, DEFAULT_MAX_RESERVATIONS,
+    DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_RETRIES, DEFAULT_RETRIES_DELAY,
+    DeadLetterPatch, PushPatch, QueueInfo, QueueSettings, QueueType,
 };
 use crate::settings::check_subscribers;
 use crate::store::{AnswerCounts, Store, StoreError};
@@ -95,6 +96,27 @@ pub fn settings_of(queue: &Queue, subscriptions: &[&Subscription]) -> QueueSetti
                 max_reservations: None,
             },
         }),
+        alerts: Some(AlertsChange::Replace(
+            spec.alerts.iter().map(alert_of).collect(),
+        )),
+    }
+}
+
+/// A declared alert, to be given its id by the store (a current one like it keeps its own).
+fn alert_of(spec: &AlertSpec) -> Alert {
+    Alert {
+        id: String::new(),
+        alert_type: match spec.alert_type {
+            AlertKind::Fixed => AlertType::Fixed,
+            AlertKind::Progressive => AlertType::Progressive,
+        },
+        direction: match spec.direction {
+            AlertDirectionSpec::Asc => AlertDirection::Asc,
+            AlertDirectionSpec::Desc => AlertDirection::Desc,
+        },
+        trigger: spec.trigger,
+        queue: spec.queue.clone(),
+        snooze: spec.snooze.unwrap_or(0),
     }
 }
 

@@ -36,12 +36,20 @@ use std::collections::BTreeMap;
     validation = Rule::new(
         "!has(self.spec.deadLetter) || self.spec.deadLetter.queueName != self.metadata.name"
     ).message("spec.deadLetter.queueName may not name the queue itself"),
+    validation = Rule::new(
+        "!has(self.spec.alerts) || self.spec.alerts.all(a, a.type != 'progressive' || a.queue != self.metadata.name)"
+    ).message("a progressive alert may not post to its own queue"),
 )]
 #[x_kube(
     validation = Rule::new("!has(self.push) || (has(self.type) && self.type != 'pull')")
         .message("push settings need type unicast or multicast"),
     validation = Rule::new("!has(self.deadLetter) || !has(self.type) || self.type == 'pull'")
         .message("deadLetter is for pull queues: push queues have push.errorQueue"),
+    validation = Rule::new("!has(self.alerts) || size(self.alerts) == 0 || !has(self.type) || self.type == 'pull'")
+        .message("alerts are for pull queues"),
+    validation = Rule::new(
+        "!has(self.alerts) || self.alerts.all(a, self.alerts.exists_one(b, b.type == a.type && b.direction == a.direction && b.trigger == a.trigger))"
+    ).message("two alerts may not share type, direction and trigger"),
     validation = Rule::new(
         "has(self.project) == has(oldSelf.project) && (!has(self.project) || self.project == oldSelf.project)"
     ).message("spec.project cannot change: delete the Queue and create it again"),
@@ -76,6 +84,11 @@ pub struct QueueSpec {
     /// instead of being handed out again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<DeadLetterSpec>,
+    /// Pull queues: messages posted to another queue when this one's size crosses a trigger
+    /// (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub alerts: Vec<AlertSpec>,
     /// What deleting this resource does to the stored queue: `Retain` (default) keeps it and
     /// its messages as an ordinary queue; `Delete` removes both.
     #[serde(default)]
@@ -109,6 +122,42 @@ pub struct DeadLetterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub max_reservations: Option<u32>,
+}
+
+/// A queue alert: when the queue's size crosses `trigger` in `direction`, a message describing
+/// it is posted to `queue`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertSpec {
+    /// `fixed` fires when the size crosses the trigger; `progressive` at every multiple of it.
+    #[serde(rename = "type")]
+    pub alert_type: AlertKind,
+    /// `asc` (default) watches the size grow, `desc` shrink.
+    #[serde(default)]
+    pub direction: AlertDirectionSpec,
+    #[schemars(range(min = 1))]
+    pub trigger: u64,
+    /// The queue (same project) the alert's message is posted to; created when missing.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[^/\x00-\x1f\x7f]+$"))]
+    pub queue: String,
+    /// Seconds the alert stays quiet after it fired (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snooze: Option<u64>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    Fixed,
+    Progressive,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertDirectionSpec {
+    #[default]
+    Asc,
+    Desc,
 }
 
 /// Delivery settings of a push queue.

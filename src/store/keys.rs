@@ -89,6 +89,9 @@ queue_keys! {
     /// Hash: message id -> ms it arrived, for messages moved in from another queue (a
     /// dead-letter move): their expiration starts then, not at the time their id tells.
     ARRIVED arrived "arrived" Messages,
+    /// List: messages of fired alerts waiting to be posted to their target queues, as JSON
+    /// (see `check_alerts` in prelude.lua and `ops/alerts.rs`). Clearing the queue keeps them.
+    ALERTS alerts_fired "alerts" Settings,
 }
 
 /// The keys of one queue, in the order the Lua scripts expect them.

@@ -64,8 +64,9 @@ struct Shared {
     process_id: String,
     /// Calls waiting to share a script call, per operation.
     batches: Batches,
-    /// Queues (`project/queue`) this process is moving dead letters of: one move at a time.
-    moving: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Work this process runs in the background (moving a queue's dead letters, sending its
+    /// alert messages), by name: one of each at a time.
+    background: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -90,7 +91,7 @@ impl Store {
             subscribed,
             process_id: random_id(),
             batches: Batches::default(),
-            moving: Default::default(),
+            background: Default::default(),
         })))
     }
 
@@ -116,6 +117,28 @@ impl Store {
             }
         }
         false
+    }
+
+    /// Runs `work` in the background unless this process runs the work named `what` already.
+    /// Work that fails is left for the next call that needs it to start again.
+    fn in_background<F>(&self, what: String, work: F)
+    where
+        F: std::future::Future<Output = Result<u64>> + Send + 'static,
+    {
+        fn lock(store: &Store) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+            store.0.background.lock().unwrap_or_else(|e| e.into_inner())
+        }
+        if !lock(self).insert(what.clone()) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let done = work.await;
+            lock(&store).remove(&what);
+            if let Err(err) = done {
+                tracing::warn!(%err, "{what} failed; the next change of the queue tries again");
+            }
+        });
     }
 
     /// A connection for one call (a cheap clone of the shared, multiplexed one).

@@ -71,12 +71,66 @@ local function queue_generation()
 end
 
 -- The queue's message_expiration (ms), message_timeout (s), type, dead-letter queue ('' when
--- none) and its max_reservations, or nil when the queue does not exist: one read for all.
+-- none), its max_reservations, and its alerts (JSON, nil when none), or nil when the queue does
+-- not exist: one read for all.
 local function load_queue()
   local cfg = redis.call('HMGET', CFG, 'message_expiration', 'message_timeout', 'type',
-    'dead_letter_queue', 'dead_letter_max')
+    'dead_letter_queue', 'dead_letter_max', 'alerts')
   if not cfg[1] then return nil end
-  return tonumber(cfg[1]) * 1000, tonumber(cfg[2]), cfg[3], cfg[4] or '', tonumber(cfg[5] or '0')
+  return tonumber(cfg[1]) * 1000, tonumber(cfg[2]), cfg[3], cfg[4] or '', tonumber(cfg[5] or '0'),
+    cfg[6]
+end
+
+-- Did the size's move from `before` to `after` cross the alert's trigger in its direction?
+-- Fixed: the trigger itself; progressive: any multiple of it.
+local function crossed(alert, before, after)
+  local t = alert.trigger
+  if alert.direction == 'desc' then
+    if after >= before then return false end
+    -- The highest level below `before`, which the size must have reached.
+    local level = alert.type == 'progressive' and math.floor((before - 1) / t) * t or t
+    return level >= 1 and level < before and after <= level
+  end
+  if after <= before then return false end
+  if alert.type == 'progressive' then return math.floor(after / t) > math.floor(before / t) end
+  return before < t and after >= t
+end
+
+-- Fires the alerts (`alerts`, the queue's JSON, nil when it has none) the queue's size crossed
+-- since the last check (CFG 'alert_size'), whatever changed it meanwhile: each one not
+-- snoozed puts a message for its target queue in ALERTS, with an id of its own, and snoozes.
+-- The caller's process sends them (ops/alerts.rs). Returns how many wait in ALERTS: 0, and no
+-- call, for a queue without alerts, so the check costs the hot path nothing.
+local function check_alerts(alerts, now)
+  if not alerts then return 0 end
+  local size = redis.call('HLEN', BODY)
+  local cfg = redis.call('HMGET', CFG, 'alert_size', 'alerts_quiet', 'alert_number')
+  local before = tonumber(cfg[1] or size)
+  if before ~= size then
+    redis.call('HSET', CFG, 'alert_size', size)
+    local quiet = cjson.decode(cfg[2] or '{}')
+    local still_quiet, fired = {}, false
+    for _, alert in ipairs(cjson.decode(alerts)) do
+      local quiet_until = quiet[alert.id]
+      if quiet_until and quiet_until > now then
+        still_quiet[alert.id] = quiet_until
+      elseif crossed(alert, before, size) then
+        fired = true
+        if alert.snooze > 0 then still_quiet[alert.id] = now + alert.snooze * 1000 end
+        -- Ids like a post's (see post.lua), numbered by the alerts' own sequence and number.
+        local seq = redis.call('HINCRBY', CFG, 'alert_seq', 1)
+        local id = string.format('%d%06d%s', now, seq % 1000000, cfg[3])
+        redis.call('RPUSH', ALERTS, cjson.encode({ id = id, queue = alert.queue, alert = alert.id,
+          type = alert.type, direction = alert.direction, trigger = alert.trigger,
+          size = size, at = now }))
+      end
+    end
+    if fired or cfg[2] then
+      -- cjson writes an empty table as '{}'.
+      redis.call('HSET', CFG, 'alerts_quiet', cjson.encode(still_quiet))
+    end
+  end
+  return redis.call('LLEN', ALERTS)
 end
 
 -- A message expires message_expiration after it was posted. Its id begins with its post time

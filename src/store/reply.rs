@@ -120,6 +120,10 @@ fn parse_queue_info(project: &str, name: &str, fields: Vec<(String, String)>) ->
                 )
             }
             "dead_letter_queue" => dead_letter_queue = value,
+            "alerts" => {
+                info.config.alerts = serde_json::from_str(&value)
+                    .map_err(|e| StoreError::BadReply(format!("alerts: {e}")))?
+            }
             "dead_letter_max" => {
                 max_reservations = u32::try_from(number(&value)?)
                     .map_err(|_| StoreError::BadReply(format!("dead_letter_max {value}")))?

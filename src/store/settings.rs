@@ -4,8 +4,22 @@
 
 use super::keys::DECLARED_QUEUES;
 use super::{Result, Store, StoreError};
-use crate::model::{ChangedBy, QueueConfig, QueueInfo, QueueSettings};
+use crate::model::{
+    Alert, AlertType, AlertsChange, ChangedBy, QueueConfig, QueueInfo, QueueSettings,
+};
 use redis::AsyncCommands;
+
+/// Most queues a chain of dead-letter queues or progressive alerts may link.
+const MAX_LINKED_QUEUES: usize = 16;
+
+/// Where progressive alerts post.
+fn progressive_targets(alerts: &[Alert]) -> Vec<String> {
+    alerts
+        .iter()
+        .filter(|a| a.alert_type == AlertType::Progressive)
+        .map(|a| a.queue.clone())
+        .collect()
+}
 
 impl Store {
     /// Creates a queue or changes its settings: the one path from settings to the store, taken by
@@ -29,7 +43,24 @@ impl Store {
             .and_then(|d| d.queue_name.clone())
             .filter(|t| !t.is_empty());
         if let Some(target) = &target {
-            self.check_dead_letter_chain(project, name, target).await?;
+            self.check_no_cycle(
+                project,
+                name,
+                vec![target.clone()],
+                "dead_letter queues",
+                |c| c.dead_letter.iter().map(|d| d.queue.clone()).collect(),
+            )
+            .await?;
+        }
+        if let Some(AlertsChange::Add(alerts) | AlertsChange::Replace(alerts)) = &settings.alerts {
+            self.check_no_cycle(
+                project,
+                name,
+                progressive_targets(alerts),
+                "progressive alerts",
+                |c| progressive_targets(&c.alerts),
+            )
+            .await?;
         }
         let applied = self
             .update_queue(project, name, create, by, |current| {
@@ -54,35 +85,56 @@ impl Store {
         Ok(applied)
     }
 
-    /// Refuses a dead-letter queue whose own dead-letter queues lead back to `name`: messages
-    /// would go round, and two moves racing on one message could drop it.
-    async fn check_dead_letter_chain(&self, project: &str, name: &str, target: &str) -> Result<()> {
-        let mut chain = vec![name.to_string(), target.to_string()];
-        // A chain longer than this is refused too: nobody needs it, and it bounds the reads.
-        for _ in 0..8 {
-            let next = match self
-                .queue_info(project, chain.last().map_or("", String::as_str))
-                .await
-            {
-                Ok(info) => info.config.dead_letter.map(|d| d.queue),
-                Err(StoreError::QueueNotFound) => None,
-                Err(err) => return Err(err),
-            };
-            let Some(next) = next else {
-                return Ok(());
-            };
-            chain.push(next.clone());
-            if next == name {
+    /// Refuses a change that links `name` to the queues `first` when links of the same kind
+    /// (`follow`: its dead-letter queue, the targets of its progressive alerts) lead from them
+    /// back to `name`: dead letters would go round, and two moves racing on one message could
+    /// drop it; progressive alerts would post to each other without end.
+    async fn check_no_cycle(
+        &self,
+        project: &str,
+        name: &str,
+        first: Vec<String>,
+        what: &str,
+        follow: impl Fn(&QueueConfig) -> Vec<String>,
+    ) -> Result<()> {
+        // Paths from `name`, walked depth first; each queue is looked at once. A link to `name`
+        // itself is for the settings' own rules to refuse, with their own message.
+        let mut paths: Vec<Vec<String>> = first
+            .into_iter()
+            .filter(|q| q != name)
+            .map(|q| vec![name.to_string(), q])
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(path) = paths.pop() {
+            let last = path.last().map_or("", String::as_str);
+            if last == name {
                 return Err(StoreError::Invalid(format!(
-                    "dead_letter queues may not form a cycle: {}",
-                    chain.join(" -> ")
+                    "{what} may not form a cycle: {}",
+                    path.join(" -> ")
                 )));
             }
+            if !seen.insert(last.to_string()) {
+                continue;
+            }
+            // Bounds the reads: nobody needs more.
+            if seen.len() > MAX_LINKED_QUEUES {
+                return Err(StoreError::Invalid(format!(
+                    "{what} link too many queues: {} -> ...",
+                    path.join(" -> ")
+                )));
+            }
+            let next = match self.queue_info(project, last).await {
+                Ok(info) => follow(&info.config),
+                Err(StoreError::QueueNotFound) => Vec::new(),
+                Err(err) => return Err(err),
+            };
+            for queue in next {
+                let mut longer = path.clone();
+                longer.push(queue);
+                paths.push(longer);
+            }
         }
-        Err(StoreError::Invalid(format!(
-            "dead_letter chain is too long: {} -> ...",
-            chain.join(" -> ")
-        )))
+        Ok(())
     }
 
     /// Changes a queue's settings by a function of the current ones (`None`: no such queue). The

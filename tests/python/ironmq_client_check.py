@@ -19,6 +19,7 @@ Environment:
 Needs `pip install iron-mq iron-core`. Prints unittest's summary; exits non-zero on any failure.
 """
 
+import json
 import os
 import sys
 import time
@@ -314,6 +315,37 @@ class IronMQPythonClient(unittest.TestCase):
         # Bad settings are refused with 400 and a msg.
         msg = self.assertHTTPError(400, self.mq.update_queue, name, {"dead_letter": {"queue_name": dead, "max_reservations": 0}})
         self.assertIn("max_reservations", msg)
+
+    def test_an_alert_posts_to_its_queue_when_the_size_crosses_its_trigger(self):
+        name, target = self.new_queue_name(), self.new_queue_name("-alerts")
+        self.mq.create_queue(name)
+        alert = {"type": "fixed", "direction": "asc", "trigger": 2, "queue": target}
+        updated = self.mq.update_queue(name, {"alerts": [alert]})
+        [listed] = updated["alerts"]
+        self.assertEqual(dict(alert, snooze=0, id=listed["id"]), listed)
+        q = self.mq.queue(name)
+        self.assertEqual([listed], q.info()["alerts"])
+
+        self.post_bodies(q, "one")
+        self.post_bodies(q, "two", "three")
+        deadline = time.time() + 5
+        got = []
+        while not got and time.time() < deadline:
+            got = self.reserve(self.mq.queue(target))
+            if not got:
+                time.sleep(0.05)
+        [message] = got
+        body = json.loads(message["body"])
+        self.assertEqual((name, 3, listed["id"], "fixed", "asc", 2),
+                         (body["source_queue"], body["queue_size"], body["alert_id"],
+                          body["alert_type"], body["alert_direction"], body["alert_trigger"]))
+
+        # Removed by id; bad alerts are refused with 400 and a msg.
+        removed = self.mq.client.delete("queues/%s/alerts/%s" % (name, listed["id"]))
+        self.assertEqual("Deleted", removed["body"]["msg"])
+        self.assertNotIn("alerts", q.info())
+        msg = self.assertHTTPError(400, self.mq.update_queue, name, {"alerts": [dict(alert, type="sliding")]})
+        self.assertIn("fixed or progressive", msg)
 
     def test_delete_with_reservation_id_removes_the_message(self):
         q = self.mq.queue(self.new_queue_name())

@@ -1,12 +1,16 @@
 //! Writing a queue's settings if nobody changed them since they were read (`apply.lua`).
 
 use crate::model::{QueueConfig, QueueInfo};
-use crate::store::keys::QueueKeys;
+use crate::store::keys::{QUEUE_NUMBERS, QueueKeys};
 use crate::store::script::OpScript;
 use crate::store::status::Status;
 use crate::store::{Result, Store, StoreError, random_id};
+use redis::AsyncCommands;
 
 static SCRIPT: OpScript = OpScript::new("apply.lua", include_str!("apply.lua"));
+
+/// Where the alerts' number goes among the script's arguments.
+const NUMBER_ARG: usize = 4;
 
 impl Store {
     /// Writes `next` as the settings of the queue, creating it when `revision` is empty, if
@@ -26,6 +30,11 @@ impl Store {
                 serde_json::to_string(push).map_err(|e| StoreError::BadReply(e.to_string()))?
             }
             None => String::new(),
+        };
+        let alerts = if next.alerts.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&next.alerts).map_err(|e| StoreError::BadReply(e.to_string()))?
         };
         let fields = [
             ("type", next.queue_type.as_str().to_string()),
@@ -53,13 +62,29 @@ impl Store {
                     .to_string(),
             ),
         ];
-        let mut args: Vec<&[u8]> = vec![queue_id.as_bytes(), revision.as_bytes(), push.as_bytes()];
+        let number: String;
+        let mut args: Vec<&[u8]> = vec![
+            queue_id.as_bytes(),
+            revision.as_bytes(),
+            push.as_bytes(),
+            alerts.as_bytes(),
+            b"",
+        ];
         for (field, value) in &fields {
             args.push(field.as_bytes());
             args.push(value.as_bytes());
         }
         let mut reply = self.run(&SCRIPT, &keys, &args).await?;
-        match reply.status()? {
+        let mut status = reply.status()?;
+        // The queue's first alerts: number their messages, once, and write again.
+        if status == Status::NeedsNumber {
+            let next: u64 = self.connection().incr(QUEUE_NUMBERS, 1).await?;
+            number = next.to_string();
+            args[NUMBER_ARG] = number.as_bytes();
+            reply = self.run(&SCRIPT, &keys, &args).await?;
+            status = reply.status()?;
+        }
+        match status {
             Status::Conflict => Ok(None),
             other => {
                 other.check("")?;

@@ -11,6 +11,8 @@ impl Store {
     pub async fn clear(&self, project: &str, name: &str) -> Result<()> {
         let keys = QueueKeys::new(project, name);
         let mut reply = self.run(&SCRIPT, &keys, &[]).await?;
-        reply.status()?.check("")
+        reply.status()?.check("")?;
+        self.alerts_fired(project, name, reply.count()?);
+        Ok(())
     }
 }

@@ -55,6 +55,7 @@ impl Batched for Delete {
             .collect();
         let mut reply = store.run(&SCRIPT, &keys, &args).await?;
         reply.status()?.check("")?;
+        store.alerts_fired(project, name, reply.count()?);
         deletes
             .iter()
             .map(|(id, _)| Ok(reply.status()?.check(id)))

@@ -1,8 +1,9 @@
 -- delete_batch: removes several messages, all or none: every entry is checked before any is
 -- removed. ARGV: message id and reservation id ('' when none), per message.
--- Returns {status, index of the first entry that failed (1-based, 0 when OK)}. O(m log n).
+-- Returns {status, index of the first entry that failed (1-based, 0 when OK), alert messages
+-- waiting}. O(m log n).
 local now = now_ms()
-local expiration = load_queue()
+local expiration, _, _, _, _, alerts = load_queue()
 if not expiration then return { NO_QUEUE, 0 } end
 local ids, rids = {}, {}
 for i = 1, #ARGV, 2 do
@@ -28,4 +29,4 @@ end
 remove_stored(ids)
 call_many('ZREM', RESERVED, ids)
 call_many('ZREM', DELAYED, others)
-return { OK, 0 }
+return { OK, 0, check_alerts(alerts, now) }

@@ -31,6 +31,7 @@ impl Store {
             .and_then(|i| refs.get(i))
             .map(|r| r.id.as_str());
         status.check(id.unwrap_or(""))?;
+        self.alerts_fired(project, name, reply.count()?);
         METRICS.count("deleted", refs.len() as u64);
         Ok(())
     }

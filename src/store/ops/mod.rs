@@ -12,8 +12,11 @@
 //! | `info` | `queue_info` |
 //! | `apply` | `write_settings` (called by `settings.rs`: `apply_queue`, `update_queue`) |
 //! | `push_claim`, `push_report`, `push_ack` | `claim_push`, `report_push`, `ack_push` |
-//! | `dead_letter` (`_take`, `_put`, `_done`) | `move_dead_letters` (called by `reserve`) |
+//! | `dead_letter` (`_take`, `_done`) | `move_dead_letters` (called by `reserve`) |
+//! | `put` | stores messages moved in with their ids (dead letters, alert messages) |
+//! | `alerts` (no script: `check_alerts` in `prelude.lua`) | `send_alerts` (called by every op that changes a queue's size) |
 
+pub mod alerts;
 pub mod apply;
 pub mod clear;
 pub mod dead_letter;
@@ -27,6 +30,7 @@ pub mod post;
 pub mod push_ack;
 pub mod push_claim;
 pub mod push_report;
+pub mod put;
 pub mod release;
 pub mod reserve;
 pub mod touch;

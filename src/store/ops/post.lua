@@ -7,14 +7,14 @@
 -- number of messages of each, then three values per message: body, delay (s), push headers as
 -- JSON ('' when none).
 -- Returns {NEEDS_NUMBER} when the queue has no number yet, none was given and a post is to be
--- stored (nothing is stored then), or {OK, created (0|1)} followed, per post, by {OK, id...}
+-- stored (nothing is stored then), or {OK, created (0|1), alert messages waiting} followed, per post, by {OK, id...}
 -- with its ids in the order given, {DELAY_TOO_LONG, index} when its message `index` would
 -- expire before its delay is over, or {TOO_LARGE, index, max} when its body is larger than the
 -- queue's max_message_size. Atomic: each post is stored whole or not at all. O(m) for m
 -- messages.
 local now = now_ms()
 local cfg = redis.call('HMGET', CFG, 'message_expiration', 'total_messages', 'last_post', 'type',
-  'max_message_size', 'id', 'waiters_until', 'number')
+  'max_message_size', 'id', 'waiters_until', 'number', 'alerts')
 -- Messages posted to a push queue go to its push workers; the others stay for pulling.
 local ready_list, delayed_set = READY, DELAYED
 if cfg[4] and cfg[4] ~= 'pull' then ready_list, delayed_set = PUSHQ, PUSH_DELAYED end
@@ -41,7 +41,7 @@ for p = 1, posts do
   at = at + count * 3
 end
 local created = 0
-local reply = { OK, created }
+local reply = { OK, created, 0 }
 if not storing then
   for p = 1, posts do
     for _, v in ipairs(refusals[p]) do reply[#reply + 1] = v end
@@ -130,4 +130,5 @@ end
 wake(ARGV[1], now, math.max(#ready, 1), cfg[7] or '0')
 redis.call('HSET', CFG, 'total_messages', seq, 'last_post', math.max(now, tonumber(cfg[3] or '0')),
   'number', number)
+reply[3] = check_alerts(cfg[9], now)
 return reply

@@ -113,6 +113,7 @@ impl Batched for Post {
             // time its settings are written.
             tracing::warn!(%err, project, name, "a new queue could not be listed");
         }
+        store.alerts_fired(project, name, reply.count()?);
         posts
             .iter()
             .map(|post| answer_of(&mut reply, post.len()))

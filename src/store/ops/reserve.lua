@@ -8,7 +8,7 @@
 -- delete may get.
 -- Returns {status, next_due, then per request: the number of messages k, and k times id,
 -- body, reserved_count, reservation_id ('' when deleted); then the dead-letter queue ('' when
--- none) and how many messages wait in DEAD to be moved there}.
+-- none), how many messages wait in DEAD to be moved there, and how many alert messages wait}.
 -- A message reserved max_reservations times already is not handed out: it goes to DEAD, still
 -- stored here, and the caller moves it to the dead-letter queue (ops/dead_letter.rs).
 -- When a long-polling request got nothing and a waiter id is given, the waiter is registered
@@ -16,7 +16,7 @@
 -- reservation falls due (-1 when none will). Atomic; O(n log n) for n messages in all, plus one
 -- pop per deleted id met on the way.
 local now = now_ms()
-local expiration, queue_timeout, queue_type, dead_letter, max_reservations = load_queue()
+local expiration, queue_timeout, queue_type, dead_letter, max_reservations, alerts = load_queue()
 if not expiration then return { NO_QUEUE } end
 -- A queue switched back to pull hands out what still waited for push, after its own messages.
 local sources = { READY }
@@ -108,4 +108,5 @@ if short and ARGV[1] ~= '' then
 end
 reply[#reply + 1] = dead_letter
 reply[#reply + 1] = dead_letter ~= '' and redis.call('LLEN', DEAD) or 0
+reply[#reply + 1] = check_alerts(alerts, now)
 return reply

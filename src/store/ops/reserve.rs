@@ -114,6 +114,7 @@ impl Batched for Reserve {
         if reply.int()? > 0 && !dead_letter.is_empty() {
             store.start_dead_letter_move(project, name, &dead_letter);
         }
+        store.alerts_fired(project, name, reply.count()?);
         Ok(answers)
     }
 }

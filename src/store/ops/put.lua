@@ -1,15 +1,16 @@
--- dead_letter_put: stores messages moved in from another queue's DEAD (a dead-letter move)
--- with the ids, bodies and reserved counts they had there, at the back of the queue; their
--- expiration starts now (ARRIVED). A message whose id is already here is left as it is, so a
--- move repeated after a failure stores nothing twice. Creates the queue with default settings
--- when it does not exist.
+-- put: stores messages that come with their ids (moved in from another queue's DEAD by a
+-- dead-letter move, or the messages of another queue's alerts) with their bodies and reserved
+-- counts, at the back of the queue; their expiration starts now (ARRIVED). A message whose id
+-- is already here is left as it is, so a move repeated after a failure stores nothing twice.
+-- Creates the queue with default settings when it does not exist.
 -- ARGV[1] wake channel, ARGV[2] id for a new queue, ARGV[3] default message_timeout (s),
 -- ARGV[4] default message_expiration (s), then four values per message: id, body,
 -- reserved_count, push headers as JSON ('' when none).
--- Returns {OK, created (0|1)}. O(m) for m messages.
+-- Returns {OK, created (0|1), alert messages waiting}. O(m) for m messages.
 local now = now_ms()
 local created = 0
-local queue_type = redis.call('HGET', CFG, 'type')
+local cfg = redis.call('HMGET', CFG, 'type', 'alerts')
+local queue_type = cfg[1]
 if not queue_type then
   create_queue(now, ARGV[2], ARGV[3], ARGV[4])
   queue_type, created = 'pull', 1
@@ -44,4 +45,4 @@ if #ready > 0 then
   redis.call('HINCRBY', CFG, 'total_messages', #ready)
   wake(ARGV[1], now, #ready)
 end
-return { OK, created }
+return { OK, created, check_alerts(cfg[2], now) }
