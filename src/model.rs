@@ -454,3 +454,30 @@ pub struct DeleteRef {
     pub id: String,
     pub reservation_id: Option<String>,
 }
+
+/// Largest rate of a redrive, in messages per second.
+pub const MAX_REDRIVE_RATE: u64 = 100_000;
+
+/// A redrive: moving the messages waiting in a dead-letter or error queue back to the queue they
+/// came from (or another), run as a task that survives the process running it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Redrive {
+    pub id: String,
+    /// The queue it moves to.
+    pub to: String,
+    /// Most messages it moves; 0: every one waiting.
+    pub max: u64,
+    /// Messages per second; 0: as fast as it goes.
+    pub rate: u64,
+    /// Error-queue messages are envelopes: their original body (and id) goes back.
+    pub unwrap: bool,
+    pub moved: u64,
+    /// `running`, `done` or `cancelled`.
+    pub state: String,
+    /// Why the last attempt to move failed, if it did (it is tried again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Ms since the epoch.
+    pub created_at: u64,
+    pub updated_at: u64,
+}

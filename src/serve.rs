@@ -103,11 +103,15 @@ impl DataPlane {
     ) -> Result<(), Failure> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = self.workers.map(|w| tokio::spawn(w.run(stopped)));
+        // Redrives whose process died are taken over by any data plane.
+        let redrives = tokio::spawn(self.state.store.clone().watch_redrives());
         let signalled = async move {
             shutdown.await;
             let _ = stop.send(true);
         };
-        api::serve(self.listener, self.state, &self.listening, signalled).await?;
+        let served = api::serve(self.listener, self.state, &self.listening, signalled).await;
+        redrives.abort();
+        served?;
         if let Some(workers) = workers {
             let _ = workers.await;
         }

@@ -8,6 +8,7 @@ mod extract;
 mod input;
 mod messages;
 mod queues;
+mod redrive;
 mod subscribers;
 
 pub use error::ApiError;
@@ -89,6 +90,12 @@ pub fn router(state: AppState) -> Router {
             post(alerts::add)
                 .put(alerts::replace)
                 .delete(alerts::remove),
+        )
+        .route(
+            &format!("{QUEUE}/redrive"),
+            post(redrive::start)
+                .get(redrive::status)
+                .delete(redrive::cancel),
         )
         .route(
             &format!("{QUEUE}/alerts/{{id}}"),

@@ -92,6 +92,11 @@ queue_keys! {
     /// List: messages of fired alerts waiting to be posted to their target queues, as JSON
     /// (see `check_alerts` in prelude.lua and `ops/alerts.rs`). Clearing the queue keeps them.
     ALERTS alerts_fired "alerts" Settings,
+    /// Hash: the queue's redrive task, the last one started (see `ops/redrive.rs`).
+    REDRIVE redrive "redrive" Settings,
+    /// List: ids a redrive took out of READY, on their way to its target; still stored here
+    /// until the move is done.
+    REDRIVING redriving "redriving" Messages,
 }
 
 /// The keys of one queue, in the order the Lua scripts expect them.
@@ -151,6 +156,10 @@ pub const DECLARED_QUEUES: &str = key!("declared-queues");
 /// The store-wide sequence that numbers queues on their first post; the number ends each of
 /// the queue's message ids, which makes them unique across queues.
 pub const QUEUE_NUMBERS: &str = key!("queue-numbers");
+
+/// The set of queues with a redrive running (`["project","queue"]`, JSON), which every process
+/// looks at now and then to take over one whose process died.
+pub const REDRIVES: &str = key!("redrives");
 
 /// The sorted set of a project's queue names, for listing.
 pub fn project_index(project: &str) -> String {

@@ -272,3 +272,39 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// The queues of `project` whose dead-letter queue (false) or error queue (true) is `name`.
+    /// Reads every queue's settings: for redrives, not for the hot path.
+    pub async fn queues_sending_to(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Vec<(String, bool)>> {
+        let mut found = Vec::new();
+        let mut previous: Option<String> = None;
+        loop {
+            let page = self
+                .list_queues(project, previous.as_deref(), "", 100)
+                .await?;
+            for queue in &page {
+                let config = match self.queue_info(project, queue).await {
+                    Ok(info) => info.config,
+                    Err(StoreError::QueueNotFound) => continue,
+                    Err(err) => return Err(err),
+                };
+                if config.dead_letter.as_ref().is_some_and(|d| d.queue == name) {
+                    found.push((queue.clone(), false));
+                }
+                let error_queue = crate::settings::push_of(&config).map(|p| p.error_queue.as_str());
+                if error_queue == Some(name) {
+                    found.push((queue.clone(), true));
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 100 => previous = Some(last.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+}

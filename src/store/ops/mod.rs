@@ -13,6 +13,7 @@
 //! | `apply` | `write_settings` (called by `settings.rs`: `apply_queue`, `update_queue`) |
 //! | `push_claim`, `push_report`, `push_ack` | `claim_push`, `report_push`, `ack_push` |
 //! | `dead_letter` (`_take`, `_done`) | `move_dead_letters` (called by `reserve`) |
+//! | `redrive` (`_start`, `_take`, `_done`, `_cancel`) | `start_redrive`, `redrive`, `cancel_redrive`, `run_redrive`, `watch_redrives` |
 //! | `put` | stores messages moved in with their ids (dead letters, alert messages) |
 //! | `alerts` (no script: `check_alerts` in `prelude.lua`) | `send_alerts` (called by every op that changes a queue's size) |
 
@@ -31,6 +32,7 @@ pub mod push_ack;
 pub mod push_claim;
 pub mod push_report;
 pub mod put;
+pub mod redrive;
 pub mod release;
 pub mod reserve;
 pub mod touch;
