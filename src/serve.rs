@@ -103,14 +103,14 @@ impl DataPlane {
     ) -> Result<(), Failure> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = self.workers.map(|w| tokio::spawn(w.run(stopped)));
-        // Redrives whose process died are taken over by any data plane.
-        let redrives = tokio::spawn(self.state.store.clone().watch_redrives());
+        // Redrives and alert messages a dead process left are taken over by any data plane.
+        let sweep = tokio::spawn(self.state.store.clone().sweep());
         let signalled = async move {
             shutdown.await;
             let _ = stop.send(true);
         };
         let served = api::serve(self.listener, self.state, &self.listening, signalled).await;
-        redrives.abort();
+        sweep.abort();
         served?;
         if let Some(workers) = workers {
             let _ = workers.await;

@@ -2,10 +2,11 @@
 //! subscribers) must keep. Plain functions, shared by the store, the REST API and the controller.
 
 use crate::model::{
-    Alert, AlertType, AlertsChange, ChangedBy, DEFAULT_MAX_RESERVATIONS, DeadLetter,
-    DeadLetterPatch, MAX_ALERTS, MAX_MAX_RESERVATIONS, MAX_MESSAGE_EXPIRATION, MAX_MESSAGE_TIMEOUT,
-    MAX_PUSH_TIMEOUT, MAX_QUEUE_MESSAGE_SIZE, MAX_RETRIES, MAX_RETRIES_DELAY, MIN_MESSAGE_TIMEOUT,
-    MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings, QueueType, Subscriber,
+    Alert, AlertDirection, AlertType, AlertsChange, ChangedBy, DEFAULT_MAX_RESERVATIONS,
+    DeadLetter, DeadLetterPatch, MAX_ALERTS, MAX_MAX_RESERVATIONS, MAX_MESSAGE_EXPIRATION,
+    MAX_MESSAGE_TIMEOUT, MAX_PUSH_TIMEOUT, MAX_QUEUE_MESSAGE_SIZE, MAX_RETRIES, MAX_RETRIES_DELAY,
+    MIN_MESSAGE_TIMEOUT, MIN_RETRIES_DELAY, PushConfig, QueueConfig, QueueSettings, QueueType,
+    Subscriber,
 };
 
 /// Headers that frame the HTTP request itself; set by anyone else they would break delivery.
@@ -353,8 +354,8 @@ fn dead_letter(
     }))
 }
 
-/// The alerts after `change`. An added alert identical to a current one (but for its id) is
-/// already there, so repeating a request changes nothing; a replacing one keeps its id.
+/// The alerts after `change`. A replacing alert identical to a current one (but for its id)
+/// keeps that one's id.
 fn alerts(current: Vec<Alert>, change: &AlertsChange, queue: &str) -> Result<Vec<Alert>, Invalid> {
     let (mut next, new) = match change {
         AlertsChange::Remove(ids) => {
@@ -378,13 +379,14 @@ fn alerts(current: Vec<Alert>, change: &AlertsChange, queue: &str) -> Result<Vec
         }
         crate::model::check_queue_name(&alert.queue)
             .map_err(|e| Invalid(format!("Invalid alerts[{i}] queue: {e}")))?;
-        if alert.alert_type == AlertType::Progressive && alert.queue == queue {
+        // Its own message would move the size again: a progressive alert would post for ever,
+        // a shrinking one keep the queue from draining past its trigger.
+        let feeds_itself =
+            alert.alert_type == AlertType::Progressive || alert.direction == AlertDirection::Desc;
+        if feeds_itself && alert.queue == queue {
             return invalid(format!(
-                "alerts[{i}]: a progressive alert may not post to its own queue"
+                "alerts[{i}]: a progressive or desc alert may not post to its own queue"
             ));
-        }
-        if next.iter().any(|a| a.same_as(alert)) {
-            continue;
         }
         if next.iter().any(|a| a.same_crossing(alert)) {
             return invalid(format!(

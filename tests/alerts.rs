@@ -1,8 +1,8 @@
 //! Queue alerts against real Redis: adding, listing, replacing and removing them over REST (and
 //! what is refused), the message an alert posts when the size crosses its trigger (fixed and
 //! progressive, growing and shrinking, snoozed), one message however many processes change the
-//! queue at once, and an alert message whose sending failed, sent by the next change in
-//! another process.
+//! queue at once, and an alert message whose sending failed, sent by another process once the
+//! first is killed.
 
 use common::{
     Client, RedisServer, ServerProcess, eventually, post_bodies, q, reserve, start_server,
@@ -64,9 +64,24 @@ async fn alerts_are_added_listed_replaced_and_removed() {
         json!({"id": first_id, "type": "fixed", "direction": "asc", "trigger": 10,
                "queue": "ops", "snooze": 0})
     );
-    // The same request again changes nothing.
-    client
+    // The same alert again is a duplicate, as in IronMQ.
+    let (status, body) = client
         .patch(&q("work"), json!({"queue": {"alerts": [fixed]}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(alerts_of(client, "work").await, json!(listed));
+    // A PUT of the queue's settings with alerts replaces them (Python's update_alerts), an
+    // alert like a current one keeping its id; without alerts it leaves them.
+    let (status, body) = client
+        .put(
+            &q("work"),
+            json!({"queue": {"alerts": [fixed], "message_timeout": 90}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["queue"]["alerts"], json!(listed));
+    client
+        .put(&q("work"), json!({"queue": {"message_timeout": 60}}))
         .await;
     assert_eq!(alerts_of(client, "work").await, json!(listed));
 
@@ -155,6 +170,10 @@ async fn bad_alerts_are_refused_and_change_nothing() {
             "its own queue",
         ),
         (
+            json!([{"type": "fixed", "direction": "desc", "trigger": 7, "queue": "bad"}]),
+            "its own queue",
+        ),
+        (
             json!([{"type": "fixed", "trigger": 7, "queue": "a/b"}]),
             "Invalid alerts[0] queue",
         ),
@@ -211,6 +230,11 @@ async fn bad_alerts_are_refused_and_change_nothing() {
         .post(&alerts_path("bad"), json!({"alerts": []}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A replacement must say what replaces: a misspelt key removes nothing.
+    for body in [json!({}), json!({"alert": []}), json!({"alerts": null})] {
+        let (status, answer) = client.put(&alerts_path("bad"), body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
     let (status, _) = client
         .delete(
             &alerts_path("bad"),
@@ -382,11 +406,10 @@ async fn an_alert_message_not_sent_is_sent_by_the_next_change_in_any_process() {
     assert_eq!(listed(), 1, "kept for the next attempt");
     drop(first); // killed
 
-    // Another process, once the target is usable: the next change of the queue sends it.
+    // Another process, once the target is usable, sends it by itself: nothing else changes.
     redis::cmd("DEL").arg(target.cfg()).exec(&mut conn).unwrap();
     let second = ServerProcess::start(&redis).await;
     let client = second.client();
-    post_bodies(&client, "src", &["two"]).await;
     assert!(holds(&client, "src-alerts", 1).await);
     assert_eq!(listed(), 0);
     let got = alert_messages(&client, "src-alerts").await;

@@ -129,7 +129,10 @@ pub async fn replace(
     path: QueuePath,
     JsonBody(body): JsonBody<AlertsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let alerts = alerts_of(body.list().unwrap_or_default())?;
+    let list = body.list().ok_or_else(|| {
+        ApiError::bad_request("Send {\"alerts\": [...]} (an empty list removes every alert)")
+    })?;
+    let alerts = alerts_of(list)?;
     let queue = change_alerts(&state, &path, AlertsChange::Replace(alerts)).await?;
     Ok(Json(json!({ "msg": "Updated", "queue": queue })))
 }

@@ -11,6 +11,7 @@ use crate::model::{
 use crate::settings::push_of;
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::http::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -136,7 +137,9 @@ fn is_blank(value: &Option<Value>) -> bool {
 }
 
 impl QueueBody {
-    fn settings(self) -> Result<QueueSettings, ApiError> {
+    /// The settings asked for. Alerts given are added, as the clients' `PATCH` expects; a `PUT`
+    /// that gives some replaces them, as Python's `update_alerts` expects.
+    fn settings(self, replace_alerts: bool) -> Result<QueueSettings, ApiError> {
         let raw = match self.queue {
             // PHP encodes an empty settings array as `"queue": []`.
             Some(Value::Array(a)) if a.is_empty() => Value::Object(Default::default()),
@@ -144,12 +147,12 @@ impl QueueBody {
             None => Value::Object(self.bare.into_iter().collect()),
         };
         let input: SettingsInput = super::extract::parse_json(raw.to_string().as_bytes())?;
-        input.validate()
+        input.validate(replace_alerts)
     }
 }
 
 impl SettingsInput {
-    fn validate(self) -> Result<QueueSettings, ApiError> {
+    fn validate(self, replace_alerts: bool) -> Result<QueueSettings, ApiError> {
         let queue_type = match self.queue_type.as_deref() {
             None => None,
             Some(t) => Some(QueueType::parse(t).ok_or_else(|| {
@@ -187,13 +190,17 @@ impl SettingsInput {
                 queue_name: d.queue_name,
                 max_reservations: d.max_reservations,
             });
-        // Alerts given with the settings are added, as IronMQ clients expect.
         let alerts = match self.alerts {
             blank if is_blank(&blank) => None,
             Some(list @ Value::Array(_)) => {
                 let input: Vec<AlertInput> = serde_json::from_value(list)
                     .map_err(|e| ApiError::bad_request(format!("Invalid alerts: {e}")))?;
-                Some(AlertsChange::Add(alerts_of(input)?))
+                let alerts = alerts_of(input)?;
+                Some(if replace_alerts {
+                    AlertsChange::Replace(alerts)
+                } else {
+                    AlertsChange::Add(alerts)
+                })
             }
             _ => return Err(ApiError::bad_request("alerts must be a list")),
         };
@@ -294,11 +301,12 @@ pub async fn get(State(state): State<AppState>, path: QueuePath) -> Result<Json<
 /// only the fields given change.
 pub async fn apply(
     State(state): State<AppState>,
+    method: Method,
     path: QueuePath,
     JsonBody(body): JsonBody<QueueBody>,
 ) -> Result<Json<Value>, ApiError> {
     check_queue_name(&path.queue)?;
-    let settings = body.settings()?;
+    let settings = body.settings(method == Method::PUT)?;
     let (info, _created) = state
         .store
         .apply_queue(&path.project, &path.queue, &settings, true, ChangedBy::Api)

@@ -37,8 +37,8 @@ use std::collections::BTreeMap;
         "!has(self.spec.deadLetter) || self.spec.deadLetter.queueName != self.metadata.name"
     ).message("spec.deadLetter.queueName may not name the queue itself"),
     validation = Rule::new(
-        "!has(self.spec.alerts) || self.spec.alerts.all(a, a.type != 'progressive' || a.queue != self.metadata.name)"
-    ).message("a progressive alert may not post to its own queue"),
+        "!has(self.spec.alerts) || self.spec.alerts.all(a, a.queue != self.metadata.name || (a.type == 'fixed' && a.direction == 'asc'))"
+    ).message("a progressive or desc alert may not post to its own queue"),
 )]
 #[x_kube(
     validation = Rule::new("!has(self.push) || (has(self.type) && self.type != 'pull')")

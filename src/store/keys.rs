@@ -161,6 +161,10 @@ pub const QUEUE_NUMBERS: &str = key!("queue-numbers");
 /// looks at now and then to take over one whose process died.
 pub const REDRIVES: &str = key!("redrives");
 
+/// The set of queues with alert messages waiting to be sent (`["project","queue"]`, JSON), which
+/// every process looks at now and then to send those a dead process left.
+pub const ALERTS_PENDING: &str = key!("alerts-pending");
+
 /// The sorted set of a project's queue names, for listing.
 pub fn project_index(project: &str) -> String {
     format!("{PREFIX}queues:{{{project}}}")

@@ -14,6 +14,7 @@
 //!   push state (plain reads, no script).
 //! * `coalesce`: concurrent calls of one operation on one queue sharing a script call.
 //! * `long_poll`, `wake`: waiting for news on a queue, across processes.
+//! * `sweep`: background work (redrives, alert messages) a dead process left, taken over.
 //! * `connection`, `reply`, `error`: one Redis or a cluster, script replies, errors.
 
 mod answers;
@@ -30,6 +31,7 @@ mod reply;
 mod script;
 mod settings;
 mod status;
+mod sweep;
 mod wake;
 
 pub use answers::{AnswerCounts, Answered};
@@ -66,7 +68,8 @@ struct Shared {
     batches: Batches,
     /// Work this process runs in the background (moving a queue's dead letters, sending its
     /// alert messages), by name: one of each at a time.
-    background: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// (Whether to run it again when it ends.)
+    background: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 #[derive(Default)]
@@ -119,24 +122,39 @@ impl Store {
         false
     }
 
-    /// Runs `work` in the background unless this process runs the work named `what` already.
-    /// Work that fails is left for the next call that needs it to start again.
-    fn in_background<F>(&self, what: String, work: F)
+    /// Runs `work()` in the background unless this process runs the work named `what` already;
+    /// then that run does it once more when it ends (it may have looked too early). Work that
+    /// fails is left for the next call that needs it, or the sweep (`sweep.rs`), to start again.
+    fn in_background<W, F>(&self, what: String, work: W)
     where
+        W: Fn() -> F + Send + 'static,
         F: std::future::Future<Output = Result<u64>> + Send + 'static,
     {
-        fn lock(store: &Store) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        type Running = std::collections::HashMap<String, bool>;
+        fn lock(store: &Store) -> std::sync::MutexGuard<'_, Running> {
             store.0.background.lock().unwrap_or_else(|e| e.into_inner())
         }
-        if !lock(self).insert(what.clone()) {
-            return;
+        {
+            let mut running = lock(self);
+            if let Some(again) = running.get_mut(&what) {
+                *again = true;
+                return;
+            }
+            running.insert(what.clone(), false);
         }
         let store = self.clone();
         tokio::spawn(async move {
-            let done = work.await;
-            lock(&store).remove(&what);
-            if let Err(err) = done {
-                tracing::warn!(%err, "{what} failed; the next change of the queue tries again");
+            loop {
+                if let Err(err) = work().await {
+                    tracing::warn!(%err, "{what} failed; it is tried again later");
+                }
+                let mut running = lock(&store);
+                if running.get(&what) == Some(&true) {
+                    running.insert(what.clone(), false);
+                } else {
+                    running.remove(&what);
+                    return;
+                }
             }
         });
     }

@@ -100,7 +100,8 @@ end
 -- since the last check (CFG 'alert_size'), whatever changed it meanwhile: each one not
 -- snoozed puts a message for its target queue in ALERTS, with an id of its own, and snoozes.
 -- The caller's process sends them (ops/alerts.rs). Returns how many wait in ALERTS: 0, and no
--- call, for a queue without alerts, so the check costs the hot path nothing.
+-- call, for a queue without alerts, so the check costs the hot path nothing. (A queue whose
+-- alerts were removed with messages still waiting keeps an empty list, '[]', until they went.)
 local function check_alerts(alerts, now)
   if not alerts then return 0 end
   local size = redis.call('HLEN', BODY)
@@ -109,14 +110,19 @@ local function check_alerts(alerts, now)
   if before ~= size then
     redis.call('HSET', CFG, 'alert_size', size)
     local quiet = cjson.decode(cfg[2] or '{}')
-    local still_quiet, fired = {}, false
+    -- Snoozes still running; `changed` when that is not what is stored.
+    local still_quiet, quiet_count, changed = {}, 0, false
     for _, alert in ipairs(cjson.decode(alerts)) do
       local quiet_until = quiet[alert.id]
       if quiet_until and quiet_until > now then
         still_quiet[alert.id] = quiet_until
+        quiet_count = quiet_count + 1
       elseif crossed(alert, before, size) then
-        fired = true
-        if alert.snooze > 0 then still_quiet[alert.id] = now + alert.snooze * 1000 end
+        if alert.snooze > 0 then
+          still_quiet[alert.id] = now + alert.snooze * 1000
+          quiet_count = quiet_count + 1
+          changed = true
+        end
         -- Ids like a post's (see post.lua), numbered by the alerts' own sequence and number.
         local seq = redis.call('HINCRBY', CFG, 'alert_seq', 1)
         local id = string.format('%d%06d%s', now, seq % 1000000, cfg[3])
@@ -125,8 +131,12 @@ local function check_alerts(alerts, now)
           size = size, at = now }))
       end
     end
-    if fired or cfg[2] then
-      -- cjson writes an empty table as '{}'.
+    for id in pairs(quiet) do
+      if not still_quiet[id] then changed = true end
+    end
+    if changed and quiet_count == 0 then
+      redis.call('HDEL', CFG, 'alerts_quiet')
+    elseif changed then
       redis.call('HSET', CFG, 'alerts_quiet', cjson.encode(still_quiet))
     end
   end

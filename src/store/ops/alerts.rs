@@ -7,16 +7,23 @@
 //! size, in any process, sends them: each alert message arrives once, or, should its target
 //! have deleted it while a repeated send ran, once more.
 
-use crate::store::keys::QueueKeys;
+use crate::store::keys::{ALERTS_PENDING, QueueKeys};
 use crate::store::ops::put::Carried;
+use crate::store::script::OpScript;
 use crate::store::{Result, Store, StoreError};
 use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::{Duration, UNIX_EPOCH};
 
+static TAKE: OpScript = OpScript::new("alerts_take.lua", include_str!("alerts_take.lua"));
+static DONE: OpScript = OpScript::new("alerts_done.lua", include_str!("alerts_done.lua"));
+
 /// Alert messages sent per round.
-const SEND_BATCH: isize = 100;
+const SEND_BATCH: usize = 100;
+/// How long a process sending a queue's alert messages holds them without a round before
+/// another may send them.
+const LEASE: Duration = Duration::from_secs(10);
 
 /// A fired alert's message as `check_alerts` lists it.
 #[derive(Deserialize)]
@@ -51,35 +58,64 @@ impl Fired {
 }
 
 impl Store {
-    /// A script on `name` answered that `waiting` alert messages wait to be sent: sends them in
-    /// the background, unless this process is sending that queue's already.
+    /// A script on `name` answered that `waiting` alert messages wait to be sent: lists the
+    /// queue as having some (so that, should this process die, another sends them) and sends
+    /// them in the background.
     pub(in crate::store) fn alerts_fired(&self, project: &str, name: &str, waiting: u64) {
         if waiting == 0 {
             return;
         }
         let (store, p, n) = (self.clone(), project.to_string(), name.to_string());
-        self.in_background(format!("alerts of {project}/{name}"), async move {
-            store.send_alerts(&p, &n).await
+        self.in_background(format!("alerts of {project}/{name}"), move || {
+            let (store, p, n) = (store.clone(), p.clone(), n.clone());
+            async move {
+                let _: i64 = store
+                    .connection()
+                    .sadd(ALERTS_PENDING, serde_json::json!([p, n]).to_string())
+                    .await?;
+                store.send_alerts(&p, &n).await
+            }
         });
     }
 
     /// Posts every alert message waiting in `name`'s ALERTS list to its target queue (in the
-    /// same project); how many were sent.
+    /// same project), unless another process is sending them; how many were sent.
     pub async fn send_alerts(&self, project: &str, name: &str) -> Result<u64> {
         let keys = QueueKeys::new(project, name);
+        let sender = self.0.process_id.clone();
+        let (lease, batch) = (LEASE.as_millis().to_string(), SEND_BATCH.to_string());
         let mut sent = 0;
         loop {
-            let mut conn = self.connection();
-            let listed: Vec<String> = conn.lrange(keys.alerts_fired(), 0, SEND_BATCH - 1).await?;
-            if listed.is_empty() {
-                return Ok(sent);
+            let args: [&[u8]; 3] = [sender.as_bytes(), lease.as_bytes(), batch.as_bytes()];
+            let mut reply = self.run(&TAKE, &keys, &args).await?;
+            reply.status()?.check("")?;
+            match reply.text()?.as_str() {
+                "sending" => {}
+                // That process goes on with them.
+                "taken" => return Ok(sent),
+                _ => {
+                    let _: i64 = self
+                        .connection()
+                        .srem(
+                            ALERTS_PENDING,
+                            serde_json::json!([project, name]).to_string(),
+                        )
+                        .await?;
+                    return Ok(sent);
+                }
+            }
+            let mut listed = Vec::new();
+            while !reply.is_empty() {
+                listed.push(reply.text()?);
             }
             let fired = listed
                 .iter()
                 .map(|entry| serde_json::from_str::<Fired>(entry))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::BadReply(format!("alert message: {e}")))?;
-            // In the order fired, one put per run of messages for the same target.
+            // In the order fired, one put per run of messages for the same target, each taken
+            // off the list as soon as its target holds it.
+            let mut at = 0;
             for run in fired.chunk_by(|a, b| a.queue == b.queue) {
                 let messages: Vec<Carried> = run
                     .iter()
@@ -90,14 +126,18 @@ impl Store {
                         headers: String::new(),
                     })
                     .collect();
-                self.put(project, &run[0].queue, &messages).await?;
+                if let Err(err) = self.put(project, &run[0].queue, &messages).await {
+                    self.run(&DONE, &keys, &[]).await?;
+                    return Err(err);
+                }
+                let done: Vec<&[u8]> = listed[at..at + run.len()]
+                    .iter()
+                    .map(|e| e.as_bytes())
+                    .collect();
+                self.run(&DONE, &keys, &done).await?.status()?.check("")?;
+                at += run.len();
+                sent += run.len() as u64;
             }
-            let mut done = redis::pipe();
-            for entry in &listed {
-                done.lrem(keys.alerts_fired(), 1, entry).ignore();
-            }
-            done.query_async::<()>(&mut conn).await?;
-            sent += listed.len() as u64;
         }
     }
 }

@@ -23,7 +23,10 @@ end
 if #ARGV > 5 then
   redis.call('HSET', CFG, unpack(ARGV, 6))
 end
-if ARGV[4] == '' then
+if ARGV[4] == '' and redis.call('EXISTS', ALERTS) == 1 then
+  -- Their messages still to send are reported by the next change (check_alerts).
+  redis.call('HSET', CFG, 'alerts', '[]')
+elseif ARGV[4] == '' then
   redis.call('HDEL', CFG, 'alerts', 'alert_size', 'alerts_quiet')
 else
   redis.call('HSET', CFG, 'alerts', ARGV[4])

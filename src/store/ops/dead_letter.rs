@@ -32,8 +32,9 @@ impl Store {
             name.to_string(),
             target.to_string(),
         );
-        self.in_background(format!("dead letters of {project}/{name}"), async move {
-            store.move_dead_letters(&p, &n, &t).await
+        self.in_background(format!("dead letters of {project}/{name}"), move || {
+            let (store, p, n, t) = (store.clone(), p.clone(), n.clone(), t.clone());
+            async move { store.move_dead_letters(&p, &n, &t).await }
         });
     }
 

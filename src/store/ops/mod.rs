@@ -15,7 +15,7 @@
 //! | `dead_letter` (`_take`, `_done`) | `move_dead_letters` (called by `reserve`) |
 //! | `redrive` (`_start`, `_take`, `_done`, `_cancel`) | `start_redrive`, `redrive`, `cancel_redrive`, `run_redrive`, `watch_redrives` |
 //! | `put` | stores messages moved in with their ids (dead letters, alert messages) |
-//! | `alerts` (no script: `check_alerts` in `prelude.lua`) | `send_alerts` (called by every op that changes a queue's size) |
+//! | `alerts` (`_take`, `_done`; the check is `check_alerts` in `prelude.lua`) | `send_alerts` (called by every op that changes a queue's size) |
 
 pub mod alerts;
 pub mod apply;

@@ -4,7 +4,7 @@
 //!
 //! A redrive is a task kept in the queue's REDRIVE hash, and listed store-wide (REDRIVES) while it
 //! runs. The process that started it runs it; every process looks at the list now and then, so
-//! one whose process died is taken over once its lease runs out. Each round sets a batch of ready
+//! one whose process died is taken over once its lease runs out (`sweep.rs`). Each round sets a batch of ready
 //! messages aside in REDRIVING (handed out to nobody, still stored), stores them in the target
 //! with their ids (skipping ids it holds already), then removes them here and counts them: a
 //! process that dies between the steps leaves them set aside, and the next runner moves them
@@ -31,8 +31,6 @@ static CANCEL: OpScript = OpScript::new("redrive_cancel.lua", include_str!("redr
 const BATCH: u64 = 100;
 /// How long a runner holds a redrive without a round before another process may take it over.
 const LEASE: Duration = Duration::from_secs(10);
-/// How often each process looks for redrives nobody runs.
-const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 /// What an error queue's message holds (see `push::worker`).
 #[derive(Deserialize)]
@@ -121,10 +119,11 @@ impl Store {
         self.redrive(project, name).await
     }
 
-    fn run_redrive_in_background(&self, project: &str, name: &str) {
+    pub(in crate::store) fn run_redrive_in_background(&self, project: &str, name: &str) {
         let (store, p, n) = (self.clone(), project.to_string(), name.to_string());
-        self.in_background(format!("redrive of {project}/{name}"), async move {
-            store.run_redrive(&p, &n).await
+        self.in_background(format!("redrive of {project}/{name}"), move || {
+            let (store, p, n) = (store.clone(), p.clone(), n.clone());
+            async move { store.run_redrive(&p, &n).await }
         });
     }
 
@@ -179,27 +178,6 @@ impl Store {
             if rate > 0 {
                 let due = Duration::from_secs_f64(messages.len() as f64 / rate as f64);
                 tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
-            }
-        }
-    }
-
-    /// Every `SWEEP_EVERY`, runs the redrives listed as running that nobody in this process
-    /// runs: a redrive whose process died is taken over once its lease ran out. Runs for the
-    /// life of the process.
-    pub async fn watch_redrives(self) {
-        loop {
-            tokio::time::sleep(SWEEP_EVERY).await;
-            let listed: Vec<String> = match self.connection().smembers(REDRIVES).await {
-                Ok(listed) => listed,
-                Err(err) => {
-                    tracing::debug!(%err, "cannot read the running redrives");
-                    continue;
-                }
-            };
-            for entry in listed {
-                if let Ok((project, name)) = serde_json::from_str::<(String, String)>(&entry) {
-                    self.run_redrive_in_background(&project, &name);
-                }
             }
         }
     }
