@@ -323,6 +323,35 @@ async fn a_move_cut_short_is_finished_by_the_next_reserve_of_any_process() {
     );
     let (_, info) = client.get(&q("cut-dead")).await;
     assert_eq!(info["queue"]["size"], 1);
+
+    // A mover that died after storing the message there but before ending the move leaves it
+    // in DEAD, still stored here. A consumer takes it from the dead-letter queue meanwhile:
+    // the move repeated after that stores nothing again (the dead-letter queue knows it).
+    let (status, body) = client
+        .delete(
+            &format!("{}/messages/{}", q("cut-dead"), ids[0]),
+            Some(json!({"reservation_id": dead[0]["reservation_id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let source = QueueKeys::new("p", "cut");
+    redis::pipe()
+        .hset(source.body(), &ids[0], "keep me")
+        .rpush(source.dead_letters(), &ids[0])
+        .exec(&mut conn)
+        .unwrap();
+    store
+        .move_dead_letters("p", "cut", "cut-dead")
+        .await
+        .unwrap();
+    let (_, info) = client.get(&q("cut-dead")).await;
+    assert_eq!(info["queue"]["size"], 0, "not stored again: {info}");
+    let left: (bool, u64) = redis::pipe()
+        .hexists(source.body(), &ids[0])
+        .llen(source.dead_letters())
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(left, (false, 0), "the move ended");
 }
 
 #[tokio::test]

@@ -147,6 +147,72 @@ async fn error_queue_messages_go_back_with_their_original_body_and_are_delivered
 }
 
 #[tokio::test]
+async fn a_message_with_two_envelopes_goes_back_once() {
+    let running = start_server().await;
+    let client = &running.client;
+    let sub = Subscriber::start(Answer::Always(200)).await;
+    let (status, body) = client
+        .put(
+            &q("fan"),
+            json!({"queue": {"type": "unicast", "push": {
+                "subscribers": [{"name": "a", "url": sub.url}], "error_queue": "fan-errors"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Two envelopes naming the same message, as a push worker that died between posting one
+    // and recording it writes them (at least once).
+    let id = post_bodies(client, "elsewhere", &["x"]).await.remove(0);
+    let envelope = json!({"source_msg_id": id, "body": "twice", "headers": {},
+                          "subscribers": [{"name": "a", "url": sub.url, "code": 503}]})
+    .to_string();
+    post_bodies(client, "fan-errors", &[&envelope, &envelope]).await;
+    let (status, body) = client.post(&redrive_path("fan-errors"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(redrive_in(client, "fan-errors", "done").await["moved"], 2);
+    assert!(sub.wait_for(1, Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stored once, so pushed once.
+    assert_eq!(sub.count(), 1);
+    assert_eq!(sub.received()[0].body, "twice");
+    assert_eq!(size(client, "fan-errors").await, 0);
+}
+
+#[tokio::test]
+async fn all_means_the_messages_waiting_when_the_redrive_starts() {
+    let running = start_server().await;
+    let client = &running.client;
+    let ids = dead_letters(client, "steady", "steady-dead", &["1", "2"]).await;
+    // One a second: messages arriving while it runs stay where they are.
+    let (status, body) = client
+        .post(&redrive_path("steady-dead"), json!({"rate": 1}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let later = post_bodies(client, "steady-dead", &["3", "4"]).await;
+    assert_eq!(redrive_in(client, "steady-dead", "done").await["moved"], 2);
+    let ids_in = |got: Vec<Value>| -> BTreeSet<String> {
+        got.iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids_in(reserve(client, "steady", json!({"n": 10})).await),
+        ids.into_iter().collect()
+    );
+    assert_eq!(
+        ids_in(reserve(client, "steady-dead", json!({"n": 10})).await),
+        later.into_iter().collect()
+    );
+    // Cancelling a finished redrive changes nothing, and says so.
+    let (status, body) = client.delete(&redrive_path("steady-dead"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["redrive"]["state"], "done");
+    assert!(
+        body["msg"].as_str().unwrap().contains("Nothing to cancel"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_redrive_moves_up_to_max_at_its_rate_and_can_be_cancelled() {
     let running = start_server().await;
     let client = &running.client;
@@ -214,7 +280,20 @@ async fn bad_redrives_are_refused() {
     let client = &running.client;
     dead_letters(client, "src", "src-dead", &["x"]).await;
     post_bodies(client, "plain", &["y"]).await;
+    client
+        .put(
+            &q("pushy"),
+            json!({"queue": {"type": "unicast", "push": {
+                "subscribers": [{"name": "s", "url": "http://127.0.0.1:9/"}]}}}),
+        )
+        .await;
     for (queue, body, status, why) in [
+        (
+            "pushy",
+            json!({}),
+            StatusCode::BAD_REQUEST,
+            "Only a pull queue",
+        ),
         (
             "plain",
             json!({}),
@@ -314,6 +393,12 @@ async fn a_redrive_cut_short_is_finished_by_another_process() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(aside, ids, "set aside, still stored");
+    let source = QueueKeys::new("p", "cut-dead");
+    let arrived: Vec<String> = redis::cmd("HMGET")
+        .arg(source.arrived())
+        .arg(&ids)
+        .query(&mut conn)
+        .unwrap();
     drop(first); // killed
 
     // Another process, once the target is usable, takes the redrive over by itself (and
@@ -330,6 +415,33 @@ async fn a_redrive_cut_short_is_finished_by_another_process() {
         got,
         ids.iter().map(String::as_str).collect::<Vec<_>>(),
         "each once"
+    );
+    assert_eq!(size(&client, "cut-dead").await, 0);
+
+    // A runner that died after storing a message in the target but before ending its move
+    // leaves it set aside, still stored here, the redrive running. A consumer takes it from
+    // the target meanwhile: the runner that takes over stores nothing again.
+    let (status, body) = client
+        .delete(
+            &format!("{}/messages/{}", q("cut-back"), ids[0]),
+            Some(json!({"reservation_id": back[0]["reservation_id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    redis::pipe()
+        .hset(source.body(), &ids[0], "p")
+        .hset(source.arrived(), &ids[0], &arrived[0])
+        .rpush(source.redriving(), &ids[0])
+        .hset_multiple(source.redrive(), &[("state", "running"), ("lease", "0")])
+        .exec(&mut conn)
+        .unwrap();
+    let store = redis.store().await;
+    assert_eq!(store.run_redrive("p", "cut-dead").await.unwrap(), 1);
+    assert_eq!(redrive_in(&client, "cut-dead", "done").await["moved"], 4);
+    assert_eq!(
+        size(&client, "cut-back").await,
+        2,
+        "the other two, not it again"
     );
     assert_eq!(size(&client, "cut-dead").await, 0);
 }

@@ -5,7 +5,7 @@
 use super::extract::{JsonBody, QueuePath, check_queue_name};
 use super::input::opt_u64;
 use super::{ApiError, AppState};
-use crate::model::{MAX_REDRIVE_RATE, Redrive};
+use crate::model::{MAX_REDRIVE_RATE, QueueType, Redrive};
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::State;
@@ -37,7 +37,12 @@ pub async fn start(
     JsonBody(body): JsonBody<RedriveBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let store = &state.store;
-    store.queue_info(&path.project, &path.queue).await?;
+    let info = store.queue_info(&path.project, &path.queue).await?;
+    if info.config.queue_type != QueueType::Pull {
+        return Err(ApiError::bad_request(
+            "Only a pull queue's messages can be redriven: a push queue hands its own to its subscribers",
+        ));
+    }
     if body.rate.is_some_and(|r| r > MAX_REDRIVE_RATE) {
         return Err(ApiError::bad_request(format!(
             "rate must be between 1 and {MAX_REDRIVE_RATE} messages per second"
@@ -111,7 +116,13 @@ pub async fn cancel(
         .cancel_redrive(&path.project, &path.queue)
         .await?
     {
-        Some(redrive) => Ok(Json(json!({ "msg": "Cancelled", "redrive": redrive }))),
+        Some(redrive) => {
+            let msg = match redrive.state.as_str() {
+                "cancelled" => "Cancelled".to_string(),
+                state => format!("Nothing to cancel: the redrive is {state}"),
+            };
+            Ok(Json(json!({ "msg": msg, "redrive": redrive })))
+        }
         None => Err(ApiError::NotFound("No redrive of this queue".into())),
     }
 }

@@ -97,6 +97,10 @@ queue_keys! {
     /// List: ids a redrive took out of READY, on their way to its target; still stored here
     /// until the move is done.
     REDRIVING redriving "redriving" Messages,
+    /// Sorted set: token of a message moved in from another queue -> ms it was stored here
+    /// (put.lua), kept an hour: a move its mover repeats after dying halfway stores nothing
+    /// again, even once the message has been taken from here. Clearing the queue keeps it.
+    MOVED moved_tokens "moved" Settings,
 }
 
 /// The keys of one queue, in the order the Lua scripts expect them.

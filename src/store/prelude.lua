@@ -18,6 +18,13 @@ local function call_many(command, key, args)
   return {}
 end
 
+-- What names one move of a message out of this queue, for put.lua in the queue it goes to: the
+-- queue, the id, and when the message arrived here (a message that comes back later moves
+-- again under another name).
+local function move_token(id, arrived)
+  return CFG .. ':' .. id .. ':' .. (arrived or '')
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

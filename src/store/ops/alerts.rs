@@ -124,6 +124,8 @@ impl Store {
                         body: f.body(name),
                         reserved_count: "0".into(),
                         headers: String::new(),
+                        // Each fired alert's message has an id of its own.
+                        token: format!("alert:{}", f.id),
                     })
                     .collect();
                 if let Err(err) = self.put(project, &run[0].queue, &messages).await {

@@ -7,8 +7,8 @@
 //! different Redis Cluster nodes): read what waits in DEAD, store it in the dead-letter queue
 //! (skipping ids already there), then remove it from DEAD and from the queue. A process that
 //! dies between them leaves the messages in DEAD, still stored, and the next reserve on the
-//! queue (in any process) finishes the move: at least once, never lost, and never stored twice
-//! in the dead-letter queue while it still holds them.
+//! queue (in any process) finishes the move: never lost, and not stored twice in the
+//! dead-letter queue (put.lua skips a move token it has seen this hour, see `move_token`).
 
 use crate::store::keys::QueueKeys;
 use crate::store::ops::put::Carried;
@@ -54,6 +54,7 @@ impl Store {
                     body: reply.text()?,
                     reserved_count: reply.text()?,
                     headers: reply.text()?,
+                    token: reply.text()?,
                 });
             }
             if messages.is_empty() {

@@ -1,12 +1,15 @@
 -- put: stores messages that come with their ids (moved in from another queue's DEAD by a
 -- dead-letter move, or the messages of another queue's alerts) with their bodies and reserved
 -- counts, at the back of the queue; their expiration starts now (ARRIVED). A message whose id
--- is already here is left as it is, so a move repeated after a failure stores nothing twice.
+-- is already here, or given twice, is stored once; one whose move token was stored here in the
+-- last hour (MOVED) is not stored again, so a move repeated after its mover died halfway
+-- stores nothing twice even when the first copy has been taken meanwhile.
 -- Creates the queue with default settings when it does not exist.
 -- ARGV[1] wake channel, ARGV[2] id for a new queue, ARGV[3] default message_timeout (s),
--- ARGV[4] default message_expiration (s), then four values per message: id, body,
--- reserved_count, push headers as JSON ('' when none).
--- Returns {OK, created (0|1), alert messages waiting}. O(m) for m messages.
+-- ARGV[4] default message_expiration (s), then five values per message: id, body,
+-- reserved_count, push headers as JSON ('' when none), move token ('' when none).
+-- Returns {OK, created (0|1), alert messages waiting}. O(m log t) for m messages and t tokens.
+local REMEMBER_MS = 3600000
 local now = now_ms()
 local created = 0
 local cfg = redis.call('HMGET', CFG, 'type', 'alerts')
@@ -17,10 +20,16 @@ if not queue_type then
 end
 -- Like a post: to the push workers on a push queue.
 local ready_list = queue_type == 'pull' and READY or PUSHQ
-local ready, stored, counts, arrived, headers = {}, {}, {}, {}, {}
-for i = 5, #ARGV, 4 do
-  local id = ARGV[i]
-  if redis.call('HEXISTS', BODY, id) == 0 then
+local ready, stored, counts, arrived, headers, tokens, seen = {}, {}, {}, {}, {}, {}, {}
+for i = 5, #ARGV, 5 do
+  local id, token = ARGV[i], ARGV[i + 4]
+  local moved_before = token ~= '' and redis.call('ZSCORE', MOVED, token)
+  if token ~= '' then
+    tokens[#tokens + 1] = now
+    tokens[#tokens + 1] = token
+  end
+  if not seen[id] and not moved_before and redis.call('HEXISTS', BODY, id) == 0 then
+    seen[id] = true
     ready[#ready + 1] = id
     stored[#stored + 1] = id
     stored[#stored + 1] = ARGV[i + 1]
@@ -44,5 +53,9 @@ if #ready > 0 then
   redis.call('RPUSH', ready_list, unpack(ready))
   redis.call('HINCRBY', CFG, 'total_messages', #ready)
   wake(ARGV[1], now, #ready)
+end
+if #tokens > 0 then
+  redis.call('ZREMRANGEBYSCORE', MOVED, '-inf', now - REMEMBER_MS)
+  call_many('ZADD', MOVED, tokens)
 end
 return { OK, created, check_alerts(cfg[2], now) }

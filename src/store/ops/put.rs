@@ -1,6 +1,7 @@
 //! Storing messages that come with their ids from another queue (`put.lua`): a dead-letter
 //! move, or the messages of another queue's alerts. Storing one again changes nothing while the
-//! queue holds it, so a move repeated after a failure stores nothing twice.
+//! queue holds it, or took it within the hour (by its move token), so a move repeated after a
+//! failure stores nothing twice.
 
 use crate::model::{DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT};
 use crate::store::keys::QueueKeys;
@@ -16,6 +17,9 @@ pub struct Carried {
     pub reserved_count: String,
     /// Push headers as JSON ('' when none).
     pub headers: String,
+    /// Names this message's move from its queue, once ('' when it needs no name): see
+    /// `move_token` in prelude.lua.
+    pub token: String,
 }
 
 impl Store {
@@ -46,6 +50,7 @@ impl Store {
                 m.body.as_bytes(),
                 m.reserved_count.as_bytes(),
                 m.headers.as_bytes(),
+                m.token.as_bytes(),
             ]);
         }
         let mut reply = self.run(&SCRIPT, &keys, &args).await?;

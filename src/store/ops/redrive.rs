@@ -2,14 +2,15 @@
 //! from (`redrive_start.lua`, `redrive_take.lua`, `put.lua`, `redrive_done.lua`,
 //! `redrive_cancel.lua`).
 //!
-//! A redrive is a task kept in the queue's REDRIVE hash, and listed store-wide (REDRIVES) while it
-//! runs. The process that started it runs it; every process looks at the list now and then, so
-//! one whose process died is taken over once its lease runs out (`sweep.rs`). Each round sets a batch of ready
-//! messages aside in REDRIVING (handed out to nobody, still stored), stores them in the target
-//! with their ids (skipping ids it holds already), then removes them here and counts them: a
-//! process that dies between the steps leaves them set aside, and the next runner moves them
-//! again, storing nothing twice while the target holds them. Error-queue messages are envelopes
-//! (see `push::worker`): the original body, id and push headers go back.
+//! A redrive is a task kept in the queue's REDRIVE hash, and listed store-wide (REDRIVES) while
+//! it runs. The process that started it runs it; every process looks at the list now and then,
+//! so one whose process died is taken over once its lease runs out (`sweep.rs`). Each round
+//! sets a batch of ready messages aside in REDRIVING (handed out to nobody, still stored),
+//! stores them in the target with their ids, then removes them here and counts them: a process
+//! that dies between the steps leaves them set aside, and the next runner moves them again,
+//! storing nothing twice (put.lua skips a move token the target has seen this hour).
+//! Error-queue messages are envelopes (see `push::worker`): the original body, id and push
+//! headers go back.
 
 use crate::model::Redrive;
 use crate::store::keys::{QueueKeys, REDRIVES};
@@ -63,23 +64,45 @@ impl Store {
             rate.as_bytes(),
             if unwrap { b"1" } else { b"0" },
         ];
+        // Listed first, so that a process dying right after the start leaves it to the others
+        // (a listing with nothing running is dropped by the first process that looks).
+        self.list_redrive(project, name).await?;
         let mut reply = self.run(&START, &keys, &args).await?;
         match reply.status()? {
             Status::Conflict => {
                 return Err(StoreError::Invalid(format!(
-                    "A redrive of {name} is running: cancel it first (DELETE .../redrive)"
+                    "A redrive of {name} is running, or moving what it set aside: cancel it \
+                     first (DELETE .../redrive), or wait"
                 )));
             }
             other => other.check("")?,
         }
-        let _: i64 = self
-            .connection()
-            .sadd(REDRIVES, serde_json::json!([project, name]).to_string())
-            .await?;
         self.run_redrive_in_background(project, name);
         self.redrive(project, name)
             .await?
             .ok_or_else(|| StoreError::BadReply("redrive gone at once".into()))
+    }
+
+    async fn list_redrive(&self, project: &str, name: &str) -> Result<()> {
+        let entry = serde_json::json!([project, name]).to_string();
+        let _: i64 = self.connection().sadd(REDRIVES, entry).await?;
+        Ok(())
+    }
+
+    /// Takes a finished redrive off the store-wide list, unless another started meanwhile.
+    async fn unlist_redrive(&self, project: &str, name: &str) -> Result<()> {
+        let entry = serde_json::json!([project, name]).to_string();
+        let _: i64 = self.connection().srem(REDRIVES, entry).await?;
+        if self
+            .redrive(project, name)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.state == "running")
+        {
+            self.list_redrive(project, name).await?;
+        }
+        Ok(())
     }
 
     /// The queue's redrive (the last one started), if any.
@@ -140,7 +163,13 @@ impl Store {
             let batch = if rate > 0 { rate.min(BATCH) } else { BATCH }.to_string();
             let args: [&[u8]; 3] = [runner.as_bytes(), lease.as_bytes(), batch.as_bytes()];
             let mut reply = self.run(&TAKE, &keys, &args).await?;
-            reply.status()?.check("")?;
+            let status = reply.status()?;
+            if status == Status::NoQueue {
+                // Deleted with its queue.
+                self.unlist_redrive(project, name).await?;
+                return Ok(moved);
+            }
+            status.check("")?;
             let state = reply.text()?;
             let target = reply.text()?;
             let unwrap = reply.int()? == 1;
@@ -149,10 +178,7 @@ impl Store {
                 // Running elsewhere: that process goes on with it.
                 "taken" => return Ok(moved),
                 _ => {
-                    let _: i64 = self
-                        .connection()
-                        .srem(REDRIVES, serde_json::json!([project, name]).to_string())
-                        .await?;
+                    self.unlist_redrive(project, name).await?;
                     return Ok(moved);
                 }
             }
@@ -160,7 +186,7 @@ impl Store {
             let (mut ids, mut messages) = (Vec::new(), Vec::new());
             while !reply.is_empty() {
                 let (id, body, headers) = (reply.text()?, reply.text()?, reply.text()?);
-                messages.push(carried(&id, body, headers, unwrap));
+                messages.push(carried(&id, body, headers, reply.text()?, unwrap));
                 ids.push(id);
             }
             if let Err(err) = self.put(project, &target, &messages).await {
@@ -172,7 +198,12 @@ impl Store {
             let mut args: Vec<&[u8]> = vec![b""];
             args.extend(ids.iter().map(|id| id.as_bytes()));
             let mut reply = self.run(&DONE, &keys, &args).await?;
-            reply.status()?.check("")?;
+            let status = reply.status()?;
+            if status == Status::NoQueue {
+                self.unlist_redrive(project, name).await?;
+                return Ok(moved);
+            }
+            status.check("")?;
             self.alerts_fired(project, name, reply.count()?);
             moved += messages.len() as u64;
             if rate > 0 {
@@ -185,7 +216,7 @@ impl Store {
 
 /// What goes to the target for a message: an error-queue envelope's original message, or the
 /// message itself; its reserved count starts again.
-fn carried(id: &str, body: String, headers: String, unwrap: bool) -> Carried {
+fn carried(id: &str, body: String, headers: String, token: String, unwrap: bool) -> Carried {
     if unwrap && let Ok(envelope) = serde_json::from_str::<Envelope>(&body) {
         return Carried {
             id: envelope.source_msg_id,
@@ -196,6 +227,7 @@ fn carried(id: &str, body: String, headers: String, unwrap: bool) -> Carried {
             } else {
                 serde_json::to_string(&envelope.headers).unwrap_or_default()
             },
+            token,
         };
     }
     Carried {
@@ -203,5 +235,6 @@ fn carried(id: &str, body: String, headers: String, unwrap: bool) -> Carried {
         body,
         reserved_count: "0".into(),
         headers,
+        token,
     }
 }

@@ -3,7 +3,9 @@
 -- in REDRIVING, which another runner finished, is not counted again).
 -- ARGV[1] the error of the move ('' when none; then no ids follow: the runner gives the
 -- redrive up for now), ARGV[2..] the ids.
--- Returns {OK, alert messages waiting}. O(m) for m messages, plus one list scan per id.
+-- Returns {OK, alert messages waiting}, or {NO_QUEUE}. O(m) for m messages, plus one list scan
+-- per id.
+if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
 local now = now_ms()
 if ARGV[1] ~= '' then
   -- Given up: any process may try again at once.

@@ -5,12 +5,12 @@
 -- holds is not taken; one cancelled hands what it set aside back to the front.
 -- ARGV[1] runner id, ARGV[2] lease (ms), ARGV[3] most messages in flight.
 -- Returns {OK, state ('running', 'done', 'cancelled', 'taken' by another runner, '' none),
--- target, unwrap (1|0), then per message: id, body, push headers ('' when none)}, or
--- {NO_QUEUE}. O(k log n) for k messages.
+-- target, unwrap (1|0), then per message: id, body, push headers ('' when none), move token
+-- (see move_token)}, or {NO_QUEUE}. O(k log n) for k messages.
 local now = now_ms()
 local expiration = load_queue()
 if not expiration then return { NO_QUEUE } end
-local task = redis.call('HMGET', REDRIVE, 'state', 'owner', 'lease', 'max', 'moved', 'to', 'unwrap')
+local task = redis.call('HMGET', REDRIVE, 'state', 'owner', 'lease', 'limit', 'moved', 'to', 'unwrap')
 local state = task[1] or ''
 -- Another runner holds the lease: it may be moving what is set aside.
 if task[2] ~= ARGV[1] and tonumber(task[3] or '0') > now then return { OK, 'taken', '', 0 } end
@@ -25,10 +25,7 @@ end
 redis.call('HSET', REDRIVE, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]), 'updated_at', now)
 maintain(now, expiration)
 local want = tonumber(ARGV[3]) - redis.call('LLEN', REDRIVING)
-local max = tonumber(task[4])
-if max > 0 then
-  want = math.min(want, max - tonumber(task[5]) - redis.call('LLEN', REDRIVING))
-end
+want = math.min(want, tonumber(task[4]) - tonumber(task[5]) - redis.call('LLEN', REDRIVING))
 while want > 0 do
   local popped = redis.call('LPOP', READY, want)
   if not popped then break end
@@ -46,12 +43,14 @@ if #ids == 0 then
 end
 local bodies = call_many('HMGET', BODY, ids)
 local headers = call_many('HMGET', HEADERS, ids)
+local arrived = call_many('HMGET', ARRIVED, ids)
 local reply = { OK, 'running', task[6], task[7] }
 for k, id in ipairs(ids) do
   if bodies[k] then
     reply[#reply + 1] = id
     reply[#reply + 1] = bodies[k]
     reply[#reply + 1] = headers[k] or ''
+    reply[#reply + 1] = move_token(id, arrived[k])
   else
     -- Deleted (or expired) since it was set aside.
     redis.call('LREM', REDRIVING, 1, id)
