@@ -38,10 +38,25 @@ run: deps build
 	FERROMQ_TOKENS="$${FERROMQ_TOKENS:-$(DEV_TOKEN)=*}" FERROMQ_LISTEN=$(LISTEN) \
 	  ./target/release/ferromq standalone -f examples/ --data-dir $(RUN_DIR)
 
-## test: every test against real redis-server processes, then the official Python client.
-test: deps python-client chart-check
+## test: every test against real redis-server processes, then the official Python, Go and Java
+## clients.
+test: deps python-client client-tools chart-check
 	$(CARGO) test
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
+	FERROMQ_GO=$(GO) $(CARGO) test --test go_client -- --ignored --nocapture
+	FERROMQ_MVN=$(MVN) $(CARGO) test --test java_client -- --ignored --nocapture
+
+## client-tools: Go (for github.com/iron-io/iron_go3, from the Go module proxy) and Maven with a
+## JDK (for io.iron.ironmq:ironmq, from Maven Central), from Debian's packages when missing.
+GO  ?= go
+MVN ?= mvn
+.PHONY: client-tools
+client-tools:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "go not found: installing golang-go"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go >/dev/null; }
+	@command -v $(MVN) >/dev/null 2>&1 || { echo "mvn not found: installing maven"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq maven default-jdk-headless >/dev/null; }
+	@$(GO) version && $(MVN) -v | head -1
 
 ## chart-check: the Helm chart, with no cluster: helm lint, helm template with the default values
 ## and with each file of charts/ferromq/ci/, every rendered object against the Kubernetes OpenAPI
@@ -148,6 +163,7 @@ bench-rabbitmq:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@! command -v gofmt >/dev/null || { out=$$(gofmt -l tests/go); [ -z "$$out" ] || { echo "gofmt: $$out"; exit 1; }; }
 
 clean:
 	$(CARGO) clean
