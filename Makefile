@@ -39,12 +39,13 @@ run: deps build
 	  ./target/release/ferromq standalone -f examples/ --data-dir $(RUN_DIR)
 
 ## test: every test against real redis-server processes, then the official Python, Go and Java
-## clients.
+## clients, then the failover scenarios (primary, replicas and Sentinels), printing their counts.
 test: deps python-client client-tools chart-check
 	$(CARGO) test
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
 	FERROMQ_GO=$(GO) $(CARGO) test --test go_client -- --ignored --nocapture
 	FERROMQ_MVN=$(MVN) $(CARGO) test --test java_client -- --ignored --nocapture
+	$(CARGO) test --test failover -- --ignored --nocapture
 
 ## client-tools: Go (for github.com/iron-io/iron_go3, from the Go module proxy) and Maven with a
 ## JDK (for io.iron.ironmq:ironmq, from Maven Central), from Debian's packages when missing.

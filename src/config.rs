@@ -3,7 +3,7 @@
 use crate::api::Limits;
 use crate::listener::{Listening, TlsFiles};
 use crate::push::worker::PushSettings;
-use crate::store::RedisTarget;
+use crate::store::{Durability, RedisTarget, SentinelSpec};
 use crate::tokens::Tokens;
 use clap::Args;
 // Switches set from the environment take 1/0, yes/no, on/off as well as true/false.
@@ -46,10 +46,61 @@ pub struct RedisArgs {
     /// Treat REDIS_URL as a Redis Cluster even when it names one node.
     #[arg(long, env = "FERROMQ_REDIS_CLUSTER", value_parser = BoolishValueParser::new())]
     pub redis_cluster: bool,
+
+    /// Sentinels (host:port,host:port,...) that name the Redis primary: ferromq follows their
+    /// failovers. Instead of REDIS_URL.
+    #[arg(long, env = "FERROMQ_REDIS_SENTINELS", conflicts_with_all = ["redis_url", "redis_cluster"])]
+    pub redis_sentinels: Option<String>,
+
+    /// The name the Sentinels monitor the primary by.
+    #[arg(long, env = "FERROMQ_REDIS_MASTER_NAME", default_value = "mymaster")]
+    pub redis_master_name: String,
+
+    /// Password of the Sentinels.
+    #[arg(long, env = "FERROMQ_REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub redis_sentinel_password: Option<String>,
+
+    /// Password of the Redis nodes the Sentinels name.
+    #[arg(long, env = "FERROMQ_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// Replicas that must confirm each change (Redis WAIT) before it is answered; 0 answers
+    /// as soon as the primary has it.
+    #[arg(long, env = "FERROMQ_MIN_REPLICAS_ACK", default_value_t = 0)]
+    pub min_replicas_ack: u32,
+
+    /// Milliseconds to wait for those replicas; then the request answers 503.
+    #[arg(long, env = "FERROMQ_REPLICA_ACK_TIMEOUT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub replica_ack_timeout: u64,
 }
 
 impl RedisArgs {
     pub fn target(&self) -> RedisTarget {
+        RedisTarget {
+            durability: Durability {
+                replicas: self.min_replicas_ack,
+                timeout: Duration::from_millis(self.replica_ack_timeout),
+            },
+            ..self.place()
+        }
+    }
+
+    /// Where the store is.
+    fn place(&self) -> RedisTarget {
+        if let Some(sentinels) = &self.redis_sentinels {
+            return RedisTarget::sentinel(SentinelSpec {
+                sentinels: sentinels
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                master_name: self.redis_master_name.clone(),
+                sentinel_password: self.redis_sentinel_password.clone(),
+                redis_password: self.redis_password.clone(),
+            });
+        }
         let url = self.redis_url.as_deref().unwrap_or(DEFAULT_REDIS_URL);
         RedisTarget::parse(url, self.redis_cluster)
     }
@@ -121,6 +172,12 @@ pub struct ServeArgs {
     /// above the longest long poll (30 s).
     #[arg(long, env = "FERROMQ_REQUEST_TIMEOUT", default_value_t = 60)]
     pub request_timeout: u64,
+
+    /// How long a post's Idempotency-Key is remembered, in seconds: a repeat within it stores
+    /// nothing and answers the first post's ids.
+    #[arg(long, env = "FERROMQ_IDEMPOTENCY_WINDOW", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub idempotency_window: u64,
 
     /// Connections served at once; more are closed as they arrive.
     #[arg(long, env = "FERROMQ_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -213,6 +270,7 @@ impl ServeArgs {
             max_message_size: self.max_message_size,
             max_request_size: self.max_request_size,
             request_timeout: Duration::from_secs(self.request_timeout.max(1)),
+            idempotency_window: Duration::from_secs(self.idempotency_window),
         }
     }
 

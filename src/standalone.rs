@@ -32,9 +32,10 @@ pub async fn run(args: StandaloneArgs) -> Result<(), crate::serve::Failure> {
     };
     // Runs as long as the data plane serves (and is killed on drop, should start-up fail).
     let mut redis = None;
-    let target = match &serve.redis.redis_url {
-        Some(_) => serve.redis.target(),
-        None => {
+    let external = serve.redis.redis_url.is_some() || serve.redis.redis_sentinels.is_some();
+    let target = match external {
+        true => serve.redis.target(),
+        false => {
             let (child, socket) = start_redis(args.data_dir.as_deref()).await?;
             redis = Some(child);
             let url = format!("unix://{}", socket.display());

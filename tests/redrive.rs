@@ -445,3 +445,82 @@ async fn a_redrive_cut_short_is_finished_by_another_process() {
     );
     assert_eq!(size(&client, "cut-dead").await, 0);
 }
+
+#[tokio::test]
+async fn a_dead_letter_move_left_unfinished_is_taken_back_by_a_redrive() {
+    let redis = RedisServer::start();
+    let server = ServerProcess::start(&redis).await;
+    let client = server.client();
+    let ids = dead_letters(&client, "loop", "loop-dead", &["x"]).await;
+    // A mover that died after storing the message in the dead-letter queue, but before ending
+    // its move, leaves it in the source's DEAD list, still stored there.
+    let source = QueueKeys::new("p", "loop");
+    let mut conn = redis.connection();
+    redis::pipe()
+        .hset(source.body(), &ids[0], "x")
+        .rpush(source.dead_letters(), &ids[0])
+        .exec(&mut conn)
+        .unwrap();
+    // Redriven back before any reserve on the source finished that move: the source takes it
+    // back, and the move, when finished, removes nothing.
+    let (status, body) = client.post(&redrive_path("loop-dead"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(redrive_in(&client, "loop-dead", "done").await["moved"], 1);
+    let store = redis.store().await;
+    store
+        .move_dead_letters("p", "loop", "loop-dead")
+        .await
+        .unwrap();
+    assert_eq!(size(&client, "loop-dead").await, 0);
+    let back = reserve(&client, "loop", json!({"n": 10})).await;
+    assert_eq!(back.len(), 1, "once: {back:?}");
+    assert_eq!(back[0]["id"], ids[0].as_str());
+}
+
+#[tokio::test]
+async fn a_redrive_left_unfinished_is_taken_back_by_a_dead_letter_move() {
+    let redis = RedisServer::start();
+    let server = ServerProcess::start(&redis).await;
+    let client = server.client();
+    let ids = dead_letters(&client, "spin", "spin-dead", &["y"]).await;
+    let dead = QueueKeys::new("p", "spin-dead");
+    let mut conn = redis.connection();
+    let arrived: String = redis::cmd("HGET")
+        .arg(dead.arrived())
+        .arg(&ids[0])
+        .query(&mut conn)
+        .unwrap();
+    let (status, body) = client.post(&redrive_path("spin-dead"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    redrive_in(&client, "spin-dead", "done").await;
+    // A runner that died after storing it back, but before ending its round, leaves it set
+    // aside in the dead-letter queue, still stored there, the redrive running.
+    redis::pipe()
+        .hset(dead.body(), &ids[0], "y")
+        .hset(dead.arrived(), &ids[0], &arrived)
+        .rpush(dead.redriving(), &ids[0])
+        .hset_multiple(dead.redrive(), &[("state", "running"), ("lease", "0")])
+        .exec(&mut conn)
+        .unwrap();
+    // Before another process takes the redrive over, the message fails again and moves back to
+    // the dead-letter queue, which takes it back from the unfinished round.
+    assert_eq!(
+        reserve(&client, "spin", json!({"timeout": 1})).await.len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(reserve(&client, "spin", json!({})).await.is_empty());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            size(&client, "spin").await == 0
+        })
+        .await
+    );
+    // The runner that takes over finds nothing to move: the message is in one place.
+    let store = redis.store().await;
+    store.run_redrive("p", "spin-dead").await.unwrap();
+    assert_eq!(size(&client, "spin").await, 0);
+    let held = reserve(&client, "spin-dead", json!({"n": 10})).await;
+    assert_eq!(held.len(), 1, "once: {held:?}");
+    assert_eq!(held[0]["id"], ids[0].as_str());
+}

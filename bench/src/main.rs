@@ -14,7 +14,7 @@ mod subscriber;
 use clap::Parser;
 use load::{Outcome, QueueApi};
 use procs::{Cpu, CpuMeter};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Clone)]
@@ -220,6 +220,7 @@ async fn run(args: Args) -> Result<Results, String> {
     let memory_per_message = Some(memory(&redis, &base, args.memory_messages).await?);
     drop(server);
     redis.cli(&["FLUSHALL"])?;
+    let replica_rows = replica_acks(&args, dir.path(), duration).await?;
 
     eprintln!("measuring the floor...");
     let port = procs::free_port();
@@ -320,6 +321,7 @@ async fn run(args: Args) -> Result<Results, String> {
             limit: Some((limit.evalsha, "EVALSHA")),
         }))
         .chain(push_rows)
+        .chain(replica_rows)
         .collect();
     Ok(Results {
         args,
@@ -369,7 +371,7 @@ async fn compare(args: &Args) -> Result<String, String> {
                 let (label, binary) = &builds[k];
                 eprintln!("round {round}: {scenario} on {label}...");
                 let port = procs::free_port();
-                let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN)?;
+                let server = procs::start_ferromq_binary(binary, &redis, port, TOKEN, &[])?;
                 let base = format!("http://127.0.0.1:{port}");
                 let pids = (Some(server.pid()), redis.pid());
                 let measured = if *scenario == "push-fast" {
@@ -482,6 +484,37 @@ fn median(rates: &[f64]) -> Option<f64> {
 
 /// The four throughput scenarios against one target, each on a queue of its own. The CPU of
 /// `server` (when it runs on this machine) and of `redis` is measured over each run.
+/// The single-message rows again on a primary with one local replica, every change confirmed
+/// by it (`FERROMQ_MIN_REPLICAS_ACK=1`): what durability across the loss of the primary costs.
+async fn replica_acks(args: &Args, dir: &Path, duration: Duration) -> Result<Vec<Row>, String> {
+    eprintln!("measuring ferromq with replica acknowledgements...");
+    let (primary, _replica) = procs::Redis::start_replicated(dir)?;
+    let port = procs::free_port();
+    let env = [("FERROMQ_MIN_REPLICAS_ACK", "1")];
+    let server = procs::start_ferromq_with(&primary, port, TOKEN, &env)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut rows = Vec::new();
+    for (only, scenario) in [
+        (
+            "post-1",
+            "post, 1 message per request, confirmed by a replica",
+        ),
+        ("cycle-1", "reserve + delete, n = 1, confirmed by a replica"),
+    ] {
+        let pids = (Some(server.pid()), primary.pid());
+        let outcome = scenarios(args, &base, duration, Some(only), pids).await?;
+        rows.push(Row {
+            scenario: scenario.to_string(),
+            ferromq: outcome.into_iter().next(),
+            floor: None,
+            peer: None,
+            rabbitmq: None,
+            limit: None,
+        });
+    }
+    Ok(rows)
+}
+
 async fn scenarios(
     args: &Args,
     base: &str,

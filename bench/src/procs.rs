@@ -95,11 +95,39 @@ impl Redis {
     /// A redis-server on a unix socket, its data in `dir`, persisted as ferromq's chart runs it:
     /// append-only file, fsync every second (RabbitMQ's rows are durable too).
     pub fn start(dir: &Path) -> Result<Self, String> {
+        Self::start_on(dir, 0, None)
+    }
+
+    /// A primary with one replica, both as `start` runs them, on loopback ports (replication
+    /// needs TCP) besides their sockets: (primary, replica).
+    pub fn start_replicated(dir: &Path) -> Result<(Self, Self), String> {
+        let (primary_dir, replica_dir) = (dir.join("primary"), dir.join("replica"));
+        for d in [&primary_dir, &replica_dir] {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        let port = free_port();
+        let primary = Self::start_on(&primary_dir, port, None)?;
+        let replica = Self::start_on(&replica_dir, free_port(), Some(port))?;
+        wait_for(Duration::from_secs(10), || {
+            replica
+                .cli(&["INFO", "replication"])
+                .is_ok_and(|i| i.contains("master_link_status:up"))
+        })?;
+        Ok((primary, replica))
+    }
+
+    /// `port` 0: no TCP; `replica_of`: the port of the primary to follow.
+    fn start_on(dir: &Path, port: u16, replica_of: Option<u16>) -> Result<Self, String> {
         let socket = dir.join("redis.sock");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(primary) = replica_of {
+            command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args([
                 "--port",
-                "0",
+                &port.to_string(),
                 "--save",
                 "",
                 "--appendonly",
@@ -159,8 +187,18 @@ impl Redis {
 
 /// `ferromq serve` from the same build as this benchmark.
 pub fn start_ferromq(redis: &Redis, port: u16, token: &str) -> Result<Proc, String> {
+    start_ferromq_with(redis, port, token, &[])
+}
+
+/// Like `start_ferromq`, with more environment variables.
+pub fn start_ferromq_with(
+    redis: &Redis,
+    port: u16,
+    token: &str,
+    env: &[(&str, &str)],
+) -> Result<Proc, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    start_ferromq_binary(&exe.with_file_name("ferromq"), redis, port, token)
+    start_ferromq_binary(&exe.with_file_name("ferromq"), redis, port, token, env)
 }
 
 /// `ferromq serve` from a given binary (another build, for A/B comparisons).
@@ -169,6 +207,7 @@ pub fn start_ferromq_binary(
     redis: &Redis,
     port: u16,
     token: &str,
+    env: &[(&str, &str)],
 ) -> Result<Proc, String> {
     let child = Command::new(ferromq)
         .arg("serve")
@@ -176,6 +215,7 @@ pub fn start_ferromq_binary(
         .env("FERROMQ_TOKENS", format!("{token}=*"))
         .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", ferromq.display()))?;

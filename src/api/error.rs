@@ -23,8 +23,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("Store unavailable, try again")]
     Unavailable,
+    #[error("{0}")]
+    NotConfirmed(String),
     #[error("Request not completed within {0} seconds, try again")]
     TimedOut(u64),
     #[error("Internal error")]
@@ -45,7 +49,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable | ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable | ApiError::TimedOut(_) | ApiError::NotConfirmed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +76,7 @@ impl From<StoreError> for ApiError {
                 ApiError::Forbidden(err.to_string())
             }
             StoreError::MessageTooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
+            StoreError::KeyReused => ApiError::Unprocessable(err.to_string()),
             StoreError::DelayTooLong { .. } | StoreError::Invalid(_) => {
                 ApiError::BadRequest(err.to_string())
             }
@@ -79,6 +87,10 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(err) => {
                 tracing::warn!(%err, "store unreachable");
                 ApiError::Unavailable
+            }
+            StoreError::NotReplicated { .. } | StoreError::Deposed => {
+                tracing::warn!(%err, "change not confirmed by replicas");
+                ApiError::NotConfirmed(err.to_string())
             }
             StoreError::Redis(err) => {
                 tracing::error!(%err, "store error");

@@ -7,7 +7,7 @@ use crate::model::{
     DeleteRef, MAX_BATCH, MAX_DELAY, MAX_MESSAGE_TIMEOUT, MAX_PUSH_HEADERS, MAX_WAIT, Message,
     NewMessage, ReserveRequest,
 };
-use crate::store::StoreError;
+use crate::store::{IdempotencyKey, StoreError};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -158,14 +158,46 @@ fn posted(ids: Vec<String>) -> (StatusCode, Json<Value>) {
 pub async fn post(
     State(state): State<AppState>,
     path: QueuePath,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<PostBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = idempotency_key(&headers)?.map(|key| IdempotencyKey {
+        key,
+        window: state.limits.idempotency_window,
+    });
     let messages = body.validate(&state)?;
     let ids = state
         .store
-        .post(&path.project, &path.queue, messages)
+        .post_with_key(&path.project, &path.queue, messages, key)
         .await?;
     Ok(posted(ids))
+}
+
+/// Longest Idempotency-Key taken.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The post's `Idempotency-Key` header (IETF httpapi draft: a structured-field string, so
+/// quoted; a bare token is taken too, as most clients send one).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let key = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters (no quotes or backslashes)"
+        )));
+    }
+    Ok(Some(key.to_string()))
 }
 
 /// The raw body becomes one message; `X-Subscribers-NAME` headers become push header `NAME`

@@ -38,6 +38,8 @@ pub struct Limits {
     pub max_request_size: usize,
     /// Longest a request may take, reading its body and long polls included (503 beyond).
     pub request_timeout: std::time::Duration,
+    /// How long a post's Idempotency-Key is remembered.
+    pub idempotency_window: std::time::Duration,
 }
 
 #[derive(Clone)]

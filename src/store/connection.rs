@@ -1,10 +1,12 @@
-//! One handle over a single Redis or a Redis Cluster, so the store runs its scripts the same way
-//! on both.
+//! One handle over a single Redis, a primary followed through Sentinel, or a Redis Cluster, so
+//! the store runs its scripts the same way on each.
 
+use super::sentinel::{Followed, SentinelSpec};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use std::time::Duration;
 
 /// How long one Redis command may take before the request fails with 503 instead of hanging.
@@ -12,11 +14,22 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Where the store lives: one URL for a single Redis, several (comma-separated) for a cluster.
+/// Where the store lives: one URL for a single Redis, several (comma-separated) for a cluster,
+/// or the Sentinels that name the primary; and how many replicas must have a change.
 #[derive(Debug, Clone)]
 pub struct RedisTarget {
     pub urls: Vec<String>,
     pub cluster: bool,
+    pub sentinel: Option<SentinelSpec>,
+    pub durability: Durability,
+}
+
+/// How many replicas must confirm a change (Redis `WAIT`) before it is answered, and how long
+/// to wait for them. No replicas: answered as soon as the primary has it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Durability {
+    pub replicas: u32,
+    pub timeout: Duration,
 }
 
 impl RedisTarget {
@@ -29,13 +42,41 @@ impl RedisTarget {
             .map(String::from)
             .collect();
         let cluster = cluster || urls.len() > 1;
-        RedisTarget { urls, cluster }
+        RedisTarget {
+            urls,
+            cluster,
+            sentinel: None,
+            durability: Durability::default(),
+        }
+    }
+
+    /// The primary the Sentinels name.
+    pub fn sentinel(spec: SentinelSpec) -> Self {
+        RedisTarget {
+            urls: Vec::new(),
+            cluster: false,
+            sentinel: Some(spec),
+            durability: Durability::default(),
+        }
+    }
+
+    /// A client for the node to subscribe to (the primary, with Sentinel), and its address.
+    pub async fn subscription_client(&self) -> RedisResult<(redis::Client, String)> {
+        let client = match &self.sentinel {
+            Some(spec) => spec.client()?.async_get_client().await?,
+            // PUBLISH reaches every node of a cluster, so one node's subscription hears every
+            // queue.
+            None => redis::Client::open(self.urls.first().map(String::as_str).unwrap_or(""))?,
+        };
+        let addr = client.get_connection_info().addr().to_string();
+        Ok((client, addr))
     }
 }
 
 #[derive(Clone)]
 pub enum Connection {
     Single(ConnectionManager),
+    Sentinel(Followed),
     Cluster(ClusterConnection),
 }
 
@@ -43,7 +84,12 @@ impl Connection {
     /// Connects; a single Redis connects lazily and reconnects by itself, so the data plane can
     /// start before Redis and answers 503 until it is there.
     pub async fn open(target: &RedisTarget) -> RedisResult<Self> {
-        if target.cluster {
+        if let Some(spec) = &target.sentinel {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT));
+            Ok(Connection::Sentinel(Followed::new(spec, config)?))
+        } else if target.cluster {
             let client = ClusterClient::builder(target.urls.clone())
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
@@ -64,10 +110,44 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Waits until `durability.replicas` replicas have what this connection wrote (on a
+    /// cluster, to the primary of `key`'s slot); how many do.
+    pub async fn wait_for_replicas(
+        &mut self,
+        key: &str,
+        durability: Durability,
+    ) -> RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(durability.replicas)
+            .arg(durability.timeout.as_millis() as u64);
+        match self {
+            Connection::Cluster(c) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                Ok(redis::from_redis_value(
+                    c.route_command(wait, routing).await?,
+                )?)
+            }
+            _ => wait.query_async(self).await,
+        }
+    }
+
+    /// With Sentinel, whether a majority of the Sentinels still name the node this connection
+    /// writes to (see `Followed::confirm`); elsewhere, true.
+    pub async fn still_primary(&self) -> RedisResult<bool> {
+        match self {
+            Connection::Sentinel(followed) => followed.confirm().await,
+            _ => Ok(true),
+        }
+    }
+}
+
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Sentinel(c) => c.req_packed_command(cmd),
             Connection::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -80,6 +160,7 @@ impl ConnectionLike for Connection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
             Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -87,6 +168,7 @@ impl ConnectionLike for Connection {
     fn get_db(&self) -> i64 {
         match self {
             Connection::Single(c) => c.get_db(),
+            Connection::Sentinel(c) => c.get_db(),
             Connection::Cluster(c) => c.get_db(),
         }
     }

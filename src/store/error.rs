@@ -20,6 +20,10 @@ pub enum StoreError {
     DelayTooLong { index: usize },
     #[error("messages[{index}] is larger than the queue's max_message_size of {max} bytes")]
     MessageTooLarge { index: usize, max: u64 },
+    #[error(
+        "This Idempotency-Key was used with other messages on this queue: use a new key for a new post"
+    )]
+    KeyReused,
     #[error("{0}")]
     Invalid(String),
     #[error("Subscriber not found")]
@@ -34,6 +38,14 @@ pub enum StoreError {
     NotAdopted,
     #[error("store unavailable: {0}")]
     Unavailable(redis::RedisError),
+    #[error(
+        "The change was made on the Redis primary, but {confirmed} of the {wanted} replicas required confirmed it in time: it may or may not have been kept. Retry (with the same Idempotency-Key for a post)"
+    )]
+    NotReplicated { wanted: u32, confirmed: u32 },
+    #[error(
+        "The change was made on a Redis node that is no longer the primary (a failover is under way): it may or may not have been kept. Retry (with the same Idempotency-Key for a post)"
+    )]
+    Deposed,
     #[error("store error: {0}")]
     Redis(redis::RedisError),
     /// A script failed; `at` is the script file and line the error names.
@@ -74,11 +86,22 @@ impl StoreError {
     }
 
     fn from_redis(err: redis::RedisError) -> Self {
-        let unreachable = err.is_io_error()
+        if Self::unreachable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Redis(err)
+        }
+    }
+
+    /// Whether the error says Redis cannot take the request now (gone, loading, failing over,
+    /// a replica or a primary without enough replicas), rather than that the request is wrong.
+    pub(super) fn unreachable(err: &redis::RedisError) -> bool {
+        err.is_io_error()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
             || err.is_timeout()
             || err.is_cluster_error()
+            || err.code() == Some("NOREPLICAS")
             || matches!(
                 err.kind(),
                 redis::ErrorKind::Server(
@@ -86,13 +109,9 @@ impl StoreError {
                         | redis::ServerErrorKind::TryAgain
                         | redis::ServerErrorKind::ClusterDown
                         | redis::ServerErrorKind::MasterDown
-                )
-            );
-        if unreachable {
-            StoreError::Unavailable(err)
-        } else {
-            StoreError::Redis(err)
-        }
+                        | redis::ServerErrorKind::ReadOnly
+                ) | redis::ErrorKind::MasterNameNotFoundBySentinel
+            )
     }
 }
 

@@ -98,9 +98,15 @@ queue_keys! {
     /// until the move is done.
     REDRIVING redriving "redriving" Messages,
     /// Sorted set: token of a message moved in from another queue -> ms it was stored here
-    /// (put.lua), kept an hour: a move its mover repeats after dying halfway stores nothing
-    /// again, even once the message has been taken from here. Clearing the queue keeps it.
+    /// (put.lua), kept ten minutes: a move its mover repeats after dying halfway stores
+    /// nothing again, even once the message has been taken from here. Clearing the queue
+    /// keeps it.
     MOVED moved_tokens "moved" Settings,
+    /// Hash: Idempotency-Key of a post -> what it stored, "fingerprint expiry-ms id,id,..."
+    /// (post.lua), for the key's window. Clearing the queue keeps it.
+    IDEMPOTENT idempotent_posts "idem" Settings,
+    /// Sorted set: Idempotency-Key -> ms when its record ends.
+    IDEMPOTENT_DUE idempotent_due "idem-due" Settings,
 }
 
 /// The keys of one queue, in the order the Lua scripts expect them.

@@ -29,16 +29,19 @@ mod ops;
 mod push_state;
 mod reply;
 mod script;
+mod sentinel;
 mod settings;
 mod status;
 mod sweep;
 mod wake;
 
 pub use answers::{AnswerCounts, Answered};
-pub use connection::RedisTarget;
+pub use connection::{Durability, RedisTarget};
 pub use error::{Result, StoreError};
+pub use ops::post::IdempotencyKey;
 pub use ops::push_claim::Claimed;
 pub use ops::push_report::{Report, RoundReport};
+pub use sentinel::SentinelSpec;
 
 use coalesce::LanesOf;
 use connection::Connection;
@@ -59,6 +62,8 @@ pub struct Store(Arc<Shared>);
 
 struct Shared {
     conn: Connection,
+    /// How many replicas must have a change before it is answered.
+    durability: Durability,
     wakeups: Arc<Wakeups>,
     subscribed: watch::Receiver<bool>,
     /// What a long poll passes to the reserve and claim scripts (any value but '' means a
@@ -90,6 +95,7 @@ impl Store {
         tokio::spawn(wake::listen(target.clone(), wakeups.clone(), tx));
         Ok(Store(Arc::new(Shared {
             conn,
+            durability: target.durability,
             wakeups,
             subscribed,
             process_id: random_id(),

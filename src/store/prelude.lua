@@ -20,9 +20,9 @@ end
 
 -- What names one move of a message out of this queue, for put.lua in the queue it goes to: the
 -- queue, the id, and when the message arrived here (a message that comes back later moves
--- again under another name).
+-- again under another name); hashed, to keep the target's record of them small.
 local function move_token(id, arrived)
-  return CFG .. ':' .. id .. ':' .. (arrived or '')
+  return redis.sha1hex(CFG .. ':' .. id .. ':' .. (arrived or ''))
 end
 
 local function now_ms()

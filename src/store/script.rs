@@ -50,6 +50,8 @@ pub struct OpScript {
     file: &'static str,
     body: &'static str,
     loaded: OnceLock<Script>,
+    /// Whether its changes wait for replicas (see `Durability`).
+    changes: bool,
 }
 
 impl OpScript {
@@ -58,6 +60,18 @@ impl OpScript {
             file,
             body,
             loaded: OnceLock::new(),
+            changes: true,
+        }
+    }
+
+    /// A script that reads, or changes only what any later call would change the same way
+    /// (moving timed-out reservations back): its answer does not wait for replicas.
+    pub const fn reading(file: &'static str, body: &'static str) -> Self {
+        OpScript {
+            file,
+            body,
+            loaded: OnceLock::new(),
+            changes: false,
         }
     }
 
@@ -82,7 +96,10 @@ impl OpScript {
     /// (counted in the store-errors metric as every failure Redis answers is).
     fn located(&self, err: redis::RedisError) -> StoreError {
         let text = err.to_string();
-        let Some(line) = script_line(&text) else {
+        // A script refused or cut short because Redis cannot take writes now is no fault of
+        // the script's.
+        let line = script_line(&text).filter(|_| !StoreError::unreachable(&err));
+        let Some(line) = line else {
             return err.into();
         };
         let at = self.locate(line);
@@ -137,6 +154,22 @@ impl Store {
             .invoke_async(&mut conn)
             .await
             .map_err(|err| script.located(err))?;
+        let durability = self.0.durability;
+        if script.changes && durability.replicas > 0 {
+            // One WAIT for the call, which carries every request it coalesced.
+            let confirmed = conn.wait_for_replicas(keys.cfg(), durability).await?;
+            if confirmed < durability.replicas {
+                return Err(StoreError::NotReplicated {
+                    wanted: durability.replicas,
+                    confirmed,
+                });
+            }
+            // A deposed primary that still has a replica would confirm changes the new
+            // primary never gets.
+            if !conn.still_primary().await? {
+                return Err(StoreError::Deposed);
+            }
+        }
         Reply::new(value)
     }
 }

@@ -54,6 +54,8 @@ statuses! {
     TOO_LARGE TooLarge = 9,
     /// The queue has no number yet and none was given (post).
     NEEDS_NUMBER NeedsNumber = 10,
+    /// An Idempotency-Key is in use by a different post (post).
+    KEY_REUSED KeyReused = 11,
 }
 
 impl Status {

@@ -12,6 +12,9 @@ use tokio::sync::{Notify, watch};
 
 /// Pause between attempts to (re)subscribe after the subscription connection failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// With Sentinel, how often to check that the node subscribed to is still the primary (one
+/// cut off from its replicas keeps the subscription up but hears no more posts).
+const PRIMARY_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// A wake-up for this many messages or more wakes every waiter of the queue; fewer wake one
 /// waiter each, so a single post does not stampede a crowd of waiters.
@@ -77,18 +80,27 @@ impl Wakeups {
 /// Keeps the pattern subscription up for the life of the process. `subscribed` turns true
 /// each time the subscription is in place (and false while it is down).
 pub async fn listen(target: RedisTarget, wakeups: Arc<Wakeups>, subscribed: watch::Sender<bool>) {
-    // PUBLISH reaches every node of a cluster, so one node's subscription hears every queue.
-    let url = target.urls.first().cloned().unwrap_or_default();
     loop {
-        match subscribe(&url).await {
-            Ok(mut pubsub) => {
+        match subscribe(&target).await {
+            Ok((mut pubsub, addr)) => {
                 subscribed.send_replace(true);
                 wakeups.wake_all();
                 let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    if let Some(tag) = tag_of_wake_channel(msg.get_channel_name()) {
-                        let count = msg.get_payload::<usize>().unwrap_or(WAKE_ALL_FROM);
-                        wakeups.wake(tag, count.max(1));
+                let mut check = tokio::time::interval(PRIMARY_CHECK_EVERY);
+                loop {
+                    tokio::select! {
+                        msg = messages.next() => {
+                            let Some(msg) = msg else { break };
+                            if let Some(tag) = tag_of_wake_channel(msg.get_channel_name()) {
+                                let count = msg.get_payload::<usize>().unwrap_or(WAKE_ALL_FROM);
+                                wakeups.wake(tag, count.max(1));
+                            }
+                        }
+                        _ = check.tick(), if target.sentinel.is_some() => {
+                            if target.subscription_client().await.is_ok_and(|(_, now)| now != addr) {
+                                break;
+                            }
+                        }
                     }
                 }
                 tracing::warn!("long-poll subscription to Redis lost; reconnecting");
@@ -103,9 +115,10 @@ pub async fn listen(target: RedisTarget, wakeups: Arc<Wakeups>, subscribed: watc
     }
 }
 
-async fn subscribe(url: &str) -> redis::RedisResult<redis::aio::PubSub> {
-    let client = redis::Client::open(url)?;
+/// A pattern subscription to the node `target` names, and that node's address.
+async fn subscribe(target: &RedisTarget) -> redis::RedisResult<(redis::aio::PubSub, String)> {
+    let (client, addr) = target.subscription_client().await?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.psubscribe(WAKE_PATTERN).await?;
-    Ok(pubsub)
+    Ok((pubsub, addr))
 }

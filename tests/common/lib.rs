@@ -18,6 +18,7 @@ pub mod certificate;
 pub mod client;
 pub mod raw;
 pub mod redis;
+pub mod replicated;
 pub mod server;
 pub mod subscriber;
 pub mod wait;

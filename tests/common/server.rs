@@ -186,7 +186,14 @@ impl ServerProcess {
 
     /// Like `start`, with more environment variables for `ferromq serve`.
     pub async fn start_with(redis: &RedisServer, env: &[(&str, &str)]) -> Self {
-        Self::spawn(redis, env, None, Stdio::null()).await
+        Self::spawn(&redis.url(), env, None, Stdio::null()).await
+    }
+
+    /// A `ferromq serve` process on the primary that `sentinels` (host:port,...) name.
+    pub async fn start_on_sentinels(sentinels: &str, env: &[(&str, &str)]) -> Self {
+        let mut all = vec![("FERROMQ_REDIS_SENTINELS", sentinels)];
+        all.extend_from_slice(env);
+        Self::spawn("", &all, None, Stdio::null()).await
     }
 
     /// Like `start_with`, serving HTTPS with `certificate`. It is ready once `/readyz`
@@ -205,25 +212,28 @@ impl ServerProcess {
         ];
         tls_env.extend_from_slice(env);
         let tls = (certificate.authority_pem.clone(), files);
-        Self::spawn(redis, &tls_env, Some(tls), Stdio::null()).await
+        Self::spawn(&redis.url(), &tls_env, Some(tls), Stdio::null()).await
     }
 
     /// Like `start_with`, keeping what the process writes to stdout (its logs) for
     /// `stop_and_read_logs`.
     pub async fn start_logged(redis: &RedisServer, env: &[(&str, &str)]) -> Self {
-        Self::spawn(redis, env, None, Stdio::piped()).await
+        Self::spawn(&redis.url(), env, None, Stdio::piped()).await
     }
 
+    /// `redis_url` '' when `env` says where Redis is.
     async fn spawn(
-        redis: &RedisServer,
+        redis_url: &str,
         env: &[(&str, &str)],
         tls: Option<(String, tempfile::TempDir)>,
         stdout: Stdio,
     ) -> Self {
         let port = free_port();
         let mut command = ferromq("serve", port, TOKENS);
+        if !redis_url.is_empty() {
+            command.env("REDIS_URL", redis_url);
+        }
         command
-            .env("REDIS_URL", redis.url())
             .env("FERROMQ_PUSH_TIMEOUT", PUSH_TIMEOUT.as_secs().to_string())
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())

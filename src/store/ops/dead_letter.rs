@@ -8,7 +8,8 @@
 //! (skipping ids already there), then remove it from DEAD and from the queue. A process that
 //! dies between them leaves the messages in DEAD, still stored, and the next reserve on the
 //! queue (in any process) finishes the move: never lost, and not stored twice in the
-//! dead-letter queue (put.lua skips a move token it has seen this hour, see `move_token`).
+//! dead-letter queue (put.lua skips a move token it has seen in the last ten minutes, see
+//! `move_token`, and takes back a message still there on its way out).
 
 use crate::store::keys::QueueKeys;
 use crate::store::ops::put::Carried;

@@ -5,7 +5,7 @@ use crate::store::keys::QueueKeys;
 use crate::store::script::OpScript;
 use crate::store::{Result, Store};
 
-static SCRIPT: OpScript = OpScript::new("get.lua", include_str!("get.lua"));
+static SCRIPT: OpScript = OpScript::reading("get.lua", include_str!("get.lua"));
 
 impl Store {
     pub async fn get_message(&self, project: &str, name: &str, id: &str) -> Result<Message> {

@@ -5,7 +5,7 @@ use crate::store::keys::QueueKeys;
 use crate::store::script::OpScript;
 use crate::store::{Result, Store};
 
-static SCRIPT: OpScript = OpScript::new("info.lua", include_str!("info.lua"));
+static SCRIPT: OpScript = OpScript::reading("info.lua", include_str!("info.lua"));
 
 impl Store {
     pub async fn queue_info(&self, project: &str, name: &str) -> Result<QueueInfo> {

@@ -5,7 +5,7 @@ use crate::store::keys::QueueKeys;
 use crate::store::script::OpScript;
 use crate::store::{Result, Store};
 
-static SCRIPT: OpScript = OpScript::new("peek.lua", include_str!("peek.lua"));
+static SCRIPT: OpScript = OpScript::reading("peek.lua", include_str!("peek.lua"));
 
 impl Store {
     /// Up to `n` ready messages from the front, without reserving them.

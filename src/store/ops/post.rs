@@ -1,5 +1,7 @@
 //! Posting messages (`post.lua`). Concurrent posts to one queue share a script call
-//! (`coalesce.rs`); each is stored whole or refused on its own.
+//! (`coalesce.rs`); each is stored whole or refused on its own. A post may carry an
+//! Idempotency-Key: repeated within its window, it stores nothing and answers the first
+//! post's ids.
 
 use crate::metrics::METRICS;
 use crate::model::{DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, NewMessage};
@@ -10,11 +12,25 @@ use crate::store::script::OpScript;
 use crate::store::status::Status;
 use crate::store::{Result, Store, StoreError, random_id};
 use redis::AsyncCommands;
+use std::time::Duration;
 
 static SCRIPT: OpScript = OpScript::new("post.lua", include_str!("post.lua"));
 
 /// Where the queue's number goes among the script's arguments.
 const NUMBER_ARG: usize = 4;
+
+/// An Idempotency-Key and how long a post made with it is remembered.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub window: Duration,
+}
+
+/// One post: its messages, and its Idempotency-Key if any.
+pub struct Posting {
+    messages: Vec<NewMessage>,
+    key: Option<IdempotencyKey>,
+}
 
 impl Store {
     /// Posts messages, creating the queue with default settings when it does not exist.
@@ -26,9 +42,23 @@ impl Store {
         name: &str,
         messages: impl Into<Vec<NewMessage>>,
     ) -> Result<Vec<String>> {
+        self.post_with_key(project, name, messages, None).await
+    }
+
+    /// Posts messages like `post`; with a key, once: the same messages posted again with the
+    /// same key within its window store nothing and get the first post's ids, other messages
+    /// with that key `KeyReused`.
+    pub async fn post_with_key(
+        &self,
+        project: &str,
+        name: &str,
+        messages: impl Into<Vec<NewMessage>>,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Vec<String>> {
         let messages = messages.into();
         let count = messages.len() as u64;
-        let ids = coalesce::call(Post, self, project, name, messages).await?;
+        let posting = Posting { messages, key };
+        let ids = coalesce::call(Post, self, project, name, posting).await?;
         METRICS.count("posted", count);
         METRICS.watch(project, name);
         Ok(ids)
@@ -40,12 +70,12 @@ impl Store {
 pub struct Post;
 
 impl Batched for Post {
-    type Request = Vec<NewMessage>;
+    type Request = Posting;
     type Answer = Vec<String>;
 
     fn weight(request: &Self::Request) -> (usize, usize) {
-        let bytes = request.iter().map(|m| m.body.len()).sum();
-        (request.len(), bytes)
+        let bytes = request.messages.iter().map(|m| m.body.len()).sum();
+        (request.messages.len(), bytes)
     }
 
     fn lanes(store: &Store) -> &LanesOf<Self> {
@@ -57,7 +87,7 @@ impl Batched for Post {
         store: &Store,
         project: &str,
         name: &str,
-        posts: Vec<Vec<NewMessage>>,
+        posts: Vec<Posting>,
     ) -> Result<Vec<Result<Vec<String>>>> {
         let keys = QueueKeys::new(project, name);
         let channel = keys.wake_channel();
@@ -65,10 +95,19 @@ impl Batched for Post {
         let timeout = DEFAULT_MESSAGE_TIMEOUT.to_string();
         let expiration = DEFAULT_MESSAGE_EXPIRATION.to_string();
         let count = posts.len().to_string();
-        let sizes: Vec<String> = posts.iter().map(|p| p.len().to_string()).collect();
+        let sizes: Vec<String> = posts.iter().map(|p| p.messages.len().to_string()).collect();
+        let windows: Vec<String> = posts
+            .iter()
+            .map(|p| {
+                p.key
+                    .as_ref()
+                    .map_or(0, |k| k.window.as_millis())
+                    .to_string()
+            })
+            .collect();
         let encoded: Vec<(String, String)> = posts
             .iter()
-            .flatten()
+            .flat_map(|p| &p.messages)
             .map(|m| {
                 let headers = if m.push_headers.is_empty() {
                     String::new()
@@ -88,7 +127,12 @@ impl Batched for Post {
             count.as_bytes(),
         ];
         args.extend(sizes.iter().map(|s| s.as_bytes()));
-        for (message, (delay, headers)) in posts.iter().flatten().zip(&encoded) {
+        for (post, window) in posts.iter().zip(&windows) {
+            let key = post.key.as_ref().map_or("", |k| k.key.as_str());
+            args.extend([key.as_bytes(), window.as_bytes()]);
+        }
+        let messages = posts.iter().flat_map(|p| &p.messages);
+        for (message, (delay, headers)) in messages.zip(&encoded) {
             args.extend([
                 message.body.as_bytes(),
                 delay.as_bytes(),
@@ -116,7 +160,7 @@ impl Batched for Post {
         store.alerts_fired(project, name, reply.count()?);
         posts
             .iter()
-            .map(|post| answer_of(&mut reply, post.len()))
+            .map(|post| answer_of(&mut reply, post.messages.len()))
             .collect()
     }
 }
@@ -137,6 +181,7 @@ fn answer_of(reply: &mut Reply, messages: usize) -> Result<Result<Vec<String>>> 
             let max = u64::try_from(reply.int()?).unwrap_or_default();
             Err(StoreError::MessageTooLarge { index, max })
         }
+        Status::KeyReused => Err(StoreError::KeyReused),
         other => return Err(StoreError::BadReply(format!("post answered {other:?}"))),
     })
 }

@@ -2,14 +2,17 @@
 -- dead-letter move, or the messages of another queue's alerts) with their bodies and reserved
 -- counts, at the back of the queue; their expiration starts now (ARRIVED). A message whose id
 -- is already here, or given twice, is stored once; one whose move token was stored here in the
--- last hour (MOVED) is not stored again, so a move repeated after its mover died halfway
--- stores nothing twice even when the first copy has been taken meanwhile.
+-- last ten minutes (MOVED) is not stored again, so a move repeated after its mover died
+-- halfway stores nothing twice even when the first copy has been taken meanwhile. A message
+-- still here but on its way out (in DEAD or REDRIVING: a move out that a dead process left
+-- unfinished) is taken back instead: it stays, and that move, when finished, removes nothing.
 -- Creates the queue with default settings when it does not exist.
 -- ARGV[1] wake channel, ARGV[2] id for a new queue, ARGV[3] default message_timeout (s),
 -- ARGV[4] default message_expiration (s), then five values per message: id, body,
 -- reserved_count, push headers as JSON ('' when none), move token ('' when none).
--- Returns {OK, created (0|1), alert messages waiting}. O(m log t) for m messages and t tokens.
-local REMEMBER_MS = 3600000
+-- Returns {OK, created (0|1), alert messages waiting}. O(m log t) for m messages and t tokens,
+-- plus a scan of DEAD and REDRIVING per message already here.
+local REMEMBER_MS = 600000
 local now = now_ms()
 local created = 0
 local cfg = redis.call('HMGET', CFG, 'type', 'alerts')
@@ -28,7 +31,17 @@ for i = 5, #ARGV, 5 do
     tokens[#tokens + 1] = now
     tokens[#tokens + 1] = token
   end
-  if not seen[id] and not moved_before and redis.call('HEXISTS', BODY, id) == 0 then
+  local here = not seen[id] and redis.call('HEXISTS', BODY, id) == 1
+  if here then
+    for _, leaving in ipairs({ DEAD, REDRIVING }) do
+      if redis.call('LREM', leaving, 1, id) > 0 then
+        -- Taken back: stored again below, as it comes now.
+        remove_stored({ id })
+        here = false
+      end
+    end
+  end
+  if not seen[id] and not here and not moved_before then
     seen[id] = true
     ready[#ready + 1] = id
     stored[#stored + 1] = id
@@ -55,7 +68,10 @@ if #ready > 0 then
   wake(ARGV[1], now, #ready)
 end
 if #tokens > 0 then
-  redis.call('ZREMRANGEBYSCORE', MOVED, '-inf', now - REMEMBER_MS)
+  -- Forgotten a few at a time, and all at once an idle period after the last move in.
+  local old = redis.call('ZRANGEBYSCORE', MOVED, '-inf', now - REMEMBER_MS, 'LIMIT', 0, 1000)
+  call_many('ZREM', MOVED, old)
   call_many('ZADD', MOVED, tokens)
+  redis.call('PEXPIRE', MOVED, REMEMBER_MS)
 end
 return { OK, created, check_alerts(cfg[2], now) }

@@ -1,7 +1,7 @@
 //! Storing messages that come with their ids from another queue (`put.lua`): a dead-letter
-//! move, or the messages of another queue's alerts. Storing one again changes nothing while the
-//! queue holds it, or took it within the hour (by its move token), so a move repeated after a
-//! failure stores nothing twice.
+//! move, a redrive, or the messages of another queue's alerts. Storing one again changes nothing
+//! while the queue holds it, or took it in the last ten minutes (by its move token), so a move
+//! repeated after a failure stores nothing twice.
 
 use crate::model::{DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT};
 use crate::store::keys::QueueKeys;

@@ -8,7 +8,8 @@
 //! sets a batch of ready messages aside in REDRIVING (handed out to nobody, still stored),
 //! stores them in the target with their ids, then removes them here and counts them: a process
 //! that dies between the steps leaves them set aside, and the next runner moves them again,
-//! storing nothing twice (put.lua skips a move token the target has seen this hour).
+//! storing nothing twice (put.lua skips a move token the target has seen in the last ten
+//! minutes, and takes back a message that is still there on its way out).
 //! Error-queue messages are envelopes (see `push::worker`): the original body, id and push
 //! headers go back.
 
@@ -77,6 +78,8 @@ impl Store {
             }
             other => other.check("")?,
         }
+        // Again: a runner ending meanwhile may have taken the first listing away.
+        self.list_redrive(project, name).await?;
         self.run_redrive_in_background(project, name);
         self.redrive(project, name)
             .await?

@@ -25,7 +25,9 @@ end
 redis.call('HSET', REDRIVE, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]), 'updated_at', now)
 maintain(now, expiration)
 local want = tonumber(ARGV[3]) - redis.call('LLEN', REDRIVING)
-want = math.min(want, tonumber(task[4]) - tonumber(task[5]) - redis.call('LLEN', REDRIVING))
+-- (No limit in a task written before limits were.)
+local limit = tonumber(task[4]) or math.huge
+want = math.min(want, limit - tonumber(task[5]) - redis.call('LLEN', REDRIVING))
 while want > 0 do
   local popped = redis.call('LPOP', READY, want)
   if not popped then break end

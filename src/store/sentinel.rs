@@ -1,0 +1,304 @@
+//! Following a Redis primary through Sentinel failovers. The store talks to the primary the
+//! Sentinels name (asked through the `redis` crate's `SentinelClient`, which also checks with
+//! `ROLE` that the node it names is a primary), on one multiplexed connection. That connection
+//! is dropped, and the primary asked for again, when a command finds it broken or the node no
+//! longer a primary (`READONLY`, `MASTERDOWN`, `LOADING`), and when the Sentinels name another
+//! primary (looked at every `WATCH_EVERY`: a primary cut off from its replicas may still
+//! answer us). The command that met the failure fails (503: a script may or may not have run,
+//! so it is not retried); the next one goes to the new primary.
+//!
+//! A change that must reach replicas is also confirmed with the Sentinels (`confirm`): a
+//! majority of them must still name the node that made it, and none another. An old primary that comes back
+//! (or sits on the small side of a partition) with a replica still attached would otherwise
+//! have its changes confirmed by `WAIT`, then thrown away when it follows the new primary.
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisError, RedisFuture,
+    RedisResult, ServerErrorKind, Value,
+};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// How often the Sentinels are asked which node is the primary.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the Sentinels are and what to ask them for.
+#[derive(Debug, Clone)]
+pub struct SentinelSpec {
+    /// `host:port` of each Sentinel.
+    pub sentinels: Vec<String>,
+    /// The name the Sentinels monitor the primary by.
+    pub master_name: String,
+    /// Password of the Sentinels, if they need one.
+    pub sentinel_password: Option<String>,
+    /// Password of the Redis nodes, if they need one.
+    pub redis_password: Option<String>,
+}
+
+impl SentinelSpec {
+    pub(super) fn client(&self) -> RedisResult<SentinelClient> {
+        let mut addresses = Vec::new();
+        for sentinel in &self.sentinels {
+            let (host, port) = sentinel
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| {
+                    RedisError::from((
+                        ErrorKind::InvalidClientConfig,
+                        "a Sentinel address must be host:port",
+                        sentinel.clone(),
+                    ))
+                })?;
+            addresses.push(ConnectionAddr::Tcp(host, port));
+        }
+        let mut builder =
+            SentinelClientBuilder::new(addresses, &self.master_name, SentinelServerType::Master)?;
+        if let Some(password) = &self.sentinel_password {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+        if let Some(password) = &self.redis_password {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        builder.build()
+    }
+}
+
+/// A connection to whichever node the Sentinels name primary. Cheap to clone.
+#[derive(Clone)]
+pub struct Followed(Arc<Inner>);
+
+struct Inner {
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    /// A connection to each Sentinel, made when first needed, for `confirm`.
+    each_sentinel: Vec<SentinelLink>,
+    master_name: String,
+    /// The primary's address and our connection to it, numbered so that a failure met on an
+    /// old connection does not drop a newer one.
+    current: Mutex<Option<Primary>>,
+    config: AsyncConnectionConfig,
+}
+
+#[derive(Clone)]
+struct Primary {
+    generation: u64,
+    addr: String,
+    conn: MultiplexedConnection,
+}
+
+impl Followed {
+    /// Connects lazily (the first command asks the Sentinels) and watches for failovers for
+    /// as long as a clone lives.
+    pub fn new(spec: &SentinelSpec, config: AsyncConnectionConfig) -> RedisResult<Self> {
+        let each_sentinel = spec
+            .sentinels
+            .iter()
+            .map(|addr| {
+                let auth = spec
+                    .sentinel_password
+                    .as_ref()
+                    .map(|p| format!(":{p}@"))
+                    .unwrap_or_default();
+                Ok(SentinelLink {
+                    client: redis::Client::open(format!("redis://{auth}{addr}"))?,
+                    conn: Mutex::new(None),
+                })
+            })
+            .collect::<RedisResult<_>>()?;
+        let followed = Followed(Arc::new(Inner {
+            sentinels: tokio::sync::Mutex::new(spec.client()?),
+            each_sentinel,
+            master_name: spec.master_name.clone(),
+            current: Mutex::new(None),
+            config,
+        }));
+        tokio::spawn(watch(Arc::downgrade(&followed.0)));
+        Ok(followed)
+    }
+
+    /// The primary now: asks the Sentinels when there is no connection.
+    async fn primary(&self) -> RedisResult<Primary> {
+        if let Some(primary) = self.current() {
+            return Ok(primary);
+        }
+        let mut sentinels = self.0.sentinels.lock().await;
+        // Another caller may have connected while this one waited.
+        if let Some(primary) = self.current() {
+            return Ok(primary);
+        }
+        let client = sentinels.async_get_client().await?;
+        let addr = client.get_connection_info().addr().to_string();
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&self.0.config)
+            .await?;
+        let mut current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = current.as_ref().map_or(0, |p| p.generation) + 1;
+        let primary = Primary {
+            generation,
+            addr,
+            conn,
+        };
+        tracing::info!(primary = %primary.addr, "connected to the Redis primary the Sentinels name");
+        *current = Some(primary.clone());
+        Ok(primary)
+    }
+
+    fn current(&self) -> Option<Primary> {
+        let current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.clone()
+    }
+
+    /// Drops the connection of `generation` (if it is still the current one).
+    fn forget(&self, generation: u64, why: &str) {
+        let mut current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|p| p.generation == generation) {
+            tracing::warn!(why, "leaving the Redis primary; asking the Sentinels again");
+            *current = None;
+        }
+    }
+
+    /// Whether a majority of the Sentinels name the node this connection writes to now, and
+    /// none names another (each asked at once, within a second). Not confirmed: the
+    /// connection is left.
+    pub async fn confirm(&self) -> RedisResult<bool> {
+        let Some(primary) = self.current() else {
+            return Ok(false);
+        };
+        let asked = self.0.each_sentinel.iter().map(|link| async {
+            let named =
+                tokio::time::timeout(Duration::from_secs(1), link.named(&self.0.master_name));
+            match named.await {
+                Ok(Ok(addr)) => Some(addr == primary.addr),
+                Ok(Err(_)) | Err(_) => {
+                    *link.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    None
+                }
+            }
+        });
+        let answers = futures_util::future::join_all(asked).await;
+        let agreeing = answers.iter().filter(|a| **a == Some(true)).count();
+        // One that names another node leads a failover under way: its new primary will not
+        // keep what this one takes now.
+        let disagreeing = answers.contains(&Some(false));
+        let confirmed = agreeing > self.0.each_sentinel.len() / 2 && !disagreeing;
+        if !confirmed {
+            self.forget(
+                primary.generation,
+                "the Sentinels do not all name it primary",
+            );
+        }
+        Ok(confirmed)
+    }
+
+    /// Runs `call` on the primary, leaving it when the error says it is gone or no longer
+    /// the primary.
+    async fn on_primary<T>(
+        &self,
+        call: impl AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let mut primary = self.primary().await?;
+        let result = call(&mut primary.conn).await;
+        if let Err(err) = &result
+            && lost_primary(err)
+        {
+            self.forget(primary.generation, &err.to_string());
+        }
+        result
+    }
+}
+
+/// One Sentinel, asked which node is primary.
+struct SentinelLink {
+    client: redis::Client,
+    conn: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl SentinelLink {
+    /// `host:port` of the primary this Sentinel names.
+    async fn named(&self, master_name: &str) -> RedisResult<String> {
+        let cached = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut conn = match cached {
+            Some(conn) => conn,
+            None => {
+                let conn = self.client.get_multiplexed_async_connection().await?;
+                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+                conn
+            }
+        };
+        let (host, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(master_name)
+            .query_async(&mut conn)
+            .await?;
+        Ok(format!("{host}:{port}"))
+    }
+}
+
+/// Whether an error means the connection is no use any more: broken, or to a node that is no
+/// longer (or not yet) the primary.
+fn lost_primary(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || matches!(
+            err.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::BusyLoading
+            )
+        )
+}
+
+/// Asks the Sentinels every `WATCH_EVERY` which node is primary, and leaves the current one
+/// when they name another.
+async fn watch(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let followed = Followed(inner);
+        let Some(primary) = followed.current() else {
+            continue;
+        };
+        let named = {
+            let mut sentinels = followed.0.sentinels.lock().await;
+            sentinels.async_get_client().await
+        };
+        match named {
+            Ok(client) => {
+                let addr = client.get_connection_info().addr().to_string();
+                if addr != primary.addr {
+                    followed.forget(primary.generation, &format!("the Sentinels name {addr}"));
+                }
+            }
+            Err(err) => tracing::debug!(%err, "cannot ask the Sentinels for the primary"),
+        }
+    }
+}
+
+impl ConnectionLike for Followed {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            self.on_primary(async |conn| conn.req_packed_command(cmd).await)
+                .await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            self.on_primary(async |conn| conn.req_packed_commands(pipeline, offset, count).await)
+                .await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
