@@ -69,9 +69,11 @@ pub struct RedisArgs {
     #[arg(long, env = "FERROMQ_MIN_REPLICAS_ACK", default_value_t = 0)]
     pub min_replicas_ack: u32,
 
-    /// Milliseconds to wait for those replicas; then the request answers 503.
+    /// Milliseconds to wait for those replicas; then the request answers 503. Below the
+    /// store's 5 s response timeout: while it waits, the process's other Redis commands wait
+    /// behind it.
     #[arg(long, env = "FERROMQ_REPLICA_ACK_TIMEOUT", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+          value_parser = clap::value_parser!(u64).range(1..=4_000))]
     pub replica_ack_timeout: u64,
 }
 

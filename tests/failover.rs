@@ -23,6 +23,8 @@ struct Tally {
     received: Vec<(String, Instant)>,
     /// When each acknowledged post was sent (its last attempt) and answered.
     sent_at: Vec<(Instant, Instant)>,
+    /// Requests not answered within `CLIENT_TIMEOUT`.
+    hung: usize,
 }
 
 /// One request with a short deadline: its status and JSON body, or why there was none.
@@ -32,6 +34,7 @@ async fn send(
     path: &str,
     body: Value,
     key: Option<&str>,
+    tally: &Mutex<Tally>,
 ) -> Result<(u16, Value), String> {
     let mut request = client
         .http
@@ -43,7 +46,12 @@ async fn send(
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
     }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    let response = request.send().await.map_err(|e| {
+        if e.is_timeout() {
+            tally.lock().unwrap().hung += 1;
+        }
+        e.to_string()
+    })?;
     let status = response.status().as_u16();
     let json = response.json().await.map_err(|e| e.to_string())?;
     Ok((status, json))
@@ -73,6 +81,7 @@ async fn post_loop(
                 &path,
                 json!({"messages": [{"body": body}]}),
                 Some(&body),
+                &tally,
             )
             .await;
             match answer {
@@ -121,6 +130,7 @@ async fn consume_once(client: &Client, tally: &Mutex<Tally>) -> usize {
         &format!("{}/reservations", q("ha")),
         json!({"n": 10, "timeout": HOLD.as_secs()}),
         None,
+        tally,
     )
     .await;
     let messages = match reserved {
@@ -139,6 +149,7 @@ async fn consume_once(client: &Client, tally: &Mutex<Tally>) -> usize {
             &path,
             json!({"reservation_id": m["reservation_id"]}),
             None,
+            tally,
         )
         .await;
     }
@@ -165,6 +176,7 @@ struct Outcome {
     missing: Vec<String>,
     /// What the queue still held at the end (reserved ones included).
     left: u64,
+    hung: usize,
 }
 
 async fn run(min_replicas_ack: &str, fault: Fault, kill_a_sentinel: bool) -> Outcome {
@@ -303,6 +315,7 @@ async fn run(min_replicas_ack: &str, fault: Fault, kill_a_sentinel: bool) -> Out
             .cloned()
             .collect(),
         left,
+        hung: tally.hung,
         doubled: times
             .values()
             .filter(|at| at.windows(2).any(|w| w[1] - w[0] < HOLD - CLIENT_TIMEOUT))
@@ -327,12 +340,14 @@ fn named_by(port: u16) -> Option<u16> {
 
 fn report(scenario: &str, o: &Outcome) {
     println!(
-        "{scenario}: acknowledged {}, received {}, lost {}, doubled {}, first post acknowledged {} ms after the fault; left in the queue {}; missing {:?}",
+        "{scenario}: acknowledged {}, received {}, lost {}, doubled {}, first post acknowledged {} ms after the fault, requests unanswered after {} s {}; left in the queue {}; missing {:?}",
         o.acknowledged,
         o.received,
         o.lost,
         o.doubled,
         o.failover.as_millis(),
+        CLIENT_TIMEOUT.as_secs(),
+        o.hung,
         o.left,
         o.missing,
     );

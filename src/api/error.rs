@@ -88,7 +88,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%err, "store unreachable");
                 ApiError::Unavailable
             }
-            StoreError::NotReplicated { .. } | StoreError::Deposed => {
+            StoreError::NotReplicated { .. } | StoreError::Deposed | StoreError::Unconfirmed(_) => {
                 tracing::warn!(%err, "change not confirmed by replicas");
                 ApiError::NotConfirmed(err.to_string())
             }

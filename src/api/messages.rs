@@ -9,8 +9,10 @@ use crate::model::{
 };
 use crate::store::{IdempotencyKey, StoreError};
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -158,10 +160,10 @@ fn posted(ids: Vec<String>) -> (StatusCode, Json<Value>) {
 pub async fn post(
     State(state): State<AppState>,
     path: QueuePath,
-    headers: HeaderMap,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody<PostBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let key = idempotency_key(&headers)?.map(|key| IdempotencyKey {
+    let key = key.map(|key| IdempotencyKey {
         key,
         window: state.limits.idempotency_window,
     });
@@ -177,9 +179,20 @@ pub async fn post(
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The post's `Idempotency-Key` header (IETF httpapi draft: a structured-field string, so
-/// quoted; a bare token is taken too, as most clients send one).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
+/// quoted; a bare token is taken too, as most clients send one). Read alone, without copying
+/// the request's headers.
+pub struct IdempotencyKeyHeader(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        idempotency_key(parts.headers.get("idempotency-key")).map(IdempotencyKeyHeader)
+    }
+}
+
+fn idempotency_key(value: Option<&HeaderValue>) -> Result<Option<String>, ApiError> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();

@@ -1,7 +1,7 @@
 //! One handle over a single Redis, a primary followed through Sentinel, or a Redis Cluster, so
 //! the store runs its scripts the same way on each.
 
-use super::sentinel::{Followed, SentinelSpec};
+use super::sentinel::{Followed, Pinned, SentinelSpec};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -77,6 +77,8 @@ impl RedisTarget {
 pub enum Connection {
     Single(ConnectionManager),
     Sentinel(Followed),
+    /// One primary found through Sentinel, held for a change and its `WAIT`.
+    Pinned(Pinned),
     Cluster(ClusterConnection),
 }
 
@@ -133,12 +135,24 @@ impl Connection {
         }
     }
 
-    /// With Sentinel, whether a majority of the Sentinels still name the node this connection
-    /// writes to (see `Followed::confirm`); elsewhere, true.
-    pub async fn still_primary(&self) -> RedisResult<bool> {
+    /// The connection to run a change and its `WAIT` on: with Sentinel, the primary of now,
+    /// held for both (a `WAIT` on another node would confirm nothing of this change).
+    pub async fn pinned(&self) -> RedisResult<Connection> {
         match self {
-            Connection::Sentinel(followed) => followed.confirm().await,
-            _ => Ok(true),
+            // Boxed: the lookup's future is large and seldom needed.
+            Connection::Sentinel(followed) => {
+                Ok(Connection::Pinned(Box::pin(followed.pin()).await?))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// On a pinned primary, whether a majority of the Sentinels still name it and none
+    /// another (see `Pinned::confirm`); elsewhere, true.
+    pub async fn still_primary(&self) -> bool {
+        match self {
+            Connection::Pinned(pinned) => Box::pin(pinned.confirm()).await,
+            _ => true,
         }
     }
 }
@@ -148,6 +162,7 @@ impl ConnectionLike for Connection {
         match self {
             Connection::Single(c) => c.req_packed_command(cmd),
             Connection::Sentinel(c) => c.req_packed_command(cmd),
+            Connection::Pinned(c) => c.req_packed_command(cmd),
             Connection::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -161,6 +176,7 @@ impl ConnectionLike for Connection {
         match self {
             Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Connection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Pinned(c) => c.req_packed_commands(pipeline, offset, count),
             Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -169,6 +185,7 @@ impl ConnectionLike for Connection {
         match self {
             Connection::Single(c) => c.get_db(),
             Connection::Sentinel(c) => c.get_db(),
+            Connection::Pinned(c) => c.get_db(),
             Connection::Cluster(c) => c.get_db(),
         }
     }

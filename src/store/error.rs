@@ -46,6 +46,10 @@ pub enum StoreError {
         "The change was made on a Redis node that is no longer the primary (a failover is under way): it may or may not have been kept. Retry (with the same Idempotency-Key for a post)"
     )]
     Deposed,
+    #[error(
+        "The change was made on the Redis primary, but confirming it with the replicas failed ({0}): it may or may not have been kept. Retry (with the same Idempotency-Key for a post)"
+    )]
+    Unconfirmed(String),
     #[error("store error: {0}")]
     Redis(redis::RedisError),
     /// A script failed; `at` is the script file and line the error names.
@@ -102,6 +106,7 @@ impl StoreError {
             || err.is_timeout()
             || err.is_cluster_error()
             || err.code() == Some("NOREPLICAS")
+            || err.code() == Some("UNBLOCKED")
             || matches!(
                 err.kind(),
                 redis::ErrorKind::Server(

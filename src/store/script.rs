@@ -149,15 +149,23 @@ impl Store {
         for arg in args {
             invocation.arg(*arg);
         }
-        let mut conn = self.connection();
+        let durability = self.0.durability;
+        let confirming = script.changes && durability.replicas > 0;
+        let mut conn = match confirming {
+            true => self.connection().pinned().await?,
+            false => self.connection(),
+        };
         let value: Value = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(|err| script.located(err))?;
-        let durability = self.0.durability;
-        if script.changes && durability.replicas > 0 {
-            // One WAIT for the call, which carries every request it coalesced.
-            let confirmed = conn.wait_for_replicas(keys.cfg(), durability).await?;
+        if confirming {
+            // One WAIT for the call, which carries every request it coalesced. Past this
+            // point the change is made: any failure says it may or may not be kept.
+            let confirmed = conn
+                .wait_for_replicas(keys.cfg(), durability)
+                .await
+                .map_err(|err| StoreError::Unconfirmed(err.to_string()))?;
             if confirmed < durability.replicas {
                 return Err(StoreError::NotReplicated {
                     wanted: durability.replicas,
@@ -166,7 +174,7 @@ impl Store {
             }
             // A deposed primary that still has a replica would confirm changes the new
             // primary never gets.
-            if !conn.still_primary().await? {
+            if !conn.still_primary().await {
                 return Err(StoreError::Deposed);
             }
         }

@@ -19,10 +19,19 @@ use redis::{
     RedisResult, ServerErrorKind, Value,
 };
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the Sentinels are asked which node is the primary.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// Longest a lookup of the primary (Sentinels, then the node's `ROLE`, then a connection) may
+/// take; one that fails is remembered this long, so the callers behind it fail at once (503)
+/// instead of each waiting its turn.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+const LOOKUP_FAILED_FOR: Duration = Duration::from_millis(250);
+/// How long a Sentinel may take to say which node is primary, and how long one that did not
+/// answer in time is left out of the count.
+const SENTINEL_TIMEOUT: Duration = Duration::from_millis(300);
+const SENTINEL_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where the Sentinels are and what to ask them for.
 #[derive(Debug, Clone)]
@@ -77,6 +86,8 @@ struct Inner {
     /// The primary's address and our connection to it, numbered so that a failure met on an
     /// old connection does not drop a newer one.
     current: Mutex<Option<Primary>>,
+    /// When the last lookup failed.
+    failed_at: Mutex<Option<Instant>>,
     config: AsyncConnectionConfig,
 }
 
@@ -103,6 +114,7 @@ impl Followed {
                 Ok(SentinelLink {
                     client: redis::Client::open(format!("redis://{auth}{addr}"))?,
                     conn: Mutex::new(None),
+                    down_until: Mutex::new(None),
                 })
             })
             .collect::<RedisResult<_>>()?;
@@ -111,6 +123,7 @@ impl Followed {
             each_sentinel,
             master_name: spec.master_name.clone(),
             current: Mutex::new(None),
+            failed_at: Mutex::new(None),
             config,
         }));
         tokio::spawn(watch(Arc::downgrade(&followed.0)));
@@ -122,16 +135,32 @@ impl Followed {
         if let Some(primary) = self.current() {
             return Ok(primary);
         }
+        self.check_recent_failure()?;
         let mut sentinels = self.0.sentinels.lock().await;
-        // Another caller may have connected while this one waited.
+        // Another caller may have connected (or failed to) while this one waited.
         if let Some(primary) = self.current() {
             return Ok(primary);
         }
-        let client = sentinels.async_get_client().await?;
-        let addr = client.get_connection_info().addr().to_string();
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&self.0.config)
-            .await?;
+        self.check_recent_failure()?;
+        let lookup = async {
+            let client = sentinels.async_get_client().await?;
+            let addr = client.get_connection_info().addr().to_string();
+            let conn = client
+                .get_multiplexed_async_connection_with_config(&self.0.config)
+                .await?;
+            RedisResult::Ok((addr, conn))
+        };
+        let found = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+            Ok(found) => found,
+            Err(_) => Err(timed_out("finding the primary")),
+        };
+        let (addr, conn) = match found {
+            Ok(found) => found,
+            Err(err) => {
+                *self.0.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                return Err(err);
+            }
+        };
         let mut current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
         let generation = current.as_ref().map_or(0, |p| p.generation) + 1;
         let primary = Primary {
@@ -142,6 +171,24 @@ impl Followed {
         tracing::info!(primary = %primary.addr, "connected to the Redis primary the Sentinels name");
         *current = Some(primary.clone());
         Ok(primary)
+    }
+
+    /// Fails at once while the last lookup failed a moment ago.
+    fn check_recent_failure(&self) -> RedisResult<()> {
+        let failed_at = *self.0.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        if failed_at.is_some_and(|at| at.elapsed() < LOOKUP_FAILED_FOR) {
+            return Err(timed_out("finding the primary (it failed a moment ago)"));
+        }
+        Ok(())
+    }
+
+    /// The primary now, for a sequence of commands that must all go to the same node (a change
+    /// and the `WAIT` for it).
+    pub async fn pin(&self) -> RedisResult<Pinned> {
+        Ok(Pinned {
+            followed: self.clone(),
+            primary: self.primary().await?,
+        })
     }
 
     fn current(&self) -> Option<Primary> {
@@ -158,29 +205,36 @@ impl Followed {
         }
     }
 
-    /// Whether a majority of the Sentinels name the node this connection writes to now, and
-    /// none names another (each asked at once, within a second). Not confirmed: the
-    /// connection is left.
-    pub async fn confirm(&self) -> RedisResult<bool> {
-        let Some(primary) = self.current() else {
-            return Ok(false);
-        };
+    /// What the Sentinels that answer in time name primary (one that does not is left out
+    /// for a while).
+    async fn named(&self) -> Vec<Option<String>> {
         let asked = self.0.each_sentinel.iter().map(|link| async {
-            let named =
-                tokio::time::timeout(Duration::from_secs(1), link.named(&self.0.master_name));
-            match named.await {
-                Ok(Ok(addr)) => Some(addr == primary.addr),
+            if link.resting() {
+                return None;
+            }
+            match tokio::time::timeout(SENTINEL_TIMEOUT, link.named(&self.0.master_name)).await {
+                Ok(Ok(addr)) => Some(addr),
                 Ok(Err(_)) | Err(_) => {
-                    *link.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    link.rest();
                     None
                 }
             }
         });
-        let answers = futures_util::future::join_all(asked).await;
-        let agreeing = answers.iter().filter(|a| **a == Some(true)).count();
+        futures_util::future::join_all(asked).await
+    }
+
+    /// Whether a majority of the Sentinels name `primary`, and none names another. Not
+    /// confirmed: the connection is left.
+    async fn confirm(&self, primary: &Primary) -> bool {
+        let named = self.named().await;
+        let agreeing = named
+            .iter()
+            .flatten()
+            .filter(|a| **a == primary.addr)
+            .count();
         // One that names another node leads a failover under way: its new primary will not
         // keep what this one takes now.
-        let disagreeing = answers.contains(&Some(false));
+        let disagreeing = named.iter().flatten().any(|a| *a != primary.addr);
         let confirmed = agreeing > self.0.each_sentinel.len() / 2 && !disagreeing;
         if !confirmed {
             self.forget(
@@ -188,7 +242,7 @@ impl Followed {
                 "the Sentinels do not all name it primary",
             );
         }
-        Ok(confirmed)
+        confirmed
     }
 
     /// Runs `call` on the primary, leaving it when the error says it is gone or no longer
@@ -212,9 +266,22 @@ impl Followed {
 struct SentinelLink {
     client: redis::Client,
     conn: Mutex<Option<MultiplexedConnection>>,
+    /// Left out until then: it did not answer in time.
+    down_until: Mutex<Option<Instant>>,
 }
 
 impl SentinelLink {
+    fn resting(&self) -> bool {
+        let until = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|t| Instant::now() < t)
+    }
+
+    fn rest(&self) {
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + SENTINEL_BACKOFF);
+    }
+
     /// `host:port` of the primary this Sentinel names.
     async fn named(&self, master_name: &str) -> RedisResult<String> {
         let cached = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -239,6 +306,8 @@ impl SentinelLink {
 /// longer (or not yet) the primary.
 fn lost_primary(err: &RedisError) -> bool {
     err.is_io_error()
+        // A primary demoted while a WAIT waited.
+        || err.code() == Some("UNBLOCKED")
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_timeout()
@@ -253,7 +322,7 @@ fn lost_primary(err: &RedisError) -> bool {
 }
 
 /// Asks the Sentinels every `WATCH_EVERY` which node is primary, and leaves the current one
-/// when they name another.
+/// when a majority of them name another.
 async fn watch(inner: Weak<Inner>) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
@@ -262,19 +331,82 @@ async fn watch(inner: Weak<Inner>) {
         let Some(primary) = followed.current() else {
             continue;
         };
-        let named = {
-            let mut sentinels = followed.0.sentinels.lock().await;
-            sentinels.async_get_client().await
-        };
-        match named {
-            Ok(client) => {
-                let addr = client.get_connection_info().addr().to_string();
-                if addr != primary.addr {
-                    followed.forget(primary.generation, &format!("the Sentinels name {addr}"));
-                }
-            }
-            Err(err) => tracing::debug!(%err, "cannot ask the Sentinels for the primary"),
+        let named = followed.named().await;
+        let elsewhere = named
+            .iter()
+            .flatten()
+            .filter(|a| **a != primary.addr)
+            .count();
+        if elsewhere > followed.0.each_sentinel.len() / 2 {
+            followed.forget(
+                primary.generation,
+                "a majority of the Sentinels name another",
+            );
         }
+    }
+}
+
+/// An error that says Redis could not be reached in time (so a 503).
+fn timed_out(what: &str) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("timed out {what}"),
+    ))
+}
+
+/// One primary held for a sequence of commands (see `Followed::pin`).
+#[derive(Clone)]
+pub struct Pinned {
+    followed: Followed,
+    primary: Primary,
+}
+
+impl Pinned {
+    /// Whether a majority of the Sentinels still name this node, and none another.
+    pub async fn confirm(&self) -> bool {
+        self.followed.confirm(&self.primary).await
+    }
+
+    fn failed(&self, err: &RedisError) {
+        if lost_primary(err) {
+            self.followed
+                .forget(self.primary.generation, &err.to_string());
+        }
+    }
+}
+
+impl ConnectionLike for Pinned {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = self.primary.conn.req_packed_command(cmd).await;
+            if let Err(err) = &result {
+                self.failed(err);
+            }
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let result = self
+                .primary
+                .conn
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            if let Err(err) = &result {
+                self.failed(err);
+            }
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
     }
 }
 

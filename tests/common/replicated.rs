@@ -1,6 +1,7 @@
 //! A replicated Redis of the test's own on loopback ports: a primary, two replicas and three
 //! Sentinels watching them (`redis-server --sentinel`, the program Debian's redis-sentinel
-//! runs), with a short `down-after-milliseconds` so a failover takes a few seconds. Each node
+//! runs), with a short `down-after-milliseconds` (2 s, long enough that a loaded machine does not
+//! trigger a failover by itself) so a failover takes a few seconds. Each node
 //! keeps an append-only file in its own directory, so a killed node can come back.
 
 use crate::free_port;
@@ -156,7 +157,7 @@ impl Replicated {
             let config = format!(
                 "port {port}\nbind 127.0.0.1\n\
                  sentinel monitor {MASTER_NAME} 127.0.0.1 {primary} 2\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 2000\n\
                  sentinel failover-timeout {MASTER_NAME} 4000\n\
                  sentinel parallel-syncs {MASTER_NAME} 2\n"
             );

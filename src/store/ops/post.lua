@@ -48,9 +48,7 @@ for p = 1, posts do
         if tonumber(until_ms) > now then held = { print = stored_print, answer = ids } end
       end
     end
-    if not held then
-      known[key] = { print = prints[p], answer = p }
-    else
+    if held then
       known[key] = held
       if held.print ~= prints[p] then
         refusals[p] = { KEY_REUSED }
@@ -69,7 +67,11 @@ for p = 1, posts do
       end
     end
   end
-  if not refusals[p] and not replays[p] then storing = true end
+  if not refusals[p] and not replays[p] then
+    storing = true
+    -- Stored: it holds its key for the posts after it (a refused post holds none).
+    if key ~= '' then known[key] = { print = prints[p], answer = p } end
+  end
   at = at + count * 3
 end
 -- Each post's answer, with its ids (`ids_of[p]`) in the order given.
@@ -179,6 +181,10 @@ for p = 1, posts do
       redis.call('HSET', IDEMPOTENT, key,
         prints[p] .. ' ' .. until_ms .. ' ' .. table.concat(ids_of[p], ','))
       redis.call('ZADD', IDEMPOTENT_DUE, until_ms, key)
+      -- Gone as a whole once no key is live (a queue that stops getting keyed posts).
+      for _, k in ipairs({ IDEMPOTENT, IDEMPOTENT_DUE }) do
+        if redis.call('PTTL', k) < until_ms - now then redis.call('PEXPIREAT', k, until_ms) end
+      end
     end
   end
 end
