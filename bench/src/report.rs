@@ -145,7 +145,10 @@ pub fn render(results: &Results) -> String {
          deliveries the broker already pushed and send their ack (with prefetch 100, up to 100 of \
          them), where ferromq's is two HTTP round trips.\n\
          - **limit**: `redis-benchmark` on the same redis-server, 64-deep pipelines, one message = one \
-         LPUSH or RPOP.\n\n\
+         LPUSH or RPOP.\n\
+         - rows *confirmed by a replica*: ferromq with `FERROMQ_MIN_REPLICAS_ACK=1` on a primary \
+         with one replica (both as above, on this machine): every change answered once the \
+         replica has it (`WAIT`).\n\n\
          ferromq, the floor and the peer share one redis-server that persists as the chart runs it \
          (append-only file, fsync every second, no automatic rewrite during the run): a crash of \
          any process loses nothing acknowledged, a power loss up to a second of it. The quorum \
