@@ -82,7 +82,11 @@ impl Node {
     pub fn pause(&self, paused: bool) {
         let pid = self.child.as_ref().expect("running").id().to_string();
         let signal = if paused { "-STOP" } else { "-CONT" };
-        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        // The shell's own kill: no procps needed.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill {signal} {pid}")])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -99,8 +103,8 @@ impl Drop for Node {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             // A paused node must run again to die.
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -CONT {}", child.id())])
                 .status();
         }
         self.kill();

@@ -272,9 +272,12 @@ func TestPushQueueDeliversAndReportsStatus(t *testing.T) {
 	if s := byURL[failing.URL]; s.StatusCode != 500 || s.Status != "error" || s.Retried != 2 {
 		t.Fatalf("the subscriber that failed: %+v", s)
 	}
-	// Its failure went to the error queue, naming the message.
+	// Its failure went to the error queue (made by that first message), naming the message.
 	errorQueue := mq.New(errors)
-	if !eventually(func() bool { return size(t, errorQueue) == 1 }) {
+	if !eventually(func() bool {
+		info, err := errorQueue.Info()
+		return err == nil && info.Size == 1
+	}) {
 		t.Fatal("nothing in the error queue")
 	}
 	failed, err := errorQueue.PeekN(1)
