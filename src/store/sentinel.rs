@@ -18,6 +18,7 @@ use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisError, RedisFuture,
     RedisResult, ServerErrorKind, Value,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,8 @@ struct Inner {
     current: Mutex<Option<Primary>>,
     /// When the last lookup failed.
     failed_at: Mutex<Option<Instant>>,
+    /// The number of the last connection made.
+    generations: AtomicU64,
     config: AsyncConnectionConfig,
 }
 
@@ -124,6 +127,7 @@ impl Followed {
             master_name: spec.master_name.clone(),
             current: Mutex::new(None),
             failed_at: Mutex::new(None),
+            generations: AtomicU64::new(0),
             config,
         }));
         tokio::spawn(watch(Arc::downgrade(&followed.0)));
@@ -162,9 +166,8 @@ impl Followed {
             }
         };
         let mut current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
-        let generation = current.as_ref().map_or(0, |p| p.generation) + 1;
         let primary = Primary {
-            generation,
+            generation: self.0.generations.fetch_add(1, Ordering::Relaxed) + 1,
             addr,
             conn,
         };
