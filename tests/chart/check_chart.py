@@ -94,6 +94,23 @@ REFUSED = [
     (["--set", "auth.tokens[0].token=t", "--set", "auth.tokens[0].projects={*,shop}"],
      "not both"),
     (["--set", "listenHost=localhost:80"], "/listenHost"),
+    (["--set", "redis.architecture=replication", "--set", "redis.bundled=false"], "set redis.sentinels"),
+    (["--set", "redis.sentinels=s:26379"], "set redis.architecture=replication and redis.bundled=false"),
+    (["--set", "redis.architecture=replication", "--set", "redis.cluster=true"], "redis.cluster is for"),
+    (["--set", "redis.bundled=false", "--set", "redis.architecture=replication", "--set", "redis.sentinels=s:1",
+      "--set", "redis.url=redis://r:6379"], "redis.url is for architecture=standalone"),
+    (["--set", "redis.sentinelPassword=x"], "redis.sentinelPassword is for external Sentinels"),
+    (["--set", "redis.minReplicasAck=1"], "the bundled standalone Redis has none"),
+    (["--set", "redis.architecture=replication", "--set", "redis.minReplicasAck=3"], "below redis.replication.nodes"),
+    (["--set", "redis.architecture=replication", "--set", "redis.replication.quorum=1"], "must be a majority"),
+    (["--set", "redis.architecture=replication", "--set", "redis.replication.maxUnavailable=2"],
+     "leave a majority"),
+    (["--set", "redis.architecture=replication", "--set", "redis.replication.minReplicasToWrite=3"],
+     "minReplicasToWrite must be below"),
+    (["--set", "redis.architecture=replication", "--set", "redis.replication.nodes=2"], "/redis/replication/nodes"),
+    (["--set", "redis.architecture=cluster"], "/redis/architecture"),
+    (["--set", "redis.bundled=false", "--set", "redis.architecture=replication", "--set", "redis.sentinels=sentinel"],
+     "/redis/sentinels"),
 ]
 
 
@@ -147,7 +164,7 @@ def schema_check(fail, scenario, obj):
                         f"(Kubernetes {version}): {err.message}")
 
 
-def check_scenario(fail, scenario, objects, values, external_secrets, app_version):
+def check_scenario(fail, scenario, objects, values, external_secrets, chart, app_version):
     by_kind = {}
     for obj in objects:
         by_kind.setdefault(obj["kind"], []).append(obj)
@@ -334,37 +351,132 @@ def check_scenario(fail, scenario, objects, values, external_secrets, app_versio
             want = [f"{t['token']}={','.join(t.get('projects') or ['*'])}" for t in v["auth"]["tokens"]]
             ok(entries == want, scenario, f"tokens file {entries} is not auth.tokens {want}")
 
-    # Redis: bundled with AOF and a generated password, or an external URL.
+    # Redis: bundled (one node, or a primary with replicas and Sentinels) with AOF and a generated
+    # password, or external (a URL, or Sentinels).
+    replicated = v["redis"]["architecture"] == "replication"
+    bundled = v["redis"]["bundled"]
+    nodes = v["redis"]["replication"]["nodes"] if replicated else 1
+    hosts = [f"ferromq-redis-{i}.ferromq-redis-headless.{NAMESPACE}.svc.cluster.local" for i in range(nodes)]
     redis_secret = named("Secret", "ferromq-redis")
-    ok(bool(redis) == v["redis"]["bundled"], scenario, "Redis StatefulSet rendered iff redis.bundled")
+    ok(bool(redis) == bundled, scenario, "Redis StatefulSet rendered iff redis.bundled")
     ok(bool(redis_secret) == (not v["redis"]["existingSecret"]), scenario, "Redis Secret rendered iff not existing")
     if redis_secret:
-        data = {k: base64.b64decode(x).decode() for k, x in redis_secret["data"].items()}
-        if v["redis"]["bundled"]:
+        data = {k: base64.b64decode(x).decode() for k, x in (redis_secret.get("data") or {}).items()}
+        if bundled:
             ok(re.fullmatch(r"[A-Za-z0-9]{32}", data.get("redis-password", "")), scenario, "no generated password")
-            ok(data.get("redis-url") == f"redis://:{data.get('redis-password')}@ferromq-redis:6379", scenario,
-               f"REDIS_URL {data.get('redis-url')} does not carry the password to the Redis Service")
-            ok(named("Service", "ferromq-redis"), scenario, "no Redis Service")
+            if replicated:
+                ok(set(data) == {"redis-password"}, scenario, f"replicated Redis Secret holds {sorted(data)}")
+            else:
+                ok(data.get("redis-url") == f"redis://:{data.get('redis-password')}@ferromq-redis:6379", scenario,
+                   f"REDIS_URL {data.get('redis-url')} does not carry the password to the Redis Service")
+            ok(bool(named("Service", "ferromq-redis")) != replicated, scenario,
+               "a Redis Service for REDIS_URL iff one standalone node")
+        elif replicated:
+            want = {k: x for k, x in (("redis-password", v["redis"]["password"]),
+                                       ("sentinel-password", v["redis"]["sentinelPassword"])) if x}
+            ok(data == want, scenario, f"external Sentinels' Secret holds {sorted(data)}, not {sorted(want)}")
         else:
             ok(data == {"redis-url": v["redis"]["url"]}, scenario, "external redis.url not in its Secret")
+    scripts = named("ConfigMap", "ferromq-redis-scripts")
+    ok(bool(scripts) == (bundled and replicated), scenario, "Redis scripts ConfigMap iff a bundled replicated Redis")
+    if scripts:
+        ok(scripts["data"].get("redis-node.sh") == (chart / "files" / "redis-node.sh").read_text(), scenario,
+           "the scripts ConfigMap is not files/redis-node.sh")
     if redis:
-        c = redis["spec"]["template"]["spec"]["containers"][0]
+        pod = redis["spec"]["template"]["spec"]
+        containers = {c["name"]: c for c in pod["containers"]}
+        c = containers["redis"]
         args = " ".join(a if a else '""' for a in c["args"])
         for wanted in ("--appendonly yes", f"--appendfsync {v['redis']['appendfsync']}", "--dir /data",
-                       "--requirepass $(REDIS_PASSWORD)", "--maxmemory-policy noeviction"):
+                       "--maxmemory-policy noeviction"):
             ok(wanted in args, scenario, f"redis-server args lack {wanted}")
         ok("REDIS_PASSWORD" in env_of(c), scenario, "Redis has no password from a Secret")
         claims = redis["spec"].get("volumeClaimTemplates") or []
         ok(bool(claims) == v["redis"]["persistence"]["enabled"], scenario, "PVC iff redis.persistence.enabled")
-        ok(redis["spec"]["replicas"] == 1, scenario, "bundled Redis is not a single replica")
+        ok(redis["spec"]["replicas"] == nodes, scenario, f"{redis['spec']['replicas']} Redis nodes, not {nodes}")
+        headless = named("Service", "ferromq-redis-headless")
+        ok(headless and redis["spec"]["serviceName"] == "ferromq-redis-headless", scenario, "no governing Service")
+        if not replicated:
+            ok(c["command"] == ["redis-server"] and "--requirepass $(REDIS_PASSWORD)" in args, scenario,
+               "standalone Redis must run redis-server with the Secret's password")
+            ok(set(containers) == {"redis"}, scenario, f"standalone Redis pod runs {sorted(containers)}")
+        else:
+            r = v["redis"]["replication"]
+            ok(set(containers) == {"redis", "sentinel"}, scenario, f"replicated Redis pod runs {sorted(containers)}")
+            ok(redis["spec"]["podManagementPolicy"] == "Parallel", scenario, "Redis nodes must start in parallel")
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            volumes = {vol["name"]: vol for vol in pod["volumes"]}
+            ok(volumes.get(mounts.get("/scripts"), {}).get("configMap", {}).get("name") == "ferromq-redis-scripts",
+               scenario, "the scripts are not mounted at /scripts")
+            for name, command in (("redis", ["sh", "/scripts/redis-node.sh", "redis"]),
+                                  ("sentinel", ["sh", "/scripts/redis-node.sh", "sentinel"])):
+                node = containers[name]
+                env = env_of(node)
+                ok(node["command"] == command, scenario, f"{name} container runs {node['command']}")
+                ok(env.get("NODES", {}).get("value") == " ".join(hosts), scenario, f"{name}: NODES is not {hosts}")
+                ok(env.get("SELF", {}).get("value") ==
+                   f"$(POD_NAME).ferromq-redis-headless.{NAMESPACE}.svc.cluster.local"
+                   and list(env).index("POD_NAME") < list(env).index("SELF"), scenario,
+                   f"{name}: SELF is not this pod's name under the headless Service")
+                for key, want in (("QUORUM", r["quorum"]), ("DOWN_AFTER_MS", r["downAfterMilliseconds"]),
+                                  ("MASTER_NAME", v["redis"]["masterName"])):
+                    ok(env.get(key, {}).get("value") == str(want), scenario, f"{name}: {key} is not {want}")
+                ref = env.get("REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
+                ok(ref.get("name") == (v["redis"]["existingSecret"] or "ferromq-redis"), scenario,
+                   f"{name}: REDIS_PASSWORD from {ref}")
+            if r["minReplicasToWrite"]:
+                ok(f"--min-replicas-to-write {r['minReplicasToWrite']}" in args, scenario, "no min-replicas-to-write")
+            ok(c["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "/scripts/redis-node.sh", "handover"],
+               scenario, "the primary does not hand over before it stops")
+            ok(headless["spec"].get("publishNotReadyAddresses") is True and
+               {p["name"] for p in headless["spec"]["ports"]} == {"redis", "sentinel"}, scenario,
+               "the headless Service must publish unready pods, with the redis and sentinel ports")
+            anti = (pod.get("affinity") or {}).get("podAntiAffinity") or {}
+            terms = (anti.get("requiredDuringSchedulingIgnoredDuringExecution") if r["antiAffinity"] == "hard"
+                     else [t["podAffinityTerm"] for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []])
+            ok(terms and all(t["topologyKey"] == "kubernetes.io/hostname"
+                             and matches(t["labelSelector"], redis["spec"]["template"]["metadata"]["labels"])
+                             for t in terms), scenario, f"no {r['antiAffinity']} anti-affinity between Redis nodes")
+            pdb = named("PodDisruptionBudget", "ferromq-redis")
+            ok(pdb and pdb["spec"]["maxUnavailable"] == r["maxUnavailable"] and nodes - r["maxUnavailable"] > nodes // 2,
+               scenario, "the Redis PDB must keep a majority of the nodes up")
+    ack = v["redis"]["minReplicasAck"]
+    ack = str(ack if ack != "" else (1 if replicated else 0))
     for w in (server, controller):
-        if w:
-            ref = env_of(w["spec"]["template"]["spec"]["containers"][0])["REDIS_URL"]["valueFrom"]["secretKeyRef"]
-            want = (v["redis"]["existingSecret"] or "ferromq-redis",
-                    v["redis"]["existingSecretKey"] if v["redis"]["existingSecret"] else "redis-url")
-            ok((ref["name"], ref["key"]) == want, scenario, f"REDIS_URL from {ref}, not {want}")
-            env = env_of(w["spec"]["template"]["spec"]["containers"][0])
+        if not w:
+            continue
+        env = env_of(w["spec"]["template"]["spec"]["containers"][0])
+        what = w["metadata"]["name"]
+        ok(env.get("FERROMQ_MIN_REPLICAS_ACK", {}).get("value") == ack, scenario, f"{what}: FERROMQ_MIN_REPLICAS_ACK not {ack}")
+        ok(env.get("FERROMQ_REPLICA_ACK_TIMEOUT", {}).get("value") == str(v["redis"]["replicaAckTimeout"]),
+           scenario, f"{what}: FERROMQ_REPLICA_ACK_TIMEOUT is not redis.replicaAckTimeout")
+        secret = v["redis"]["existingSecret"] or "ferromq-redis"
+        if replicated:
+            ok("REDIS_URL" not in env and "FERROMQ_REDIS_CLUSTER" not in env, scenario,
+               f"{what}: REDIS_URL beside FERROMQ_REDIS_SENTINELS (the server refuses both)")
+            sentinels = ",".join(f"{h}:26379" for h in hosts) if bundled else v["redis"]["sentinels"]
+            ok(env.get("FERROMQ_REDIS_SENTINELS", {}).get("value") == sentinels, scenario,
+               f"{what}: FERROMQ_REDIS_SENTINELS is not {sentinels}")
+            ok(env.get("FERROMQ_REDIS_MASTER_NAME", {}).get("value") == v["redis"]["masterName"], scenario,
+               f"{what}: FERROMQ_REDIS_MASTER_NAME is not redis.masterName")
+            existing = v["redis"]["existingSecret"]
+            keys = {"FERROMQ_REDIS_PASSWORD": (v["redis"]["existingSecretPasswordKey"] if existing else "redis-password",
+                                               bundled or v["redis"]["password"] or existing),
+                    "FERROMQ_REDIS_SENTINEL_PASSWORD": (
+                        (v["redis"]["existingSecretPasswordKey"] if existing else "redis-password") if bundled else
+                        (v["redis"]["existingSecretSentinelPasswordKey"] if existing else "sentinel-password"),
+                        bundled or v["redis"]["sentinelPassword"] or existing)}
+            for name, (key, present) in keys.items():
+                ref = (env.get(name) or {}).get("valueFrom", {}).get("secretKeyRef")
+                ok(bool(ref) == bool(present), scenario, f"{what}: {name} set: {bool(ref)}, wanted {bool(present)}")
+                if ref and present:
+                    ok((ref["name"], ref["key"]) == (secret, key), scenario, f"{what}: {name} from {ref}, not {secret}/{key}")
+        else:
+            ref = env["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+            want = (secret, v["redis"]["existingSecretKey"] if v["redis"]["existingSecret"] else "redis-url")
+            ok((ref["name"], ref["key"]) == want, scenario, f"{what}: REDIS_URL from {ref}, not {want}")
             ok(("FERROMQ_REDIS_CLUSTER" in env) == v["redis"]["cluster"], scenario, "redis.cluster not honoured")
+            ok("FERROMQ_REDIS_SENTINELS" not in env, scenario, f"{what}: Sentinels with a standalone Redis")
 
     # The controller: leader election on, its RBAC exactly what the code uses.
     if ok(controller, scenario, "no controller Deployment"):
@@ -438,7 +550,10 @@ def check_scenario(fail, scenario, objects, values, external_secrets, app_versio
             allowed = [w["metadata"]["name"] for w in workloads.values()
                        if any(matches(p.get("podSelector", {}), w["spec"]["template"]["metadata"]["labels"])
                               and "namespaceSelector" not in p for p in peers)]
-            ok(sorted(allowed) == ["ferromq", "ferromq-controller"], scenario, f"Redis reachable from {allowed}")
+            want = ["ferromq", "ferromq-controller"] + (["ferromq-redis"] if replicated else [])
+            ok(sorted(allowed) == want, scenario, f"Redis reachable from {allowed}, not {want}")
+            ports = {p["port"] for r in rules for p in r.get("ports") or []}
+            ok(ports == ({"redis", "sentinel"} if replicated else {"redis"}), scenario, f"Redis opens {ports}")
 
 
 def refused_values(fail, helm, chart):
@@ -512,7 +627,8 @@ def main():
         external = {}
         if values["redis"]["existingSecret"]:
             external[values["redis"]["existingSecret"]] = {values["redis"]["existingSecretKey"],
-                                                           values["redis"]["existingSecretPasswordKey"]}
+                                                           values["redis"]["existingSecretPasswordKey"],
+                                                           values["redis"]["existingSecretSentinelPasswordKey"]}
         if values["auth"]["existingSecret"]:
             external[values["auth"]["existingSecret"]] = {values["auth"]["existingSecretKey"]}
         if values["server"]["tls"]["secretName"]:
@@ -523,7 +639,7 @@ def main():
         before = len(fail)
         for obj in objects:
             schema_check(fail, scenario, obj)
-        check_scenario(fail, scenario, objects, values, external, app_version)
+        check_scenario(fail, scenario, objects, values, external, chart, app_version)
         if scenario == "default":
             got = {(o["kind"], o["metadata"]["name"]) for o in objects}
             fail.check(got == DEFAULT_OBJECTS, scenario,

@@ -114,17 +114,89 @@ app.kubernetes.io/part-of: ferromq
 {{- default (include "ferromq.serviceUrl" .) .Values.server.publicUrl }}
 {{- end }}
 
+{{/* Whether Redis is a primary with replicas followed through Sentinels. */}}
+{{- define "ferromq.redisReplicated" -}}
+{{- if eq .Values.redis.architecture "replication" }}true{{ end }}
+{{- end }}
+
+{{/* Key of the external Sentinels' password in the Redis Secret. */}}
+{{- define "ferromq.sentinelPasswordKey" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretSentinelPasswordKey }}{{ else }}sentinel-password{{ end }}
+{{- end }}
+
+{{/* Host name of each bundled Redis node, node 0 first, space-separated. */}}
+{{- define "ferromq.redisNodes" -}}
+{{- $name := include "ferromq.redisName" . }}
+{{- $hosts := list }}
+{{- range $i := until (int .Values.redis.replication.nodes) }}
+{{- $hosts = append $hosts (printf "%s-%d.%s-headless.%s.svc.%s" $name $i $name $.Release.Namespace $.Values.clusterDomain) }}
+{{- end }}
+{{- join " " $hosts }}
+{{- end }}
+
+{{/* FERROMQ_REDIS_SENTINELS: the bundled Sentinels, or redis.sentinels. */}}
+{{- define "ferromq.redisSentinels" -}}
+{{- if .Values.redis.bundled }}
+{{- $addrs := list }}
+{{- range splitList " " (include "ferromq.redisNodes" .) }}
+{{- $addrs = append $addrs (printf "%s:26379" .) }}
+{{- end }}
+{{- join "," $addrs }}
+{{- else }}
+{{- .Values.redis.sentinels }}
+{{- end }}
+{{- end }}
+
+{{/* FERROMQ_MIN_REPLICAS_ACK: redis.minReplicasAck, or 1 for a replicated Redis and 0 otherwise. */}}
+{{- define "ferromq.minReplicasAck" -}}
+{{- if eq (toString .Values.redis.minReplicasAck) "" }}{{ ternary 1 0 (eq .Values.redis.architecture "replication") }}{{ else }}{{ .Values.redis.minReplicasAck }}{{ end }}
+{{- end }}
+
 {{/* Environment shared by the data plane and the controller: the store. */}}
 {{- define "ferromq.redisEnv" -}}
+{{- $secret := include "ferromq.redisSecretName" . }}
+{{- if include "ferromq.redisReplicated" . }}
+- name: FERROMQ_REDIS_SENTINELS
+  value: {{ include "ferromq.redisSentinels" . | quote }}
+- name: FERROMQ_REDIS_MASTER_NAME
+  value: {{ .Values.redis.masterName | quote }}
+{{- /* The bundled Sentinels share the nodes' password; an existing Secret may leave either out. */}}
+{{- $optional := and .Values.redis.existingSecret (not .Values.redis.bundled) }}
+{{- if or .Values.redis.bundled .Values.redis.password .Values.redis.existingSecret }}
+- name: FERROMQ_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ include "ferromq.redisPasswordKey" . }}
+      {{- if $optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- if or .Values.redis.bundled .Values.redis.sentinelPassword .Values.redis.existingSecret }}
+- name: FERROMQ_REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ ternary (include "ferromq.redisPasswordKey" .) (include "ferromq.sentinelPasswordKey" .) .Values.redis.bundled }}
+      {{- if $optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- else }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "ferromq.redisSecretName" . }}
+      name: {{ $secret }}
       key: {{ include "ferromq.redisUrlKey" . }}
 {{- if .Values.redis.cluster }}
 - name: FERROMQ_REDIS_CLUSTER
   value: "true"
 {{- end }}
+{{- end }}
+- name: FERROMQ_MIN_REPLICAS_ACK
+  value: {{ include "ferromq.minReplicasAck" . | quote }}
+- name: FERROMQ_REPLICA_ACK_TIMEOUT
+  value: {{ .Values.redis.replicaAckTimeout | quote }}
 {{- end }}
 
 {{/*
@@ -148,7 +220,7 @@ Checksums of the settings pods read only at start-up, as pod annotations: a chan
 restarts the pods that use it. Generated secrets keep their values across upgrades.
 */}}
 {{- define "ferromq.redisChecksum" -}}
-{{- pick .Values.redis "bundled" "url" "existingSecret" "existingSecretKey" "existingSecretPasswordKey" "cluster" "password" | toJson | sha256sum }}
+{{- pick .Values.redis "bundled" "url" "existingSecret" "existingSecretKey" "existingSecretPasswordKey" "cluster" "password" "architecture" "sentinels" "masterName" "sentinelPassword" "existingSecretSentinelPasswordKey" | toJson | sha256sum }}
 {{- end }}
 {{- define "ferromq.authChecksum" -}}
 {{- .Values.auth | toJson | sha256sum }}
@@ -156,8 +228,43 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 
 {{/* Refuses values that cannot work together. */}}
 {{- define "ferromq.validate" -}}
-{{- if and (not .Values.redis.bundled) (not .Values.redis.url) (not .Values.redis.existingSecret) }}
+{{- $replicated := eq .Values.redis.architecture "replication" }}
+{{- if and (not .Values.redis.bundled) (not $replicated) (not .Values.redis.url) (not .Values.redis.existingSecret) }}
 {{- fail "redis.bundled is false: set redis.url or redis.existingSecret to the external Redis" }}
+{{- end }}
+{{- if and $replicated (not .Values.redis.bundled) (not .Values.redis.sentinels) }}
+{{- fail "redis.architecture=replication with bundled=false: set redis.sentinels to the external Sentinels" }}
+{{- end }}
+{{- if and .Values.redis.sentinels (not (and $replicated (not .Values.redis.bundled))) }}
+{{- fail "redis.sentinels names external Sentinels: set redis.architecture=replication and redis.bundled=false" }}
+{{- end }}
+{{- if and $replicated .Values.redis.url }}
+{{- fail "redis.url is for architecture=standalone: with replication the Sentinels name the primary" }}
+{{- end }}
+{{- if and $replicated .Values.redis.cluster }}
+{{- fail "redis.cluster is for a Redis Cluster given by redis.url, not architecture=replication" }}
+{{- end }}
+{{- if and .Values.redis.sentinelPassword (or .Values.redis.bundled .Values.redis.existingSecret) }}
+{{- fail "redis.sentinelPassword is for external Sentinels without redis.existingSecret (the bundled Sentinels use redis.password)" }}
+{{- end }}
+{{- $ack := int (include "ferromq.minReplicasAck" .) }}
+{{- if and .Values.redis.bundled (not $replicated) (gt $ack 0) }}
+{{- fail "redis.minReplicasAck needs replicas: the bundled standalone Redis has none (set redis.architecture=replication)" }}
+{{- end }}
+{{- if and .Values.redis.bundled $replicated }}
+{{- $nodes := int .Values.redis.replication.nodes }}
+{{- if ge $ack $nodes }}
+{{- fail "redis.minReplicasAck must be below redis.replication.nodes (the primary is one of them)" }}
+{{- end }}
+{{- if ge (int .Values.redis.replication.minReplicasToWrite) $nodes }}
+{{- fail "redis.replication.minReplicasToWrite must be below redis.replication.nodes" }}
+{{- end }}
+{{- if or (gt (int .Values.redis.replication.quorum) $nodes) (le (mul 2 (int .Values.redis.replication.quorum)) $nodes) }}
+{{- fail "redis.replication.quorum must be a majority of redis.replication.nodes" }}
+{{- end }}
+{{- if ge (int .Values.redis.replication.maxUnavailable) (sub $nodes (div $nodes 2)) }}
+{{- fail "redis.replication.maxUnavailable must leave a majority of the Redis nodes up" }}
+{{- end }}
 {{- end }}
 {{- if and .Values.redis.bundled .Values.redis.url }}
 {{- fail "redis.url names an external Redis: set redis.bundled=false to use it" }}
@@ -177,8 +284,8 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 {{- if and .Values.server.autoscaling.enabled (gt (int .Values.server.autoscaling.minReplicas) (int .Values.server.autoscaling.maxReplicas)) }}
 {{- fail "server.autoscaling.minReplicas is above maxReplicas" }}
 {{- end }}
-{{- if and .Values.redis.password (or .Values.redis.existingSecret (not .Values.redis.bundled)) }}
-{{- fail "redis.password is for the bundled Redis without redis.existingSecret (the external Redis' password goes in redis.url)" }}
+{{- if and .Values.redis.password (or .Values.redis.existingSecret (and (not .Values.redis.bundled) (not $replicated))) }}
+{{- fail "redis.password is for the bundled Redis or external Sentinels, without redis.existingSecret (the external Redis' password goes in redis.url)" }}
 {{- end }}
 {{- if and .Values.redis.url .Values.redis.existingSecret }}
 {{- fail "set redis.url or redis.existingSecret, not both" }}
@@ -191,4 +298,30 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 {{- fail "a token's projects are either [\"*\"] (every project) or a list of projects, not both" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* What files/redis-node.sh reads, beside REDIS_PASSWORD. */}}
+{{- define "ferromq.redisNodeEnv" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: NODES
+  value: {{ include "ferromq.redisNodes" . | quote }}
+- name: SELF
+  value: "$(POD_NAME).{{ include "ferromq.redisName" . }}-headless.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}"
+- name: REDIS_PORT
+  value: "6379"
+- name: SENTINEL_PORT
+  value: "26379"
+- name: MASTER_NAME
+  value: {{ .Values.redis.masterName | quote }}
+- name: QUORUM
+  value: {{ .Values.redis.replication.quorum | quote }}
+- name: DOWN_AFTER_MS
+  value: {{ .Values.redis.replication.downAfterMilliseconds | quote }}
+- name: FAILOVER_TIMEOUT_MS
+  value: {{ .Values.redis.replication.failoverTimeout | quote }}
+- name: CONF_DIR
+  value: /conf
 {{- end }}
