@@ -37,8 +37,8 @@ pub struct StandaloneArgs {
 /// Where the store is.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
-    /// Redis to store queues in: redis://host:port, rediss://..., unix:///path, or several
-    /// comma-separated nodes of a Redis Cluster.
+    /// Redis to store queues in: redis://host:port, rediss://host:port (TLS), unix:///path,
+    /// or several comma-separated nodes of a Redis Cluster.
     /// [default: redis://127.0.0.1:6379; standalone starts its own redis-server]
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -64,6 +64,17 @@ pub struct RedisArgs {
     #[arg(long, env = "FERROMQ_REDIS_PASSWORD", hide_env_values = true)]
     pub redis_password: Option<String>,
 
+    /// Talk TLS to the Sentinels and to the Redis nodes they name (a REDIS_URL asks for TLS
+    /// with rediss://).
+    #[arg(long, env = "FERROMQ_REDIS_TLS", value_parser = BoolishValueParser::new(),
+          requires = "redis_sentinels")]
+    pub redis_tls: bool,
+
+    /// PEM file of the certificate authority that signed the TLS certificates of Redis (and
+    /// the Sentinels); without it, the system's roots are trusted.
+    #[arg(long, env = "FERROMQ_REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+
     /// Replicas that must confirm each change (Redis WAIT) before it is answered; 0 answers
     /// as soon as the primary has it.
     #[arg(long, env = "FERROMQ_MIN_REPLICAS_ACK", default_value_t = 0)]
@@ -78,14 +89,19 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
-    pub fn target(&self) -> RedisTarget {
-        RedisTarget {
+    pub fn target(&self) -> Result<RedisTarget, String> {
+        let ca_pem = match &self.redis_ca {
+            Some(path) => Some(crate::tls::read_pem_certificates(path)?),
+            None => None,
+        };
+        Ok(RedisTarget {
             durability: Durability {
                 replicas: self.min_replicas_ack,
                 timeout: Duration::from_millis(self.replica_ack_timeout),
             },
+            ca_pem,
             ..self.place()
-        }
+        })
     }
 
     /// Where the store is.
@@ -101,6 +117,7 @@ impl RedisArgs {
                 master_name: self.redis_master_name.clone(),
                 sentinel_password: self.redis_sentinel_password.clone(),
                 redis_password: self.redis_password.clone(),
+                tls: self.redis_tls,
             });
         }
         let url = self.redis_url.as_deref().unwrap_or(DEFAULT_REDIS_URL);

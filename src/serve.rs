@@ -21,7 +21,7 @@ pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 pub async fn run(args: ServeArgs) -> Result<(), Failure> {
     let tokens = args.load_tokens()?;
-    let store = Store::connect(&args.redis.target()).await?;
+    let store = Store::connect(&args.redis.target()?).await?;
     serve_store(args, tokens, store).await
 }
 

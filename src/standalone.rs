@@ -34,7 +34,7 @@ pub async fn run(args: StandaloneArgs) -> Result<(), crate::serve::Failure> {
     let mut redis = None;
     let external = serve.redis.redis_url.is_some() || serve.redis.redis_sentinels.is_some();
     let target = match external {
-        true => serve.redis.target(),
+        true => serve.redis.target()?,
         false => {
             let (child, socket) = start_redis(args.data_dir.as_deref()).await?;
             redis = Some(child);

@@ -33,7 +33,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), crate::serve::Failure> {
     let client = Client::try_default()
         .await
         .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
-    let store = Store::connect(&args.redis.target()).await?;
+    let store = Store::connect(&args.redis.target()?).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let listener = tokio::net::TcpListener::bind(args.health_listen).await?;

@@ -6,7 +6,9 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value,
+};
 use std::time::Duration;
 
 /// How long one Redis command may take before the request fails with 503 instead of hanging.
@@ -22,6 +24,8 @@ pub struct RedisTarget {
     pub cluster: bool,
     pub sentinel: Option<SentinelSpec>,
     pub durability: Durability,
+    /// PEM certificates of the authority TLS connections trust instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// How many replicas must confirm a change (Redis `WAIT`) before it is answered, and how long
@@ -47,6 +51,7 @@ impl RedisTarget {
             cluster,
             sentinel: None,
             durability: Durability::default(),
+            ca_pem: None,
         }
     }
 
@@ -57,19 +62,50 @@ impl RedisTarget {
             cluster: false,
             sentinel: Some(spec),
             durability: Durability::default(),
+            ca_pem: None,
         }
+    }
+
+    /// How TLS connections check the server: against `ca_pem`, else the system's roots.
+    pub(super) fn certificates(&self) -> Option<TlsCertificates> {
+        self.ca_pem.as_ref().map(|pem| TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        })
+    }
+
+    /// A client of the single Redis (or first cluster node) the URLs name.
+    fn first_client(&self) -> RedisResult<redis::Client> {
+        client(
+            self.urls.first().map(String::as_str).unwrap_or(""),
+            self.certificates(),
+        )
     }
 
     /// A client for the node to subscribe to (the primary, with Sentinel), and its address.
     pub async fn subscription_client(&self) -> RedisResult<(redis::Client, String)> {
+        crate::tls::install_crypto_provider();
         let client = match &self.sentinel {
-            Some(spec) => spec.client()?.async_get_client().await?,
+            Some(spec) => spec.client(self.certificates())?.async_get_client().await?,
             // PUBLISH reaches every node of a cluster, so one node's subscription hears every
             // queue.
-            None => redis::Client::open(self.urls.first().map(String::as_str).unwrap_or(""))?,
+            None => self.first_client()?,
         };
         let addr = client.get_connection_info().addr().to_string();
         Ok((client, addr))
+    }
+}
+
+/// A client of `url`; a `rediss://` one checks the server against `certificates` when given.
+pub(super) fn client(
+    url: &str,
+    certificates: Option<TlsCertificates>,
+) -> RedisResult<redis::Client> {
+    match certificates {
+        Some(certificates) if url.starts_with("rediss://") => {
+            redis::Client::build_with_tls(url, certificates)
+        }
+        _ => redis::Client::open(url),
     }
 }
 
@@ -86,20 +122,28 @@ impl Connection {
     /// Connects; a single Redis connects lazily and reconnects by itself, so the data plane can
     /// start before Redis and answers 503 until it is there.
     pub async fn open(target: &RedisTarget) -> RedisResult<Self> {
+        crate::tls::install_crypto_provider();
         if let Some(spec) = &target.sentinel {
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT));
-            Ok(Connection::Sentinel(Followed::new(spec, config)?))
+            Ok(Connection::Sentinel(Followed::new(
+                spec,
+                target.certificates(),
+                config,
+            )?))
         } else if target.cluster {
-            let client = ClusterClient::builder(target.urls.clone())
+            let mut builder = ClusterClient::builder(target.urls.clone())
                 .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(RESPONSE_TIMEOUT)
-                .build()?;
-            Ok(Connection::Cluster(client.get_async_connection().await?))
+                .response_timeout(RESPONSE_TIMEOUT);
+            if let Some(certificates) = target.certificates() {
+                builder = builder.certs(certificates);
+            }
+            Ok(Connection::Cluster(
+                builder.build()?.get_async_connection().await?,
+            ))
         } else {
-            let url = target.urls.first().map(String::as_str).unwrap_or("");
-            let client = redis::Client::open(url)?;
+            let client = target.first_client()?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT))

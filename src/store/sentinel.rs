@@ -12,11 +12,12 @@
 //! (or sits on the small side of a partition) with a replica still attached would otherwise
 //! have its changes confirmed by `WAIT`, then thrown away when it follows the new primary.
 
+use super::connection::client;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisError, RedisFuture,
-    RedisResult, ServerErrorKind, Value,
+    RedisResult, ServerErrorKind, TlsCertificates, TlsMode, Value,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -45,10 +46,16 @@ pub struct SentinelSpec {
     pub sentinel_password: Option<String>,
     /// Password of the Redis nodes, if they need one.
     pub redis_password: Option<String>,
+    /// TLS to the Sentinels and the nodes.
+    pub tls: bool,
 }
 
 impl SentinelSpec {
-    pub(super) fn client(&self) -> RedisResult<SentinelClient> {
+    /// A client of the Sentinels; with TLS, checking servers against `certificates` when given.
+    pub(super) fn client(
+        &self,
+        certificates: Option<TlsCertificates>,
+    ) -> RedisResult<SentinelClient> {
         let mut addresses = Vec::new();
         for sentinel in &self.sentinels {
             let (host, port) = sentinel
@@ -61,10 +68,28 @@ impl SentinelSpec {
                         sentinel.clone(),
                     ))
                 })?;
-            addresses.push(ConnectionAddr::Tcp(host, port));
+            addresses.push(match self.tls {
+                true => ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: false,
+                    tls_params: None,
+                },
+                false => ConnectionAddr::Tcp(host, port),
+            });
         }
         let mut builder =
             SentinelClientBuilder::new(addresses, &self.master_name, SentinelServerType::Master)?;
+        if self.tls {
+            builder = builder
+                .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+                .set_client_to_redis_tls_mode(TlsMode::Secure);
+            if let Some(certificates) = certificates {
+                builder = builder
+                    .set_client_to_sentinel_certificates(certificates.clone())
+                    .set_client_to_redis_certificates(certificates);
+            }
+        }
         if let Some(password) = &self.sentinel_password {
             builder = builder.set_client_to_sentinel_password(password);
         }
@@ -104,7 +129,12 @@ struct Primary {
 impl Followed {
     /// Connects lazily (the first command asks the Sentinels) and watches for failovers for
     /// as long as a clone lives.
-    pub fn new(spec: &SentinelSpec, config: AsyncConnectionConfig) -> RedisResult<Self> {
+    pub fn new(
+        spec: &SentinelSpec,
+        certificates: Option<TlsCertificates>,
+        config: AsyncConnectionConfig,
+    ) -> RedisResult<Self> {
+        let scheme = if spec.tls { "rediss" } else { "redis" };
         let each_sentinel = spec
             .sentinels
             .iter()
@@ -115,14 +145,14 @@ impl Followed {
                     .map(|p| format!(":{p}@"))
                     .unwrap_or_default();
                 Ok(SentinelLink {
-                    client: redis::Client::open(format!("redis://{auth}{addr}"))?,
+                    client: client(&format!("{scheme}://{auth}{addr}"), certificates.clone())?,
                     conn: Mutex::new(None),
                     down_until: Mutex::new(None),
                 })
             })
             .collect::<RedisResult<_>>()?;
         let followed = Followed(Arc::new(Inner {
-            sentinels: tokio::sync::Mutex::new(spec.client()?),
+            sentinels: tokio::sync::Mutex::new(spec.client(certificates)?),
             each_sentinel,
             master_name: spec.master_name.clone(),
             current: Mutex::new(None),

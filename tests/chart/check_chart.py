@@ -109,6 +109,8 @@ REFUSED = [
      "minReplicasToWrite must be below"),
     (["--set", "redis.architecture=replication", "--set", "redis.replication.nodes=2"], "/redis/replication/nodes"),
     (["--set", "redis.architecture=cluster"], "/redis/architecture"),
+    (["--set", "redis.tls=true"], "redis.tls is for external Sentinels"),
+    (["--set", "redis.caSecret=ca"], "redis.caSecret is for an external Redis"),
     (["--set", "redis.bundled=false", "--set", "redis.architecture=replication", "--set", "redis.sentinels=sentinel"],
      "/redis/sentinels"),
 ]
@@ -451,6 +453,16 @@ def check_scenario(fail, scenario, objects, values, external_secrets, chart, app
         ok(env.get("FERROMQ_REPLICA_ACK_TIMEOUT", {}).get("value") == str(v["redis"]["replicaAckTimeout"]),
            scenario, f"{what}: FERROMQ_REPLICA_ACK_TIMEOUT is not redis.replicaAckTimeout")
         secret = v["redis"]["existingSecret"] or "ferromq-redis"
+        ok(("FERROMQ_REDIS_TLS" in env) == v["redis"]["tls"], scenario, f"{what}: redis.tls not honoured")
+        ca_file = env.get("FERROMQ_REDIS_CA", {}).get("value")
+        ok(bool(ca_file) == bool(v["redis"]["caSecret"]), scenario, f"{what}: FERROMQ_REDIS_CA iff redis.caSecret")
+        if ca_file:
+            pod = w["spec"]["template"]["spec"]
+            mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0].get("volumeMounts") or []}
+            volume = next((vol for vol in pod.get("volumes") or []
+                           if (vol.get("secret") or {}).get("secretName") == v["redis"]["caSecret"]), None)
+            ok(volume and ca_file == f"{mounts.get(volume['name'])}/{volume['secret']['items'][0]['path']}",
+               scenario, f"{what}: FERROMQ_REDIS_CA {ca_file} is not the mounted redis.caSecret")
         if replicated:
             ok("REDIS_URL" not in env and "FERROMQ_REDIS_CLUSTER" not in env, scenario,
                f"{what}: REDIS_URL beside FERROMQ_REDIS_SENTINELS (the server refuses both)")
@@ -633,6 +645,8 @@ def main():
             external[values["auth"]["existingSecret"]] = {values["auth"]["existingSecretKey"]}
         if values["server"]["tls"]["secretName"]:
             external[values["server"]["tls"]["secretName"]] = {"tls.crt", "tls.key"}
+        if values["redis"]["caSecret"]:
+            external[values["redis"]["caSecret"]] = {values["redis"]["caSecretKey"]}
         if values["server"]["pushCaSecret"]:
             external[values["server"]["pushCaSecret"]] = {values["server"]["pushCaSecretKey"]}
         objects = [o for o in yaml.safe_load_all(path.read_text()) if o]

@@ -189,6 +189,11 @@ impl ServerProcess {
         Self::spawn(&redis.url(), env, None, Stdio::null()).await
     }
 
+    /// A `ferromq serve` process on the Redis at `url`, with more environment variables.
+    pub async fn start_on_url(url: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(url, env, None, Stdio::null()).await
+    }
+
     /// A `ferromq serve` process on the primary that `sentinels` (host:port,...) name.
     pub async fn start_on_sentinels(sentinels: &str, env: &[(&str, &str)]) -> Self {
         let mut all = vec![("FERROMQ_REDIS_SENTINELS", sentinels)];

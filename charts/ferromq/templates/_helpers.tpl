@@ -193,10 +193,38 @@ app.kubernetes.io/part-of: ferromq
   value: "true"
 {{- end }}
 {{- end }}
+{{- if .Values.redis.tls }}
+- name: FERROMQ_REDIS_TLS
+  value: "true"
+{{- end }}
+{{- with .Values.redis.caSecret }}
+- name: FERROMQ_REDIS_CA
+  value: /etc/ferromq/redis-ca/{{ $.Values.redis.caSecretKey }}
+{{- end }}
 - name: FERROMQ_MIN_REPLICAS_ACK
   value: {{ include "ferromq.minReplicasAck" . | quote }}
 - name: FERROMQ_REPLICA_ACK_TIMEOUT
   value: {{ .Values.redis.replicaAckTimeout | quote }}
+{{- end }}
+
+{{/* The external Redis' certificate authority, mounted where FERROMQ_REDIS_CA points. */}}
+{{- define "ferromq.redisCaMount" -}}
+{{- if .Values.redis.caSecret }}
+- name: redis-ca
+  mountPath: /etc/ferromq/redis-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "ferromq.redisCaVolume" -}}
+{{- with .Values.redis.caSecret }}
+- name: redis-ca
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444
+    items:
+      - key: {{ $.Values.redis.caSecretKey }}
+        path: {{ $.Values.redis.caSecretKey }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -243,6 +271,12 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 {{- end }}
 {{- if and $replicated .Values.redis.cluster }}
 {{- fail "redis.cluster is for a Redis Cluster given by redis.url, not architecture=replication" }}
+{{- end }}
+{{- if and .Values.redis.tls (or .Values.redis.bundled (not $replicated)) }}
+{{- fail "redis.tls is for external Sentinels (architecture=replication, bundled=false); a URL asks for TLS with rediss://" }}
+{{- end }}
+{{- if and .Values.redis.caSecret .Values.redis.bundled }}
+{{- fail "redis.caSecret is for an external Redis (the bundled one serves no TLS)" }}
 {{- end }}
 {{- if and .Values.redis.sentinelPassword (or .Values.redis.bundled .Values.redis.existingSecret) }}
 {{- fail "redis.sentinelPassword is for external Sentinels without redis.existingSecret (the bundled Sentinels use redis.password)" }}
