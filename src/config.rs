@@ -90,7 +90,20 @@ pub struct RedisArgs {
 
 impl RedisArgs {
     pub fn target(&self) -> Result<RedisTarget, String> {
+        let tls = self.redis_tls
+            || (self.redis_sentinels.is_none()
+                && self
+                    .redis_url
+                    .as_deref()
+                    .is_some_and(|u| u.contains("rediss://")));
         let ca_pem = match &self.redis_ca {
+            Some(_) if !tls => {
+                return Err(
+                    "FERROMQ_REDIS_CA is for TLS: use a rediss:// REDIS_URL, or \
+                            FERROMQ_REDIS_TLS with Sentinels"
+                        .into(),
+                );
+            }
             Some(path) => Some(crate::tls::read_pem_certificates(path)?),
             None => None,
         };

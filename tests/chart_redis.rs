@@ -318,6 +318,11 @@ async fn chart_replicated_redis_starts_hands_over_and_takes_back_a_killed_primar
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The pod's own Sentinel may stop first (its containers stop together): the handover
+    // asks the others.
+    let mut sentinel = set.pods[0].sentinel.take().unwrap();
+    sentinel.kill().unwrap();
+    sentinel.wait().unwrap();
     let mut handover = set.command(&set.pods[0], "handover");
     let status = tokio::task::spawn_blocking(move || handover.status().unwrap())
         .await
@@ -331,6 +336,7 @@ async fn chart_replicated_redis_starts_hands_over_and_takes_back_a_killed_primar
         promoted, 0,
         "the Sentinels still name node 0 after its handover"
     );
+    set.start_sentinel(0);
     set.settled(promoted, Duration::from_secs(30));
     let waited = post_until_acknowledged(&client, "after handover", Duration::from_secs(15)).await;
     println!(

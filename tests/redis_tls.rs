@@ -129,6 +129,19 @@ async fn rediss_url_checked_against_a_private_authority() {
     let (status, json) = answer.expect("an answer from the data plane");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
 
+    // An authority for a connection without TLS stops start-up: it would protect nothing.
+    let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
+        .arg("serve")
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port))
+        .env("FERROMQ_TOKENS", TOKENS)
+        .env("FERROMQ_LISTEN", "127.0.0.1:0")
+        .env("FERROMQ_REDIS_CA", &ca)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("FERROMQ_REDIS_CA is for TLS"), "{stderr}");
+
     // A CA file that cannot be read stops start-up with a clear message.
     let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
         .arg("serve")

@@ -101,12 +101,17 @@ REFUSED = [
       "--set", "redis.url=redis://r:6379"], "redis.url is for architecture=standalone"),
     (["--set", "redis.sentinelPassword=x"], "redis.sentinelPassword is for external Sentinels"),
     (["--set", "redis.minReplicasAck=1"], "the bundled standalone Redis has none"),
-    (["--set", "redis.architecture=replication", "--set", "redis.minReplicasAck=3"], "below redis.replication.nodes"),
+    (["--set", "redis.architecture=replication", "--set", "redis.minReplicasAck=2"], "replicas to spare"),
     (["--set", "redis.architecture=replication", "--set", "redis.replication.quorum=1"], "must be a majority"),
+    (["--set", "redis.architecture=replication", "--set", "redis.replication.quorum=3"], "must be a majority"),
+    (["--set", "redis.architecture=replication", "--set", "redis.persistence.enabled=false"],
+     "needs redis.persistence.enabled"),
+    (["--set", "redis.bundled=false", "--set", "redis.url=redis://r:6379", "--set", "redis.caSecret=ca"],
+     "redis.caSecret without TLS"),
     (["--set", "redis.architecture=replication", "--set", "redis.replication.maxUnavailable=2"],
      "leave a majority"),
-    (["--set", "redis.architecture=replication", "--set", "redis.replication.minReplicasToWrite=3"],
-     "minReplicasToWrite must be below"),
+    (["--set", "redis.architecture=replication", "--set", "redis.replication.minReplicasToWrite=2"],
+     "minReplicasToWrite must be at most"),
     (["--set", "redis.architecture=replication", "--set", "redis.replication.nodes=2"], "/redis/replication/nodes"),
     (["--set", "redis.architecture=cluster"], "/redis/architecture"),
     (["--set", "redis.tls=true"], "redis.tls is for external Sentinels"),
@@ -430,6 +435,8 @@ def check_scenario(fail, scenario, objects, values, external_secrets, chart, app
                 ok(f"--min-replicas-to-write {r['minReplicasToWrite']}" in args, scenario, "no min-replicas-to-write")
             ok(c["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "/scripts/redis-node.sh", "handover"],
                scenario, "the primary does not hand over before it stops")
+            ok(containers["sentinel"]["lifecycle"]["preStop"]["exec"]["command"]
+               == ["sh", "/scripts/redis-node.sh", "linger"], scenario, "the Sentinel does not stay for the handover")
             ok(headless["spec"].get("publishNotReadyAddresses") is True and
                {p["name"] for p in headless["spec"]["ports"]} == {"redis", "sentinel"}, scenario,
                "the headless Service must publish unready pods, with the redis and sentinel ports")

@@ -2,7 +2,8 @@
 # One node of the bundled replicated Redis. `redis-node.sh redis ARGS...` starts its Redis
 # (ARGS go to redis-server), `redis-node.sh sentinel` its Sentinel, and `redis-node.sh handover`
 # (before the node stops) has the Sentinels promote another node if this one is the primary,
-# so that clients wait seconds rather than down-after-milliseconds. Redis and Sentinel follow the
+# so that clients wait seconds rather than down-after-milliseconds (`linger`, before the
+# Sentinel stops, keeps it up meanwhile). Redis and Sentinel follow the
 # Sentinels name, so a node that restarts after a failover comes back as a replica of the new
 # primary instead of a second primary. When no Sentinel answers (the whole set is starting),
 # node 0 is the primary.
@@ -13,16 +14,30 @@
 # and optionally BIND (the addresses to listen on; Redis' default when unset).
 set -eu
 
-# The host the Sentinels name primary, or node 0's when none of them answers.
+# A command to the Redis (or, with -p "$SENTINEL_PORT", the Sentinel) on host $1.
+cli() {
+  host=$1
+  shift
+  REDISCLI_AUTH="$REDIS_PASSWORD" timeout 2 redis-cli --no-auth-warning -h "$host" "$@" 2>/dev/null
+}
+
+# The host the Sentinels name primary; else a node that runs as a primary (the Sentinels
+# restarted); else node 0 (the whole set is starting).
 primary() {
   for host in $NODES; do
-    answer=$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 2 redis-cli --no-auth-warning -h "$host" \
-      -p "$SENTINEL_PORT" sentinel get-master-addr-by-name "$MASTER_NAME" 2>/dev/null |
+    answer=$(cli "$host" -p "$SENTINEL_PORT" sentinel get-master-addr-by-name "$MASTER_NAME" |
       head -n 1) || answer=""
     case "$answer" in
-      "" | *" "*) ;;
+      "" | *" "* | NOAUTH* | WRONGPASS* | ERR*) ;;
       *) echo "$answer"; return ;;
     esac
+  done
+  for host in $NODES; do
+    if [ "$host" != "$SELF" ] &&
+      cli "$host" -p "$REDIS_PORT" role 2>/dev/null | head -n 1 | grep -qx master; then
+      echo "$host"
+      return
+    fi
   done
   set -- $NODES
   echo "$1"
@@ -32,8 +47,7 @@ primary() {
 # name that does not resolve yet (a new pod's name takes a moment to appear in DNS).
 await() {
   for _ in $(seq 60); do
-    if REDISCLI_AUTH="$REDIS_PASSWORD" timeout 2 redis-cli --no-auth-warning -h "$1" \
-      -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+    if cli "$1" -p "$REDIS_PORT" ping | grep -q PONG; then
       return
     fi
     sleep 1
@@ -44,11 +58,10 @@ await() {
 
 # A command to this node's Redis.
 node_cli() {
-  REDISCLI_AUTH="$REDIS_PASSWORD" timeout 2 redis-cli --no-auth-warning -h "$SELF" \
-    -p "$REDIS_PORT" "$@"
+  cli "$SELF" -p "$REDIS_PORT" "$@"
 }
 
-usage="usage: redis-node.sh redis ARGS... | sentinel | handover"
+usage="usage: redis-node.sh redis ARGS... | sentinel | handover | linger"
 mode=${1:?$usage}
 shift
 leader=$(primary)
@@ -90,30 +103,53 @@ case "$mode" in
     fi
     # Writes wait while the replicas catch up, so whichever is promoted has every change.
     node_cli client pause 20000 write >/dev/null || true
+    caught_up=""
     for _ in $(seq 30); do
       info=$(node_cli info replication | tr -d '\r')
       offset=$(echo "$info" | sed -n 's/^master_repl_offset://p')
       behind=$(echo "$info" | grep '^slave[0-9]*:' | grep -v "offset=$offset," || true)
-      [ -z "$behind" ] && break
-      sleep 0.1
-    done
-    REDISCLI_AUTH="$REDIS_PASSWORD" timeout 2 redis-cli --no-auth-warning -h "$SELF" \
-      -p "$SENTINEL_PORT" sentinel failover "$MASTER_NAME" >&2 || true
-    handed=""
-    for _ in $(seq 20); do
-      if [ "$(primary)" != "$SELF" ]; then
-        handed=yes
+      if [ -z "$behind" ] && echo "$info" | grep -q '^slave0:'; then
+        caught_up=yes
         break
       fi
-      sleep 1
+      sleep 0.1
     done
-    # The writes held meanwhile now fail on a replica (READONLY), and are retried elsewhere.
-    node_cli client unpause >/dev/null || true
-    if [ -z "$handed" ]; then
+    if [ -z "$caught_up" ]; then
+      # No replica has everything: stop as a primary that fails, and let the Sentinels choose.
+      node_cli client unpause >/dev/null || true
+      echo "node $SELF: no replica caught up; no handover" >&2
+      exit 1
+    fi
+    # This pod's own Sentinel is stopping with it: ask the others.
+    for host in $NODES; do
+      [ "$host" = "$SELF" ] && continue
+      if cli "$host" -p "$SENTINEL_PORT" sentinel failover "$MASTER_NAME" | grep -q OK; then
+        break
+      fi
+    done
+    new=""
+    for _ in $(seq 100); do
+      new=$(primary)
+      [ "$new" != "$SELF" ] && break
+      sleep 0.2
+    done
+    if [ "$new" = "$SELF" ]; then
+      node_cli client unpause >/dev/null || true
       echo "node $SELF: no other node took over" >&2
       exit 1
     fi
-    echo "node $SELF: handed over to $(primary)" >&2
+    # A replica of the new primary before the writes held meanwhile run: they fail
+    # (READONLY) instead of landing here, to be thrown away.
+    node_cli replicaof "$new" "$REDIS_PORT" >/dev/null || true
+    node_cli client unpause >/dev/null || true
+    echo "node $SELF: handed over to $new" >&2
+    ;;
+  linger)
+    # The Sentinel of a primary that hands over stays until another node is primary.
+    for _ in $(seq 25); do
+      [ "$(primary)" != "$SELF" ] && exit 0
+      sleep 1
+    done
     ;;
   *)
     echo "$usage" >&2

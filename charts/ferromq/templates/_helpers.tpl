@@ -278,6 +278,9 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 {{- if and .Values.redis.caSecret .Values.redis.bundled }}
 {{- fail "redis.caSecret is for an external Redis (the bundled one serves no TLS)" }}
 {{- end }}
+{{- if and .Values.redis.caSecret (not .Values.redis.tls) (not (hasPrefix "rediss://" .Values.redis.url)) (not .Values.redis.existingSecret) }}
+{{- fail "redis.caSecret without TLS: set redis.tls=true (Sentinels) or a rediss:// redis.url" }}
+{{- end }}
 {{- if and .Values.redis.sentinelPassword (or .Values.redis.bundled .Values.redis.existingSecret) }}
 {{- fail "redis.sentinelPassword is for external Sentinels without redis.existingSecret (the bundled Sentinels use redis.password)" }}
 {{- end }}
@@ -287,17 +290,24 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 {{- end }}
 {{- if and .Values.redis.bundled $replicated }}
 {{- $nodes := int .Values.redis.replication.nodes }}
-{{- if ge $ack $nodes }}
-{{- fail "redis.minReplicasAck must be below redis.replication.nodes (the primary is one of them)" }}
-{{- end }}
-{{- if ge (int .Values.redis.replication.minReplicasToWrite) $nodes }}
-{{- fail "redis.replication.minReplicasToWrite must be below redis.replication.nodes" }}
-{{- end }}
-{{- if or (gt (int .Values.redis.replication.quorum) $nodes) (le (mul 2 (int .Values.redis.replication.quorum)) $nodes) }}
-{{- fail "redis.replication.quorum must be a majority of redis.replication.nodes" }}
-{{- end }}
-{{- if ge (int .Values.redis.replication.maxUnavailable) (sub $nodes (div $nodes 2)) }}
+{{- $down := int .Values.redis.replication.maxUnavailable }}
+{{- if ge $down (sub $nodes (div $nodes 2)) }}
 {{- fail "redis.replication.maxUnavailable must leave a majority of the Redis nodes up" }}
+{{- end }}
+{{- /* A Sentinel goes down with its node: the rest must still reach the quorum. */}}
+{{- $quorum := int .Values.redis.replication.quorum }}
+{{- if or (le (mul 2 $quorum) $nodes) (gt $quorum (sub $nodes (max 1 $down))) }}
+{{- fail "redis.replication.quorum must be a majority of redis.replication.nodes, and reachable with maxUnavailable nodes (at least one) down" }}
+{{- end }}
+{{- /* A drain of maxUnavailable nodes besides the primary's must leave enough replicas. */}}
+{{- if gt $ack (sub (sub $nodes 1) $down) }}
+{{- fail "redis.minReplicasAck must leave replicas to spare: at most redis.replication.nodes - 1 - maxUnavailable" }}
+{{- end }}
+{{- if gt (int .Values.redis.replication.minReplicasToWrite) (sub (sub $nodes 1) $down) }}
+{{- fail "redis.replication.minReplicasToWrite must be at most redis.replication.nodes - 1 - maxUnavailable" }}
+{{- end }}
+{{- if not .Values.redis.persistence.enabled }}
+{{- fail "redis.architecture=replication needs redis.persistence.enabled: a primary that comes back empty before the Sentinels notice would empty its replicas" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.redis.bundled .Values.redis.url }}
