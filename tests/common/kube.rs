@@ -16,9 +16,20 @@ pub struct KubeApi {
     pub server: String,
     /// A kubeconfig for the admin.
     pub kubeconfig: PathBuf,
-    etcd: Child,
-    apiserver: Child,
+    // Dropped in this order: the API server before its etcd.
+    _apiserver: Killed,
+    _etcd: Killed,
     dir: tempfile::TempDir,
+}
+
+/// A child process killed (and reaped) when dropped, also when a test panics.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Where the binaries are: `kube-apiserver`, `etcd`.
@@ -35,9 +46,9 @@ pub fn kubectl_path() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/kubectl"))
 }
 
-fn spawn(program: PathBuf, args: &[String], log: &Path) -> Child {
+fn spawn(program: PathBuf, args: &[String], log: &Path) -> Killed {
     let out = std::fs::File::create(log).unwrap();
-    Command::new(&program)
+    let child = Command::new(&program)
         .args(args)
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -47,7 +58,8 @@ fn spawn(program: PathBuf, args: &[String], log: &Path) -> Child {
                 "{}: {e} (build it with `make kube-tools`)",
                 program.display()
             )
-        })
+        });
+    Killed(child)
 }
 
 impl KubeApi {
@@ -107,8 +119,8 @@ impl KubeApi {
         let api = KubeApi {
             server,
             kubeconfig,
-            etcd,
-            apiserver,
+            _apiserver: apiserver,
+            _etcd: etcd,
             dir,
         };
         api.wait_ready(Duration::from_secs(60));
@@ -159,12 +171,17 @@ impl KubeApi {
         }
     }
 
-    /// The end of the API server's log, for failure messages.
+    /// The end of etcd's and the API server's logs, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log =
-            std::fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        let tail = |name: &str| {
+            let log = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            format!(
+                "{name}:\n{}",
+                lines[lines.len().saturating_sub(15)..].join("\n")
+            )
+        };
+        format!("{}\n{}", tail("etcd.log"), tail("apiserver.log"))
     }
 
     /// kubectl as the admin.
@@ -218,13 +235,4 @@ fn write_kubeconfig(path: &Path, server: &str, token: &str) {
          current-context: test\n"
     );
     std::fs::write(path, config).unwrap();
-}
-
-impl Drop for KubeApi {
-    fn drop(&mut self) {
-        for child in [&mut self.apiserver, &mut self.etcd] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

@@ -55,7 +55,7 @@ pub fn bad_manifests() -> Vec<BadManifest> {
             what: "a timeout below 30 s",
             manifest: queue(json!({"messageTimeout": 5})),
             says: "5",
-            server_says: "5",
+            server_says: "should be greater than or equal to 30",
             field: "spec.messageTimeout",
         },
         BadManifest {
@@ -113,7 +113,7 @@ pub fn bad_manifests() -> Vec<BadManifest> {
             what: "a subscription without a url",
             manifest: subscription(json!({"queue": "events"})),
             says: "url",
-            server_says: "url",
+            server_says: "Required value",
             field: "spec.url",
         },
         BadManifest {
@@ -131,6 +131,23 @@ pub fn bad_manifests() -> Vec<BadManifest> {
             says: "more than 5 properties",
             server_says: "must have at most 5 items",
             field: "spec.headers",
+        },
+        BadManifest {
+            what: "alerts on a push queue",
+            manifest: queue(json!({"type": "multicast",
+                "alerts": [{"type": "fixed", "trigger": 10, "queue": "watch"}]})),
+            says: "alerts are for pull queues",
+            server_says: "alerts are for pull queues",
+            field: "spec.alerts",
+        },
+        BadManifest {
+            what: "a progressive alert posting to its own queue",
+            manifest: queue(
+                json!({"alerts": [{"type": "progressive", "trigger": 10, "queue": "events"}]}),
+            ),
+            says: "may not post to its own queue",
+            server_says: "may not post to its own queue",
+            field: "spec.alerts",
         },
     ]
 }
