@@ -7,7 +7,7 @@
 //! and a killed primary comes back as a replica of the node promoted in its place; no
 //! acknowledged message is lost or stored twice.
 
-use common::replicated::wait_until;
+use common::replicated::{info_field, reply_field, wait_until};
 use common::{Client, ServerProcess, TOKEN, q};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -115,27 +115,14 @@ impl Set {
         cmd.query(&mut conn).ok()
     }
 
-    /// `INFO replication` of a node, as field → value.
-    fn replication(&self, i: usize) -> Vec<(String, String)> {
-        let info: String = self
-            .query(
-                HOSTS[i],
-                self.redis_port,
-                redis::cmd("INFO").arg("replication"),
-            )
-            .unwrap_or_default();
-        info.lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect()
-    }
-
-    fn field(&self, i: usize, name: &str) -> String {
-        self.replication(i)
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .unwrap_or_default()
+    /// `INFO replication` of a node.
+    fn replication(&self, i: usize) -> String {
+        self.query(
+            HOSTS[i],
+            self.redis_port,
+            redis::cmd("INFO").arg("replication"),
+        )
+        .unwrap_or_default()
     }
 
     /// The host every live Sentinel names primary, when they agree.
@@ -162,9 +149,11 @@ impl Set {
             &format!("node {primary} primary of a settled set"),
             || {
                 let replicas_up = (0..3).filter(|&i| i != primary).all(|i| {
-                    self.field(i, "role") == "slave"
-                        && self.field(i, "master_host") == HOSTS[primary]
-                        && self.field(i, "master_link_status") == "up"
+                    let info = self.replication(i);
+                    let field = |name| info_field(&info, name);
+                    field("role").as_deref() == Some("slave")
+                        && field("master_host").as_deref() == Some(HOSTS[primary])
+                        && field("master_link_status").as_deref() == Some("up")
                 });
                 let sentinels_know = self.pods.iter().all(|p| {
                     let fields: Vec<String> = self
@@ -174,19 +163,14 @@ impl Set {
                             redis::cmd("SENTINEL").arg("master").arg(MASTER_NAME),
                         )
                         .unwrap_or_default();
-                    let get = |name: &str| {
-                        fields
-                            .iter()
-                            .position(|f| f == name)
-                            .and_then(|i| fields.get(i + 1))
-                            .cloned()
-                            .unwrap_or_default()
-                    };
+                    let get = |name| reply_field(&fields, name);
                     get("ip") == HOSTS[primary]
                         && get("num-slaves") == "2"
                         && get("num-other-sentinels") == "2"
                 });
-                self.field(primary, "role") == "master" && replicas_up && sentinels_know
+                info_field(&self.replication(primary), "role").as_deref() == Some("master")
+                    && replicas_up
+                    && sentinels_know
             },
         );
     }

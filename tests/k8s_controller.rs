@@ -6,12 +6,12 @@
 //! spec; the leader's death hands the Lease over; a flushed Redis is repaired; deleting a Queue
 //! runs its finalizer and leaves an Event.
 
-use common::kube::{Killed, KubeApi};
+use common::kube::{Killed, KubeApi, helm_path};
 use common::manifests::{queue, subscription};
 use common::{RedisServer, ServerProcess, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,10 +25,7 @@ fn root() -> &'static Path {
 
 /// The chart's ServiceAccounts and roles, as `helm template` renders them with default values.
 fn chart_rbac() -> Vec<Value> {
-    let helm = std::env::var_os("FERROMQ_HELM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".tools/helm"));
-    let out = Command::new(&helm)
+    let out = Command::new(helm_path())
         .args(["template", "ferromq"])
         .arg(root().join("charts/ferromq"))
         .args(["--namespace", "ferromq"])

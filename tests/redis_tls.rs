@@ -4,7 +4,7 @@
 //! authority the server is not trusted: requests answer 503, nothing is sent in the clear.
 
 use common::replicated::wait_until;
-use common::{ServerProcess, TOKENS, TestCertificate, free_port, q};
+use common::{ServerProcess, TOKENS, TestCertificate, free_port, post_bodies, q, reserve};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -70,18 +70,30 @@ fn start(dir: &Path, config: String, sentinel: bool) -> TlsRedis {
 
 async fn post_and_reserve(server: &ServerProcess) {
     let client = server.client();
-    let (status, json) = client
-        .post(
-            &format!("{}/messages", q("tls")),
-            json!({"messages": [{"body": "over TLS"}]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{json}");
-    let (status, json) = client
-        .post(&format!("{}/reservations", q("tls")), json!({"n": 1}))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{json}");
-    assert_eq!(json["messages"][0]["body"], "over TLS");
+    post_bodies(&client, "tls", &["over TLS"]).await;
+    let got = reserve(&client, "tls", json!({"n": 1})).await;
+    assert_eq!(got[0]["body"], "over TLS");
+}
+
+/// `ferromq serve` on the Redis at `url`, listening on `listen`.
+fn serve(url: &str, listen: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferromq"));
+    command
+        .arg("serve")
+        .env("REDIS_URL", url)
+        .env("FERROMQ_TOKENS", TOKENS)
+        .env("FERROMQ_LISTEN", listen);
+    command
+}
+
+/// What `ferromq serve` writes to stderr as it refuses to start with `ca`.
+fn refusal_with_ca(url: &str, ca: &Path) -> String {
+    let output = serve(url, "127.0.0.1:0")
+        .env("FERROMQ_REDIS_CA", ca)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test]
@@ -98,11 +110,7 @@ async fn rediss_url_checked_against_a_private_authority() {
     // The system's roots do not trust the private authority: the data plane runs, is not
     // ready, and answers 503 with a msg.
     let port = free_port();
-    let mut untrusting = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-        .arg("serve")
-        .env("REDIS_URL", &url)
-        .env("FERROMQ_TOKENS", TOKENS)
-        .env("FERROMQ_LISTEN", format!("127.0.0.1:{port}"))
+    let mut untrusting = serve(&url, &format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -130,29 +138,11 @@ async fn rediss_url_checked_against_a_private_authority() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
 
     // An authority for a connection without TLS stops start-up: it would protect nothing.
-    let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-        .arg("serve")
-        .env("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port))
-        .env("FERROMQ_TOKENS", TOKENS)
-        .env("FERROMQ_LISTEN", "127.0.0.1:0")
-        .env("FERROMQ_REDIS_CA", &ca)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = refusal_with_ca(&format!("redis://127.0.0.1:{}", redis.port), &ca);
     assert!(stderr.contains("FERROMQ_REDIS_CA is for TLS"), "{stderr}");
 
     // A CA file that cannot be read stops start-up with a clear message.
-    let output = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-        .arg("serve")
-        .env("REDIS_URL", &url)
-        .env("FERROMQ_TOKENS", TOKENS)
-        .env("FERROMQ_LISTEN", "127.0.0.1:0")
-        .env("FERROMQ_REDIS_CA", dir.path().join("missing.pem"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = refusal_with_ca(&url, &dir.path().join("missing.pem"));
     assert!(
         stderr.contains("cannot read") && stderr.contains("missing.pem"),
         "{stderr}"

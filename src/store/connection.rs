@@ -84,7 +84,6 @@ impl RedisTarget {
 
     /// A client for the node to subscribe to (the primary, with Sentinel), and its address.
     pub async fn subscription_client(&self) -> RedisResult<(redis::Client, String)> {
-        crate::tls::install_crypto_provider();
         let client = match &self.sentinel {
             Some(spec) => spec.client(self.certificates())?.async_get_client().await?,
             // PUBLISH reaches every node of a cluster, so one node's subscription hears every
@@ -122,7 +121,6 @@ impl Connection {
     /// Connects; a single Redis connects lazily and reconnects by itself, so the data plane can
     /// start before Redis and answers 503 until it is there.
     pub async fn open(target: &RedisTarget) -> RedisResult<Self> {
-        crate::tls::install_crypto_provider();
         if let Some(spec) = &target.sentinel {
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))

@@ -89,6 +89,8 @@ struct Batches {
 impl Store {
     /// Connects to Redis and starts the long-poll subscription in the background.
     pub async fn connect(target: &RedisTarget) -> Result<Self> {
+        // `rediss://` connections (here and in the long-poll subscription) need rustls' provider.
+        crate::tls::install_crypto_provider();
         let conn = Connection::open(target).await?;
         let wakeups = Arc::new(Wakeups::default());
         let (tx, subscribed) = watch::channel(false);

@@ -34,16 +34,27 @@ impl Drop for Killed {
 
 /// Where the binaries are: `kube-apiserver`, `etcd`.
 fn bin_dir() -> PathBuf {
-    std::env::var_os("FERROMQ_KUBE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/kube"))
+    tool_path("FERROMQ_KUBE_BIN", "kube")
 }
 
-/// kubectl, unpacked by `make chart-tools`.
-pub fn kubectl_path() -> PathBuf {
-    std::env::var_os("FERROMQ_KUBECTL")
+/// A tool `make` put in `.tools/` (`make chart-tools`: kubectl, helm), unless `variable` names
+/// another.
+fn tool_path(variable: &str, name: &str) -> PathBuf {
+    std::env::var_os(variable)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/kubectl"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.tools")
+                .join(name)
+        })
+}
+
+pub fn kubectl_path() -> PathBuf {
+    tool_path("FERROMQ_KUBECTL", "kubectl")
+}
+
+pub fn helm_path() -> PathBuf {
+    tool_path("FERROMQ_HELM", "helm")
 }
 
 fn spawn(program: PathBuf, args: &[String], log: &Path) -> Killed {

@@ -93,9 +93,7 @@ impl Node {
     /// `role` of `INFO replication`: "master" or "slave".
     pub fn role(&self) -> Option<String> {
         let info: String = self.query(redis::cmd("INFO").arg("replication")).ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("role:"))
-            .map(|r| r.trim().to_string())
+        info_field(&info, "role")
     }
 }
 
@@ -177,15 +175,8 @@ impl Replicated {
                     let fields: Vec<String> = sentinel
                         .query(redis::cmd("SENTINEL").arg("master").arg(MASTER_NAME))
                         .unwrap_or_default();
-                    let field = |name: &str| {
-                        fields
-                            .iter()
-                            .position(|f| f == name)
-                            .and_then(|i| fields.get(i + 1))
-                            .cloned()
-                            .unwrap_or_default()
-                    };
-                    field("num-slaves") == "2" && field("num-other-sentinels") == "2"
+                    reply_field(&fields, "num-slaves") == "2"
+                        && reply_field(&fields, "num-other-sentinels") == "2"
                 },
             );
         }
@@ -222,6 +213,25 @@ impl Replicated {
             .find(|n| n.port == port)
             .expect("a data node")
     }
+}
+
+/// A field of an `INFO` reply (`name:value` lines).
+pub fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key == name).then(|| value.trim().to_string())
+    })
+}
+
+/// A field of a reply that lists names and values in turn (`SENTINEL MASTER`); empty when
+/// missing.
+pub fn reply_field(fields: &[String], name: &str) -> String {
+    fields
+        .iter()
+        .position(|f| f == name)
+        .and_then(|i| fields.get(i + 1))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Waits until `check` holds, or fails the test naming `what`.

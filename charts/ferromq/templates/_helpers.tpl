@@ -344,6 +344,18 @@ restarts the pods that use it. Generated secrets keep their values across upgrad
 {{- end }}
 {{- end }}
 
+{{/* The bundled Redis' password, for redis-server and Sentinel (REDIS_PASSWORD) and for
+redis-cli in the probes (REDISCLI_AUTH). */}}
+{{- define "ferromq.redisPasswordEnv" -}}
+{{- range list "REDIS_PASSWORD" "REDISCLI_AUTH" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ferromq.redisSecretName" $ }}
+      key: {{ include "ferromq.redisPasswordKey" $ }}
+{{- end }}
+{{- end }}
+
 {{/* What files/redis-node.sh reads, beside REDIS_PASSWORD. */}}
 {{- define "ferromq.redisNodeEnv" -}}
 - name: POD_NAME
