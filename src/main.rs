@@ -23,6 +23,8 @@ enum Job {
     Controller(ControllerArgs),
     /// Print the Queue and Subscription CRDs as YAML (the files under crds/).
     Crdgen,
+    #[command(flatten)]
+    Client(ferromq::cli::Command),
 }
 
 /// glibc's allocator showed up at a fifth of the data plane's CPU under load.
@@ -33,6 +35,9 @@ fn main() -> std::process::ExitCode {
     ferromq::telemetry::init();
     ferromq::tls::install_crypto_provider();
     let cli = Cli::parse();
+    if let Job::Client(command) = cli.job {
+        return ferromq::cli::main(command);
+    }
     if let Job::Crdgen = cli.job {
         return match ferromq::k8s::crd_yaml() {
             Ok(yaml) => {
@@ -66,7 +71,7 @@ fn main() -> std::process::ExitCode {
             Job::Serve(args) => ferromq::serve::run(args).await,
             Job::Standalone(args) => ferromq::standalone::run(args).await,
             Job::Controller(args) => ferromq::k8s::operator::run(args).await,
-            Job::Crdgen => Ok(()),
+            Job::Crdgen | Job::Client(_) => Ok(()),
         }
     });
     match result {

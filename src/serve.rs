@@ -105,12 +105,17 @@ impl DataPlane {
         let workers = self.workers.map(|w| tokio::spawn(w.run(stopped)));
         // Redrives and alert messages a dead process left are taken over by any data plane.
         let sweep = tokio::spawn(self.state.store.clone().sweep());
+        let store = self.state.store.clone();
+        let history = tokio::spawn(store.clone().record_history());
         let signalled = async move {
             shutdown.await;
             let _ = stop.send(true);
         };
         let served = api::serve(self.listener, self.state, &self.listening, signalled).await;
         sweep.abort();
+        history.abort();
+        // What was counted since the last recording.
+        store.record_now().await;
         served?;
         if let Some(workers) = workers {
             let _ = workers.await;

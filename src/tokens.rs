@@ -97,14 +97,18 @@ impl Tokens {
         self.0.is_empty()
     }
 
+    /// The projects `token` may use; `Err` when it is missing or unknown.
+    pub fn access(&self, token: Option<&str>) -> Result<&Access, Refused> {
+        let token = token.ok_or(Refused::Missing)?;
+        self.0.get(&digest(token)).ok_or(Refused::Unknown)
+    }
+
     /// May `token` use `project`? `Err` says why not.
     pub fn check(&self, token: Option<&str>, project: &str) -> Result<(), Refused> {
-        let token = token.ok_or(Refused::Missing)?;
-        match self.0.get(&digest(token)) {
-            None => Err(Refused::Unknown),
-            Some(Access::AllProjects) => Ok(()),
-            Some(Access::Projects(p)) if p.contains(project) => Ok(()),
-            Some(_) => Err(Refused::OtherProject(project.to_string())),
+        match self.access(token)? {
+            Access::AllProjects => Ok(()),
+            Access::Projects(p) if p.contains(project) => Ok(()),
+            Access::Projects(_) => Err(Refused::OtherProject(project.to_string())),
         }
     }
 }

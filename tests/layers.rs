@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["serve"],
     &["k8s"],
     &["standalone"],
+    &["cli"],
 ];
 
 fn layer_of(module: &str) -> usize {

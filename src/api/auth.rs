@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 /// The token of a request: the header wins over the query parameter.
-fn token_of(request: &Request) -> Option<String> {
+pub(super) fn token_of(request: &Request) -> Option<String> {
     let from_header = request
         .headers()
         .get(AUTHORIZATION)

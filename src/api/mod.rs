@@ -3,12 +3,15 @@
 
 mod alerts;
 mod auth;
+mod console;
 mod error;
 mod extract;
 mod input;
 mod messages;
+mod projects;
 mod queues;
 mod redrive;
+mod stats;
 mod subscribers;
 
 pub use error::ApiError;
@@ -80,6 +83,7 @@ pub fn router(state: AppState) -> Router {
             post(messages::release),
         )
         .route(&format!("{QUEUE}/reservations"), post(messages::reserve))
+        .route(&format!("{QUEUE}/stats"), get(stats::get))
         .route(&format!("{QUEUE}/webhook"), post(messages::webhook))
         .route(
             &format!("{QUEUE}/subscribers"),
@@ -117,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(project_routes)
+        .route("/3/projects", get(projects::list))
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{name}", get(console::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

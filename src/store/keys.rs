@@ -138,6 +138,12 @@ impl QueueKeys {
         format!("{PREFIX}{}:counts", self.tag)
     }
 
+    /// A queue's per-minute history (see `ops/history.rs`). Not among the scripts' `KEYS`:
+    /// the history script is given it, and deleting the queue removes it.
+    pub fn history(&self) -> String {
+        format!("{PREFIX}{}:history", self.tag)
+    }
+
     /// Where a finished push message is kept for a while, so its push status and the message
     /// stay readable: a hash of `state` (the push state, JSON), `body` and `reserved_count`.
     /// Not among the scripts' `KEYS`: the report and get scripts are given those they need.

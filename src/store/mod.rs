@@ -38,6 +38,7 @@ mod wake;
 pub use answers::{AnswerCounts, Answered};
 pub use connection::{Durability, RedisTarget};
 pub use error::{Result, StoreError};
+pub use ops::history::{MINUTES_KEPT, Minute, minute_now};
 pub use ops::post::IdempotencyKey;
 pub use ops::push_claim::Claimed;
 pub use ops::push_report::{Report, RoundReport};
@@ -75,6 +76,8 @@ struct Shared {
     /// alert messages), by name: one of each at a time.
     /// (Whether to run it again when it ends.)
     background: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// What this process did to each queue lately, for the queues' history.
+    activity: ops::history::Tally,
 }
 
 #[derive(Default)]
@@ -103,6 +106,7 @@ impl Store {
             process_id: random_id(),
             batches: Batches::default(),
             background: Default::default(),
+            activity: Default::default(),
         })))
     }
 

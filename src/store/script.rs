@@ -75,6 +75,12 @@ impl OpScript {
         }
     }
 
+    /// A script that writes only what is kept for watching (history): its answer does not
+    /// wait for replicas.
+    pub const fn watching(file: &'static str, body: &'static str) -> Self {
+        Self::reading(file, body)
+    }
+
     fn script(&self) -> &Script {
         self.loaded
             .get_or_init(|| Script::new(&format!("{}{PRELUDE}\n{}", *HEADER, self.body)))

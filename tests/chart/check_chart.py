@@ -5,14 +5,24 @@ Takes the folder `helm template` wrote into: `default.yaml` (the chart's default
 `NAME.yaml` for each `charts/ferromq/ci/NAME-values.yaml`. For every object it checks:
 
 * the Kubernetes OpenAPI schema of its kind (kubernetes-validate, strict: unknown fields are
-  errors), for the oldest Kubernetes the chart supports and the newest the package knows; only
-  the ServiceMonitor (a Prometheus Operator kind) and ferromq's own kinds are not checked there;
+  errors), for the oldest Kubernetes the chart supports and the newest the package knows; the
+  kinds of KEDA and the Prometheus Operator (ScaledObject, TriggerAuthentication, ServiceMonitor,
+  PrometheusRule) against their CRDs' openAPIV3Schema, copied into tests/chart/schemas/ (unknown
+  fields are errors there too); ferromq's own kinds are checked by check_examples.py;
 * the chart's own rules: selectors that find their pods, ports and Secrets that exist, hardened
   pods, the controller's RBAC exactly as the code needs it, the data plane's public URL, Redis
-  with AOF, and that each value turns its feature on or off.
+  with AOF, the Grafana dashboard (valid JSON, every query naming only metrics ferromq exposes,
+  through the data source variable), the alerts (thresholds from the values, metrics ferromq
+  exposes, series of the rendered Services), and that each value turns its feature on or off.
 
-It also runs `helm template` with values the chart must refuse, and checks that the schema
-validator refuses a bad object, so a check that cannot fail is noticed.
+With --keda-examples it checks the KEDA example (examples/keda/) the same way, and that it fits
+together: the ScaledObject scales the Deployment given beside it on the queue that Deployment
+consumes, reads `queue.size` from ferromq's answer, authenticates with the Secret the consumer
+uses, or asks Prometheus only for metrics ferromq exposes.
+
+It also runs `helm template` with values the chart must refuse, and checks that each validator
+refuses a bad object (a Deployment, a ScaledObject, a query naming an unknown metric), so a
+check that cannot fail is noticed.
 """
 
 import argparse
@@ -25,9 +35,12 @@ import subprocess
 import sys
 import textwrap
 
+import jsonschema
 import kubernetes_validate
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, latest_version
+
+from check_examples import DNS_SUBDOMAIN, to_json_schema
 
 RELEASE = "ferromq"
 NAMESPACE = "ferromq"
@@ -74,6 +87,58 @@ LEASE_RULES = {("coordination.k8s.io", "leases", "create", None),
                ("coordination.k8s.io", "leases", "get", "NAME"),
                ("coordination.k8s.io", "leases", "patch", "NAME")}
 
+# CRDs of other projects whose objects the chart renders or the KEDA example holds (copies, with
+# their origin in schemas/README.md).
+SCHEMAS = pathlib.Path(__file__).resolve().parent / "schemas"
+CRD_FILES = ["keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml",
+             "monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"]
+
+# Every series ferromq exposes, as `curl /metrics` shows them (OpenMetrics text: counters with
+# _total, the histogram as _bucket, _sum and _count), with their labels: `ferromq serve`
+# (src/metrics.rs), then `ferromq controller` (src/k8s/controller.rs).
+METRICS = {
+    "ferromq_http_requests_total": {"method", "status"},
+    "ferromq_messages_total": {"operation"},
+    "ferromq_push_attempts_total": {"outcome", "status"},
+    "ferromq_push_latency_seconds_bucket": {"le"},
+    "ferromq_push_latency_seconds_sum": set(),
+    "ferromq_push_latency_seconds_count": set(),
+    "ferromq_store_errors_total": {"kind"},
+    "ferromq_queue_depth": {"project", "queue"},
+    "ferromq_queue_reserved": {"project", "queue"},
+    "ferromq_queue_oldest_message_age_seconds": {"project", "queue"},
+    "ferromq_controller_reconciliations_total": {"kind", "result"},
+    "ferromq_declared_queue_depth": {"project", "queue"},
+    "ferromq_declared_queue_reserved": {"project", "queue"},
+    "ferromq_declared_queue_oldest_message_age_seconds": {"project", "queue"},
+}
+# The values a label takes, where the code fixes them.
+STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
+LABEL_VALUES = {
+    ("ferromq_http_requests_total", "status"): STATUS_CLASSES,
+    ("ferromq_messages_total", "operation"): {"posted", "reserved", "deleted", "released", "touched"},
+    ("ferromq_push_attempts_total", "outcome"): {"delivered", "accepted", "failed"},
+    ("ferromq_push_attempts_total", "status"): STATUS_CLASSES | {"none"},
+    ("ferromq_store_errors_total", "kind"): {"unavailable", "error"},
+    ("ferromq_controller_reconciliations_total", "kind"): {"Queue", "Subscription"},
+    ("ferromq_controller_reconciliations_total", "result"): {"ok", "error"},
+}
+# Labels Prometheus adds to what a ServiceMonitor scrapes.
+SCRAPE_LABELS = {"namespace", "job", "pod", "instance", "service", "endpoint", "container"}
+ALL_LABELS = set().union(*METRICS.values()) | SCRAPE_LABELS
+PROMQL_FUNCTIONS = {
+    "sum", "max", "min", "avg", "count", "topk", "bottomk", "quantile", "rate", "irate", "increase",
+    "delta", "idelta", "deriv", "histogram_quantile", "abs", "clamp_min", "clamp_max", "max_over_time",
+    "min_over_time", "avg_over_time", "absent", "vector", "scalar", "time", "round", "label_values",
+}
+PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+                   "group_left", "group_right", "inf", "nan"}
+# What GET /3/projects/p/queues/q answered (ferromq serve, a queue with one message): KEDA's
+# metrics-api trigger reads its valueLocation in it.
+QUEUE_REPLY = {"queue": {"id": "a89bd694bd1d4781a8203450", "message_expiration": 604800, "message_timeout": 60,
+                         "name": "q", "project_id": "p", "size": 1, "total_messages": 1, "type": "pull"}}
+QUEUE_URL = re.compile(r"^https?://[^/\s]+/3/projects/([A-Za-z0-9_.-]{1,64})/queues/([^/\s?]+)$")
+
 # Values the chart must refuse, each with a part of the error it must give.
 REFUSED = [
     (["--set", "redis.bundled=false"], "set redis.url or redis.existingSecret"),
@@ -118,6 +183,13 @@ REFUSED = [
     (["--set", "redis.caSecret=ca"], "redis.caSecret is for an external Redis"),
     (["--set", "redis.bundled=false", "--set", "redis.architecture=replication", "--set", "redis.sentinels=sentinel"],
      "/redis/sentinels"),
+    (["--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.prometheusRule.backlogGrowing.enabled=false",
+      "--set", "metrics.prometheusRule.oldestMessage.enabled=false", "--set", "metrics.prometheusRule.pushFailures.enabled=false",
+      "--set", "metrics.prometheusRule.storeErrors.enabled=false", "--set", "metrics.prometheusRule.serverErrors.enabled=false",
+      "--set", "metrics.prometheusRule.reconcileErrors.enabled=false"], "with every alert off"),
+    (["--set", "metrics.prometheusRule.oldestMessage.for=5 minutes"], "/metrics/prometheusRule/oldestMessage/for"),
+    (["--set", "metrics.prometheusRule.pushFailures.ratio=5"], "/metrics/prometheusRule/pushFailures/ratio"),
+    (["--set", "metrics.grafanaDashboard.namespace=Monitoring"], "/metrics/grafanaDashboard/namespace"),
 ]
 
 
@@ -156,9 +228,64 @@ def env_of(container):
     return {e["name"]: e for e in container.get("env") or []}
 
 
+def python_patterns(node):
+    """Go's regular expressions take flags anywhere (`^(?i)(abort|warn)?$`), Python's only at the
+    start: move them there."""
+    if isinstance(node, list):
+        return [python_patterns(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: python_patterns(v) for k, v in node.items()}
+    if isinstance(out.get("pattern"), str):
+        out["pattern"] = re.sub(r"^\^\((\?[a-z]+)\)", r"(\1)^", out["pattern"])
+    return out
+
+
+def crd_schemas():
+    """{(apiVersion, kind): JSON schema} of every served version of the CRDs in schemas/, as the API
+    server reads them with strict field validation: unknown fields are errors wherever the schema
+    does not preserve them, and metadata is the part of ObjectMeta the chart and examples set."""
+    schemas = {}
+    for name in CRD_FILES:
+        for crd in yaml.safe_load_all((SCHEMAS / name).read_text()):
+            if not crd:
+                continue
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                if not version.get("served"):
+                    continue
+                api = f"{group}/{version['name']}"
+                schema = python_patterns(to_json_schema(version["schema"]["openAPIV3Schema"]))
+                strings = {"type": "object", "additionalProperties": {"type": "string"}}
+                schema["properties"].update({
+                    "apiVersion": {"const": api},
+                    "kind": {"const": kind},
+                    "metadata": {"type": "object", "required": ["name"], "additionalProperties": False,
+                                 "properties": {"name": {"type": "string", "maxLength": 253, "pattern": DNS_SUBDOMAIN},
+                                                "namespace": {"type": "string"}, "labels": strings,
+                                                "annotations": strings}},
+                })
+                schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata"})
+                jsonschema.Draft7Validator.check_schema(schema)
+                schemas[(api, kind)] = jsonschema.Draft7Validator(schema)
+    return schemas
+
+
+CRD_SCHEMAS = crd_schemas()
+
+
 def schema_check(fail, scenario, obj):
     api, kind = obj.get("apiVersion", ""), obj.get("kind", "")
-    if api.startswith("ferromq.dev/") or (api, kind) == ("monitoring.coreos.com/v1", "ServiceMonitor"):
+    if api.startswith("ferromq.dev/"):
+        return
+    if (api, kind) in CRD_SCHEMAS:
+        name = (obj.get("metadata") or {}).get("name")
+        for err in CRD_SCHEMAS[(api, kind)].iter_errors(obj):
+            path = "/".join(str(p) for p in err.absolute_path)
+            fail.append(f"{scenario}: {kind}/{name} at '{path}' (CRD schema): {err.message}")
+        return
+    if api.split("/")[0] in {"keda.sh", "monitoring.coreos.com"}:
+        fail.append(f"{scenario}: no CRD schema in {SCHEMAS} for {api} {kind}")
         return
     for version in KUBE_VERSIONS:
         try:
@@ -549,9 +676,18 @@ def check_scenario(fail, scenario, objects, values, external_secrets, chart, app
         "ServiceMonitor": v["metrics"]["serviceMonitor"]["enabled"],
         "NetworkPolicy": v["networkPolicy"]["enabled"],
         "Ingress": v["ingress"]["enabled"],
+        "PrometheusRule": v["metrics"]["prometheusRule"]["enabled"],
     }
     for kind, on in features.items():
         ok(bool(by_kind.get(kind)) == on, scenario, f"{kind} rendered: {bool(by_kind.get(kind))}, wanted {on}")
+    dashboard = named("ConfigMap", "ferromq-dashboard", v["metrics"]["grafanaDashboard"]["namespace"] or NAMESPACE)
+    ok(bool(dashboard) == v["metrics"]["grafanaDashboard"]["enabled"], scenario,
+       f"dashboard ConfigMap rendered: {bool(dashboard)}, wanted {v['metrics']['grafanaDashboard']['enabled']}")
+    if dashboard:
+        check_dashboard(fail, scenario, dashboard, v, chart)
+    if by_kind.get("PrometheusRule"):
+        check_rules(fail, scenario, by_kind["PrometheusRule"], v,
+                    {s["metadata"]["name"] for s in by_kind.get("Service", [])})
     if v["networkPolicy"]["enabled"]:
         policies = {np["metadata"]["name"]: np["spec"] for np in by_kind["NetworkPolicy"]}
         clients = policies.get("ferromq", {}).get("ingress", [])
@@ -573,6 +709,322 @@ def check_scenario(fail, scenario, objects, values, external_secrets, chart, app
             ok(sorted(allowed) == want, scenario, f"Redis reachable from {allowed}, not {want}")
             ports = {p["port"] for r in rules for p in r.get("ports") or []}
             ok(ports == ({"redis", "sentinel"} if replicated else {"redis"}), scenario, f"Redis opens {ports}")
+
+
+def promql_problems(expr):
+    """What in a PromQL query (or a Grafana label_values() query) names something ferromq does not
+    expose: every metric must be one of METRICS, every label matcher a label of its metric (or one
+    Prometheus adds when scraping) with a value the code gives it, every grouping a known label,
+    every function a PromQL function. Grafana's $variables may stand for label values and ranges."""
+    problems, metrics = [], set()
+    matcher = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+    def selector(match):
+        name, body = match.group(1) or "", match.group(2)
+        names, pairs, pos = ([name] if name else []), [], 0
+        while pos < len(body):
+            m = matcher.match(body, pos)
+            if not m:
+                problems.append(f"cannot read the label matchers {{{body}}}")
+                break
+            pairs.append(m.group(1, 2, 3))
+            pos = m.end()
+        for label, op, value in pairs:
+            if label == "__name__":
+                names += value.split("|") if op == "=~" else [value]
+        if not names:
+            problems.append(f"a selector without a metric name: {{{body}}}")
+        for metric in names:
+            if metric not in METRICS:
+                problems.append(f"unknown metric {metric}")
+                continue
+            metrics.add(metric)
+            for label, op, value in pairs:
+                if label == "__name__":
+                    continue
+                if label not in METRICS[metric] | SCRAPE_LABELS:
+                    problems.append(f"{metric} has no label {label}")
+                allowed = LABEL_VALUES.get((metric, label))
+                if allowed and op in ("=", "!=") and "$" not in value and value not in allowed:
+                    problems.append(f"{metric}{{{label}=\"{value}\"}}: {label} is one of {sorted(allowed)}")
+        return " __selector__ "
+
+    text = expr
+    grafana = re.fullmatch(r"\s*label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*", text, re.S)
+    if grafana:
+        text, label = grafana.group(1), grafana.group(2)
+        if label not in ALL_LABELS:
+            problems.append(f"label_values of unknown label {label}")
+    text = re.sub(r"([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{([^{}]*)\}", selector, text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries, $__rate_interval included
+    for group in re.finditer(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", text):
+        for label in filter(None, (x.strip() for x in group.group(2).split(","))):
+            if label not in ALL_LABELS:
+                problems.append(f"{group.group(1)} ({label}): no ferromq series has that label")
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    if '"' in text:
+        problems.append("a string outside label matchers")
+    tokens = re.finditer(r"(?P<num>\d+(\.\d+)?([eE][+-]?\d+)?)|(?P<id>[A-Za-z_:][A-Za-z0-9_:]*)(?P<call>\s*\()?", text)
+    for token in tokens:
+        name = token.group("id")
+        if not name or name == "__selector__":
+            continue
+        if token.group("call"):
+            if name not in PROMQL_FUNCTIONS:
+                problems.append(f"unknown function {name}()")
+        elif name.lower() not in PROMQL_KEYWORDS:
+            if name in METRICS:
+                metrics.add(name)
+            else:
+                problems.append(f"unknown metric {name}")
+    if not metrics and not problems:
+        problems.append("names no ferromq metric")
+    return problems, metrics
+
+
+def check_dashboard(fail, scenario, cm, values, chart):
+    """The dashboard ConfigMap: the file, with the sidecar's labels; valid Grafana JSON whose every
+    query names only metrics ferromq exposes, through the data source variable."""
+    d = values["metrics"]["grafanaDashboard"]
+    ok = fail.check
+    meta = cm["metadata"]
+    ok(meta["namespace"] == (d["namespace"] or NAMESPACE), scenario, f"dashboard in namespace {meta['namespace']}")
+    ok(all(meta["labels"].get(k) == v for k, v in d["labels"].items()), scenario,
+       f"dashboard ConfigMap lacks the sidecar's labels {d['labels']}")
+    ok(meta["labels"].get("grafana_dashboard") == "1", scenario,
+       "dashboard ConfigMap has no grafana_dashboard: \"1\" label (Grafana's sidecar finds it by that)")
+    ok((meta.get("annotations") or {}) == d["annotations"], scenario, "metrics.grafanaDashboard.annotations ignored")
+    text = (chart / "files" / "grafana-dashboard.json").read_text()
+    ok(list(cm["data"]) == ["ferromq.json"] and cm["data"]["ferromq.json"] == text, scenario,
+       "the dashboard ConfigMap is not files/grafana-dashboard.json")
+    for problem in dashboard_problems(text):
+        fail.append(f"{scenario}: files/grafana-dashboard.json: {problem}")
+
+
+# Metrics the dashboard must show: all of them.
+DASHBOARD_METRICS = set(METRICS)
+
+
+def dashboard_problems(text):
+    problems = []
+    try:
+        board = json.loads(text)
+    except json.JSONDecodeError as err:
+        return [f"not JSON: {err}"]
+    if not (isinstance(board.get("schemaVersion"), int) and 36 <= board["schemaVersion"] <= 41):
+        problems.append(f"schemaVersion {board.get('schemaVersion')}, not 36..41")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", str(board.get("uid") or "")):
+        problems.append("no fixed uid")
+    if board.get("id") is not None:
+        problems.append("id must be null (Grafana gives it)")
+    variables = {v["name"]: v for v in (board.get("templating") or {}).get("list", [])}
+    for name in ("datasource", "project", "queue"):
+        if name not in variables:
+            problems.append(f"no ${name} variable")
+    if variables.get("datasource", {}).get("type") != "datasource" or variables["datasource"].get("query") != "prometheus":
+        problems.append("$datasource must be a variable of type datasource over prometheus")
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if "datasource" in node:
+                ds = node["datasource"]
+                if not (isinstance(ds, dict) and ds.get("uid") == "${datasource}" and ds.get("type") == "prometheus"):
+                    problems.append(f"{where}: datasource {ds!r}, not the ${{datasource}} variable")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for n, value in enumerate(node):
+                walk(value, f"{where}/{value.get('name', n) if isinstance(value, dict) else n}")
+
+    walk(board, "")
+    used, ids, queries = set(), set(), []
+    for name, var in variables.items():
+        if var.get("type") == "query":
+            queries.append((f"variable {name}", var.get("query") if isinstance(var.get("query"), str)
+                            else (var.get("query") or {}).get("query", "")))
+    panels = [p for top in board.get("panels", []) for p in [top] + top.get("panels", [])]
+    if not panels:
+        problems.append("no panels")
+    for panel in panels:
+        what = f"panel {panel.get('id')} {panel.get('title')!r}"
+        if panel.get("id") in ids:
+            problems.append(f"{what}: id used twice")
+        ids.add(panel.get("id"))
+        grid = panel.get("gridPos") or {}
+        if not all(isinstance(grid.get(k), int) for k in "hwxy") or grid["x"] + grid["w"] > 24:
+            problems.append(f"{what}: gridPos {grid}")
+        if panel.get("type") == "row":
+            continue
+        targets = panel.get("targets") or []
+        if not targets:
+            problems.append(f"{what}: no queries")
+        refs = [t.get("refId") for t in targets]
+        if len(set(refs)) != len(refs):
+            problems.append(f"{what}: refIds {refs}")
+        queries += [(what, t.get("expr", "")) for t in targets]
+    for what, expr in queries:
+        found, metrics = promql_problems(expr)
+        problems += [f"{what}: {p} in {expr!r}" for p in found]
+        used |= metrics
+        for var in re.findall(r"\$(\w+)", expr):
+            if var not in variables and not var.startswith("__"):
+                problems.append(f"{what}: ${var} is not a variable")
+    missing = DASHBOARD_METRICS - used
+    if missing:
+        problems.append(f"no panel shows {sorted(missing)}")
+    return problems
+
+
+# The alerts, by their values key: name, and whether they are about one queue (so their
+# annotations name its project and queue).
+ALERTS = {
+    "backlogGrowing": ("FerromqQueueBacklogGrowing", True),
+    "oldestMessage": ("FerromqQueueOldestMessageOld", True),
+    "pushFailures": ("FerromqPushFailures", False),
+    "storeErrors": ("FerromqStoreErrors", False),
+    "serverErrors": ("FerromqServerErrors", False),
+    "reconcileErrors": ("FerromqReconcileErrors", False),
+}
+
+
+def check_rules(fail, scenario, rule_objects, values, services):
+    """The PrometheusRule: the alerts the values turn on, with their thresholds, severities and
+    labels; every query names only metrics ferromq exposes, from the rendered Services (job) of
+    the release namespace; summaries and descriptions, naming project and queue where they can."""
+    ok = fail.check
+    r = values["metrics"]["prometheusRule"]
+    if not ok(len(rule_objects) == 1, scenario, f"{len(rule_objects)} PrometheusRules rendered"):
+        return
+    rule = rule_objects[0]
+    labels = rule["metadata"]["labels"]
+    ok(all(labels.get(k) == v for k, v in r["labels"].items()), scenario, "metrics.prometheusRule.labels ignored")
+    alerts = {a.get("alert"): a for g in rule["spec"]["groups"] for a in g.get("rules") or []}
+    want = {name for key, (name, _) in ALERTS.items() if r[key]["enabled"]}
+    ok(set(alerts) == want, scenario, f"alerts {sorted(alerts, key=str)}, wanted {sorted(want)}")
+    fmt = str  # Helm prints the values' numbers as Python does: 1000, 0.05
+    for key, (name, per_queue) in ALERTS.items():
+        alert, v = alerts.get(name), r[key]
+        if not alert:
+            continue
+        expr = alert["expr"]
+        ok(alert.get("for") == v["for"], scenario, f"{name}: for {alert.get('for')}, not {v['for']}")
+        ok(alert["labels"] == {"severity": v["severity"], **r["additionalAlertLabels"]}, scenario,
+           f"{name}: labels {alert['labels']}")
+        notes = alert.get("annotations") or {}
+        ok(notes.get("summary") and notes.get("description"), scenario, f"{name}: no summary and description")
+        if per_queue:
+            ok(all("$labels.project" in notes.get(k, "") and "$labels.queue" in notes.get(k, "")
+                   for k in ("summary", "description")), scenario, f"{name}: annotations do not name project and queue")
+        else:
+            ok("$labels.namespace" in notes.get("description", ""), scenario, f"{name}: description names no namespace")
+        found, _ = promql_problems(expr)
+        for problem in found:
+            fail.append(f"{scenario}: {name}: {problem}")
+        jobs = set(re.findall(r'\bjob="([^"]*)"', expr))
+        ok(jobs and jobs <= services, scenario, f"{name}: reads jobs {sorted(jobs)}, not rendered Services {sorted(services)}")
+        ok(set(re.findall(r'\bnamespace="([^"]*)"', expr)) == {NAMESPACE}, scenario, f"{name}: not the release namespace")
+        thresholds = {"backlogGrowing": [f"> {fmt(v.get('depth'))}", f"[{v.get('window')}:"],
+                      "oldestMessage": [f"> {fmt(v.get('ageSeconds'))}"],
+                      "pushFailures": [f"> {fmt(v.get('ratio'))}", 'outcome="failed"'],
+                      "storeErrors": [f"> {fmt(v.get('rate'))}"],
+                      "serverErrors": [f"> {fmt(v.get('ratio'))}", 'status="5xx"'],
+                      "reconcileErrors": ['result="error"']}[key]
+        for part in thresholds:
+            ok(part in expr, scenario, f"{name}: {part!r} not in {expr!r}")
+
+
+def keda_problems(docs):
+    """The KEDA example fits together: each ScaledObject scales a Deployment of the example on the
+    queue it consumes, with a metrics-api trigger that reads queue.size from ferromq's answer and
+    authenticates with the consumer's Secret, or a prometheus trigger on ferromq's metrics."""
+    problems = []
+    by_kind = {}
+    for doc in docs:
+        by_kind.setdefault(doc.get("kind"), {})[(doc.get("metadata") or {}).get("name")] = doc
+    # Both ScaledObjects of the example have one name (applying one replaces the other): a list.
+    scaled = [doc for doc in docs if doc.get("kind") == "ScaledObject"]
+    if not scaled:
+        problems.append("no ScaledObject")
+    types = set()
+    for doc in scaled:
+        spec = doc.get("spec") or {}
+        what = f"ScaledObject {doc['metadata'].get('name')}"
+        ref = spec.get("scaleTargetRef") or {}
+        target = by_kind.get(ref.get("kind", "Deployment"), {}).get(ref.get("name"))
+        if ref.get("kind", "Deployment") != "Deployment" or not target:
+            problems.append(f"{what}: scales {ref}, not a Deployment of the example")
+            continue
+        container = target["spec"]["template"]["spec"]["containers"][0]
+        env = env_of(container)
+        for trigger in spec.get("triggers") or []:
+            meta, kind = trigger.get("metadata") or {}, trigger.get("type")
+            types.add(kind)
+            if kind == "metrics-api":
+                missing = {"url", "valueLocation", "targetValue"} - set(meta)
+                if missing:
+                    problems.append(f"{what}: metrics-api without {sorted(missing)}")
+                    continue
+                if not QUEUE_URL.match(meta["url"]):
+                    problems.append(f"{what}: url {meta['url']} is not a queue of ferromq's REST API")
+                if meta["url"] != env.get("QUEUE_URL", {}).get("value"):
+                    problems.append(f"{what}: url {meta['url']} is not the queue the consumer reads (QUEUE_URL)")
+                value = QUEUE_REPLY
+                for step in meta["valueLocation"].split("."):
+                    value = value.get(step) if isinstance(value, dict) else None
+                if meta["valueLocation"] != "queue.size" or not isinstance(value, int):
+                    problems.append(f"{what}: valueLocation {meta['valueLocation']} is not the queue's size")
+                if meta.get("format", "json") != "json":
+                    problems.append(f"{what}: ferromq answers JSON, not {meta['format']}")
+                if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", str(meta["targetValue"])):
+                    problems.append(f"{what}: targetValue {meta['targetValue']!r} is not a number")
+                if meta.get("authMode") != "bearer":
+                    problems.append(f"{what}: authMode {meta.get('authMode')!r}, not bearer (ferromq needs a token)")
+                auth = by_kind.get("TriggerAuthentication", {}).get((trigger.get("authenticationRef") or {}).get("name"))
+                if not auth:
+                    problems.append(f"{what}: authenticationRef names no TriggerAuthentication of the example")
+                    continue
+                refs = {s["parameter"]: s for s in auth["spec"].get("secretTargetRef") or []}
+                token = (env.get("TOKEN", {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+                if set(refs) != {"token"}:
+                    problems.append(f"{what}: the bearer token must be the parameter token, not {sorted(refs)}")
+                elif (refs["token"]["name"], refs["token"]["key"]) != (token.get("name"), token.get("key")):
+                    problems.append(f"{what}: the token is not the consumer's Secret {token}")
+            elif kind == "prometheus":
+                missing = {"serverAddress", "query", "threshold"} - set(meta)
+                if missing:
+                    problems.append(f"{what}: prometheus without {sorted(missing)}")
+                    continue
+                found, _ = promql_problems(meta["query"])
+                problems += [f"{what}: query {meta['query']!r}: {p}" for p in found]
+                url = QUEUE_URL.match(env.get("QUEUE_URL", {}).get("value", ""))
+                pq = dict(re.findall(r'\b(project|queue)="([^"]*)"', meta["query"]))
+                if not url or pq != {"project": url.group(1), "queue": url.group(2)}:
+                    problems.append(f"{what}: query reads {pq}, not the queue the consumer reads")
+            else:
+                problems.append(f"{what}: trigger type {kind!r}, not metrics-api or prometheus")
+    if not {"metrics-api", "prometheus"} <= types:
+        problems.append(f"triggers {sorted(types, key=str)}: the example shows metrics-api and prometheus")
+    return problems
+
+
+def check_keda_examples(fail, folder):
+    docs, before = [], len(fail)
+    for path in sorted(pathlib.Path(folder).glob("*.yaml")):
+        for n, doc in enumerate((d for d in yaml.safe_load_all(path.read_text()) if d), 1):
+            docs.append(doc)
+            schema_check(fail, f"{path} document {n}", doc)
+            if doc.get("kind") == "Deployment":
+                pod = doc["spec"]["template"]["spec"]
+                c = pod["containers"][0]
+                csc, psc = c.get("securityContext") or {}, pod.get("securityContext") or {}
+                fail.check(psc.get("runAsNonRoot") and csc.get("readOnlyRootFilesystem")
+                           and csc.get("allowPrivilegeEscalation") is False and c.get("resources"),
+                           str(path), "the consumer must run as non-root, read-only, with resources")
+    for problem in keda_problems(docs):
+        fail.append(f"{folder}: {problem}")
+    kinds = sorted({d.get("kind") for d in docs})
+    print(f"{folder}: {len(docs)} objects ({', '.join(kinds)}): {'ok' if len(fail) == before else 'FAILED'}")
+    return docs
 
 
 def refused_values(fail, helm, chart):
@@ -620,11 +1072,80 @@ def validator_self_test(fail):
     fail.check(errors and "imagePullPolcy" in errors[0], "self-test",
                "kubernetes-validate accepted a Deployment with a misspelt field")
 
+    # The CRD schemas: a good ScaledObject passes, broken copies do not.
+    scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "consumer"},
+              "spec": {"scaleTargetRef": {"name": "consumer"}, "triggers": [{"type": "metrics-api", "metadata": {
+                  "url": "http://ferromq:8080/3/projects/p/queues/q", "valueLocation": "queue.size",
+                  "targetValue": "10", "authMode": "bearer"}, "authenticationRef": {"name": "consumer"}}]}}
+    errors = []
+    schema_check(errors, "self-test", scaled)
+    fail.check(not errors, "self-test", f"the CRD schema refused a good ScaledObject: {errors}")
+
+    def edit(change):
+        doc = copy.deepcopy(scaled)
+        change(doc)
+        return doc
+
+    broken = {
+        "a misspelt spec field": edit(lambda d: d["spec"].update(maxReplicas=3)),
+        "no triggers": edit(lambda d: d["spec"].pop("triggers")),
+        "an empty trigger type": edit(lambda d: d["spec"]["triggers"][0].update(type="")),
+        "a number as trigger metadata": edit(lambda d: d["spec"]["triggers"][0]["metadata"].update(targetValue=10)),
+        "an unknown field in the authenticationRef": edit(
+            lambda d: d["spec"]["triggers"][0]["authenticationRef"].update(namespace="x")),
+        "an unknown metadata field": edit(lambda d: d["metadata"].update(nmae="x")),
+    }
+    for what, doc in broken.items():
+        errors = []
+        schema_check(errors, "self-test", doc)
+        fail.check(errors, "self-test", f"the ScaledObject CRD schema accepted {what}")
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "r"},
+            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "for": "5 minutes", "expr": "1"}]}]}}
+    errors = []
+    schema_check(errors, "self-test", rule)
+    fail.check(errors and "5 minutes" in " ".join(errors), "self-test", "the PrometheusRule CRD schema accepted a bad for")
+
+    # The KEDA example's own rules: a misspelt trigger type, and a valueLocation ferromq does not answer.
+    consumer = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "consumer"}, "spec": {"template": {
+        "spec": {"containers": [{"name": "c", "env": [
+            {"name": "QUEUE_URL", "value": "http://ferromq:8080/3/projects/p/queues/q"},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}}]}]}}}}
+    auth = {"kind": "TriggerAuthentication", "metadata": {"name": "consumer"},
+            "spec": {"secretTargetRef": [{"parameter": "token", "name": "s", "key": "token"}]}}
+    prom = {"kind": "ScaledObject", "metadata": {"name": "p"}, "spec": {"scaleTargetRef": {"name": "consumer"}, "triggers": [
+        {"type": "prometheus", "metadata": {"serverAddress": "http://prometheus:9090", "threshold": "10",
+                                            "query": 'max(ferromq_declared_queue_depth{project="p", queue="q"})'}}]}}
+    good = [consumer, auth, scaled, prom]
+    fail.check(not keda_problems(good), "self-test", f"the KEDA checks refused a good example: {keda_problems(good)}")
+    for what, change in {
+        "a misspelt trigger type": lambda d: d["spec"]["triggers"][0].update(type="metric-api"),
+        "valueLocation queue.sise": lambda d: d["spec"]["triggers"][0]["metadata"].update(valueLocation="queue.sise"),
+        "authMode apiKey": lambda d: d["spec"]["triggers"][0]["metadata"].update(authMode="apiKey"),
+    }.items():
+        fail.check(keda_problems([consumer, auth, edit(change), prom]), "self-test", f"the KEDA checks accepted {what}")
+
+    # Queries: a misspelt metric, a label it does not have, a value the code never gives.
+    for expr in ('max(ferromq_queue_depht{project="p"})', 'sum(rate(ferromq_messages_total{queue="q"}[5m]))',
+                 'sum(rate(ferromq_http_requests_total{status="500"}[5m]))', "sum(rat(ferromq_messages_total[5m]))",
+                 "sum by (projet) (ferromq_queue_depth)", "max(queue_depth)"):
+        fail.check(promql_problems(expr)[0], "self-test", f"the query check accepted {expr!r}")
+    board = json.dumps({"schemaVersion": 39, "uid": "x", "id": None, "templating": {"list": [
+        {"name": "datasource", "type": "datasource", "query": "prometheus"},
+        {"name": "project", "type": "custom"}, {"name": "queue", "type": "custom"}]},
+        "panels": [{"id": 1, "type": "timeseries", "gridPos": {"h": 8, "w": 24, "x": 0, "y": 0},
+                    "datasource": {"type": "prometheus", "uid": "P1809F7CD0C75ACF3"},
+                    "targets": [{"refId": "A", "expr": "max(ferromq_queue_depth)"}]}]})
+    found = dashboard_problems(board)
+    fail.check(any("P1809F7CD0C75ACF3" in p for p in found), "self-test",
+               "the dashboard check accepted a hard-coded datasource uid")
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--helm", required=True)
     parser.add_argument("--chart", required=True)
+    parser.add_argument("--keda-examples", type=pathlib.Path,
+                        help="folder of the KEDA example (ScaledObject, TriggerAuthentication, consumer)")
     parser.add_argument("rendered", type=pathlib.Path)
     args = parser.parse_args()
     chart = pathlib.Path(args.chart)
@@ -672,8 +1193,10 @@ def main():
         kinds = len({o["kind"] for o in objects})
         print(f"{scenario:24} {len(objects):3} objects, {kinds:2} kinds: {status}")
 
-    print(f"schemas: Kubernetes {', '.join(KUBE_VERSIONS)} (strict); refused values: {len(REFUSED)} cases; "
-          f"{documented} values in values.yaml, each with a comment")
+    if args.keda_examples:
+        check_keda_examples(fail, args.keda_examples)
+    print(f"schemas: Kubernetes {', '.join(KUBE_VERSIONS)} (strict), CRDs {', '.join(k for _, k in sorted(CRD_SCHEMAS))} "
+          f"(strict); refused values: {len(REFUSED)} cases; {documented} values in values.yaml, each with a comment")
     if fail:
         print(f"\n{len(fail)} chart check(s) failed:", file=sys.stderr)
         for message in fail:

@@ -4,6 +4,7 @@
 use crate::metrics::METRICS;
 use crate::store::coalesce::{self, Batched, LanesOf};
 use crate::store::keys::QueueKeys;
+use crate::store::ops::history::Used;
 use crate::store::script::OpScript;
 use crate::store::{Result, Store};
 
@@ -21,6 +22,7 @@ impl Store {
         let request = (id.to_string(), reservation_id.unwrap_or("").to_string());
         coalesce::call(Delete, self, project, name, request).await?;
         METRICS.count("deleted", 1);
+        self.0.activity.add(project, name, Used::Deleted, 1);
         Ok(())
     }
 }

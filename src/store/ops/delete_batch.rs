@@ -3,6 +3,7 @@
 use crate::metrics::METRICS;
 use crate::model::DeleteRef;
 use crate::store::keys::QueueKeys;
+use crate::store::ops::history::Used;
 use crate::store::script::OpScript;
 use crate::store::{Result, Store};
 
@@ -33,6 +34,9 @@ impl Store {
         status.check(id.unwrap_or(""))?;
         self.alerts_fired(project, name, reply.count()?);
         METRICS.count("deleted", refs.len() as u64);
+        self.0
+            .activity
+            .add(project, name, Used::Deleted, refs.len() as u64);
         Ok(())
     }
 }

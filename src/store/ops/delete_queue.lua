@@ -1,6 +1,6 @@
 -- delete_queue: removes a queue with its messages and settings. ARGV[1] the resource that
 -- deletes it ('' for a REST client). A queue managed by a resource is deleted only by that
--- resource. The key after the queue's own is its delivery counts: every key goes. Returns {status} or {MANAGED, resource}.
+-- resource. The keys after the queue's own are its delivery counts and history: every key goes. Returns {status} or {MANAGED, resource}.
 -- UNLINK frees the memory in the background, so this is O(1) here.
 if redis.call('EXISTS', CFG) == 0 then return { NO_QUEUE } end
 local manager = redis.call('HGET', CFG, 'managed_by') or ''

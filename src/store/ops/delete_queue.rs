@@ -13,9 +13,9 @@ impl Store {
     pub async fn delete_queue(&self, project: &str, name: &str, by: ChangedBy<'_>) -> Result<()> {
         let keys = QueueKeys::new(project, name);
         let manager = by.resource().unwrap_or("");
-        let counts = keys.counts();
+        let (counts, history) = (keys.counts(), keys.history());
         let mut reply = self
-            .run_with(&SCRIPT, &keys, &[&counts], &[manager.as_bytes()])
+            .run_with(&SCRIPT, &keys, &[&counts, &history], &[manager.as_bytes()])
             .await?;
         match reply.status()? {
             Status::Managed => return Err(StoreError::Managed { by: reply.text()? }),

@@ -10,6 +10,7 @@
 //! | `touch`, `release` | `touch`, `release` |
 //! | `clear`, `delete_queue` | `clear`, `delete_queue` |
 //! | `info` | `queue_info` |
+//! | `history` | `record_activity`, `record_history`, `history` |
 //! | `apply` | `write_settings` (called by `settings.rs`: `apply_queue`, `update_queue`) |
 //! | `push_claim`, `push_report`, `push_ack` | `claim_push`, `report_push`, `ack_push` |
 //! | `dead_letter` (`_take`, `_done`) | `move_dead_letters` (called by `reserve`) |
@@ -25,6 +26,7 @@ pub mod delete;
 pub mod delete_batch;
 pub mod delete_queue;
 pub mod get;
+pub mod history;
 pub mod info;
 pub mod peek;
 pub mod post;

@@ -7,6 +7,7 @@ use crate::metrics::METRICS;
 use crate::model::{DEFAULT_MESSAGE_EXPIRATION, DEFAULT_MESSAGE_TIMEOUT, NewMessage};
 use crate::store::coalesce::{self, Batched, LanesOf};
 use crate::store::keys::{QUEUE_NUMBERS, QueueKeys};
+use crate::store::ops::history::Used;
 use crate::store::reply::Reply;
 use crate::store::script::OpScript;
 use crate::store::status::Status;
@@ -61,6 +62,7 @@ impl Store {
         let ids = coalesce::call(Post, self, project, name, posting).await?;
         METRICS.count("posted", count);
         METRICS.watch(project, name);
+        self.0.activity.add(project, name, Used::Posted, count);
         Ok(ids)
     }
 }

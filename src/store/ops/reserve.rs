@@ -5,6 +5,7 @@ use crate::metrics::METRICS;
 use crate::model::{Message, ReserveRequest};
 use crate::store::coalesce::{self, Batched, LanesOf};
 use crate::store::keys::QueueKeys;
+use crate::store::ops::history::Used;
 use crate::store::script::OpScript;
 use crate::store::{Result, Store, random_id};
 use std::time::Duration;
@@ -27,12 +28,14 @@ impl Store {
                 coalesce::call(Reserve, self, project, name, (*request, poll))
             })
             .await?;
-        let operation = if request.delete {
-            "deleted"
-        } else {
-            "reserved"
+        let (operation, used) = match request.delete {
+            true => ("deleted", Used::Deleted),
+            false => ("reserved", Used::Reserved),
         };
         METRICS.count(operation, messages.len() as u64);
+        self.0
+            .activity
+            .add(project, name, used, messages.len() as u64);
         Ok(messages)
     }
 }
