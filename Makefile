@@ -41,9 +41,10 @@ run: deps build
 ## test: every test against real redis-server processes, then the Kubernetes suite against a real
 ## kube-apiserver and etcd (built by kube-tools), then the official Python, Go and Java clients,
 ## then the failover scenarios (primary, replicas and Sentinels), printing their counts.
-test: deps python-client client-tools chart-check kube-tools console-tools
+test: deps python-client client-tools chart-check kube-tools console-tools openapi-tools
 	$(CARGO) test
 	$(CARGO) test --test console -- --ignored --nocapture
+	FERROMQ_SCHEMATHESIS=$(CURDIR)/$(OPENAPI_VENV)/bin/schemathesis $(CARGO) test --test openapi -- --ignored --nocapture
 	$(CARGO) test --test k8s_api --test k8s_cluster --test k8s_controller -- --ignored --nocapture
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
 	FERROMQ_GO=$(GO) $(CARGO) test --test go_client -- --ignored --nocapture
@@ -67,6 +68,16 @@ tests/console/node_modules/.package-lock.json: tests/console/package-lock.json
 console-screenshots: deps console-tools
 	mkdir -p docs/console
 	FERROMQ_SCREENSHOTS=$(CURDIR)/docs/console $(CARGO) test --test console -- --ignored
+
+## openapi-tools: schemathesis (pinned in tests/openapi/requirements.txt) in a virtualenv of its
+## own, for the check of the OpenAPI document against a running server.
+OPENAPI_VENV := .venv-openapi
+.PHONY: openapi-tools
+openapi-tools: $(OPENAPI_VENV)/.installed
+$(OPENAPI_VENV)/.installed: tests/openapi/requirements.txt
+	$(PYTHON) -m venv $(OPENAPI_VENV) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(OPENAPI_VENV); }
+	$(OPENAPI_VENV)/bin/pip install -q -r tests/openapi/requirements.txt
+	@touch $@
 
 ## client-tools: Go (for github.com/iron-io/iron_go3, from the Go module proxy) and Maven with a
 ## JDK (for io.iron.ironmq:ironmq, from Maven Central), from Debian's packages when missing.

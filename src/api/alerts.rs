@@ -108,6 +108,16 @@ async fn change_alerts(
 }
 
 /// POST: adds alerts.
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/alerts",
+    tag = "alerts",
+    summary = "Add alerts",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::AlertsBody,
+    responses((status = 200, body = super::openapi::UpdatedQueue), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn add(
     State(state): State<AppState>,
     path: QueuePath,
@@ -124,6 +134,16 @@ pub async fn add(
 }
 
 /// PUT: replaces every alert (an empty list removes them all).
+#[utoipa::path(
+    put,
+    path = "/3/projects/{project}/queues/{queue}/alerts",
+    tag = "alerts",
+    summary = "Replace the alerts",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::AlertsBody,
+    responses((status = 200, body = super::openapi::UpdatedQueue), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn replace(
     State(state): State<AppState>,
     path: QueuePath,
@@ -138,6 +158,16 @@ pub async fn replace(
 }
 
 /// DELETE with a body: removes the alerts with the ids given.
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}/alerts",
+    tag = "alerts",
+    summary = "Remove alerts by id",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::AlertIds,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     path: QueuePath,
@@ -161,6 +191,15 @@ pub async fn remove(
 }
 
 /// DELETE `/alerts/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}/alerts/{alert}",
+    tag = "alerts",
+    summary = "Remove one alert",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("alert" = String, Path, description = "Alert id")),
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     path: MessagePath,

@@ -157,6 +157,16 @@ fn posted(ids: Vec<String>) -> (StatusCode, Json<Value>) {
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/messages",
+    tag = "messages",
+    summary = "Post messages (creates the queue when missing)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("Idempotency-Key" = Option<String>, Header, description = "ferromq's own: the same post with the same key within the window stores nothing again")),
+    request_body = super::openapi::PostBody,
+    responses((status = 201, body = super::openapi::Posted), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn post(
     State(state): State<AppState>,
     path: QueuePath,
@@ -215,6 +225,16 @@ fn idempotency_key(value: Option<&HeaderValue>) -> Result<Option<String>, ApiErr
 
 /// The raw body becomes one message; `X-Subscribers-NAME` headers become push header `NAME`
 /// (invalid ones are dropped, as IronMQ does).
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/webhook",
+    tag = "messages",
+    summary = "Post the request body as one message; X-Subscribers-NAME headers become its push headers",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body(content = String, content_type = "text/plain"),
+    responses((status = 201, body = super::openapi::Posted), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     path: QueuePath,
@@ -285,6 +305,16 @@ impl ReserveBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/reservations",
+    tag = "messages",
+    summary = "Reserve messages, waiting for one when asked (long poll)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::ReserveBody,
+    responses((status = 200, body = super::openapi::Messages), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn reserve(
     State(state): State<AppState>,
     path: QueuePath,
@@ -305,6 +335,15 @@ pub async fn reserve(
     Ok(messages_json(&messages))
 }
 
+#[utoipa::path(
+    get,
+    path = "/3/projects/{project}/queues/{queue}/messages",
+    tag = "messages",
+    summary = "The next messages, without reserving them",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("n" = Option<u64>, Query, description = "1 to 100 (default 1)")),
+    responses((status = 200, body = super::openapi::Messages), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn peek(
     State(state): State<AppState>,
     path: QueuePath,
@@ -325,6 +364,15 @@ pub async fn peek(
     Ok(messages_json(&messages))
 }
 
+#[utoipa::path(
+    get,
+    path = "/3/projects/{project}/queues/{queue}/messages/{id}",
+    tag = "messages",
+    summary = "One message",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = super::openapi::OneMessage), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     path: MessagePath,
@@ -346,6 +394,16 @@ pub struct DeleteBody {
 }
 
 /// The reservation id may also come in the query string (a subscriber-message URL carries it).
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}/messages/{id}",
+    tag = "messages",
+    summary = "Delete a message (a reserved one with its reservation id)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id"), ("reservation_id" = Option<String>, Query, description = "Instead of the body's"), ("subscriber_name" = Option<String>, Query, description = "Instead of the body's")),
+    request_body = super::openapi::DeleteBody,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     path: MessagePath,
@@ -389,6 +447,16 @@ pub struct DeleteManyBody {
 
 /// With `ids`, deletes those messages (all or none); without `ids`, clears the queue. An empty
 /// `ids` list deletes nothing: clients send one to acknowledge an empty reserve.
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}/messages",
+    tag = "messages",
+    summary = "Delete messages by id (all or none), or clear the queue",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::DeleteManyBody,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn delete_many(
     State(state): State<AppState>,
     path: QueuePath,
@@ -451,6 +519,16 @@ fn required_reservation(rid: Option<String>) -> Result<String, ApiError> {
     rid.ok_or_else(|| ApiError::bad_request("reservation_id is required"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/messages/{id}/touch",
+    tag = "messages",
+    summary = "Extend a reservation (answers a new reservation id)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
+    request_body = super::openapi::TouchBody,
+    responses((status = 200, body = super::openapi::Touched), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn touch(
     State(state): State<AppState>,
     path: MessagePath,
@@ -479,6 +557,16 @@ pub struct ReleaseBody {
     delay: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/messages/{id}/release",
+    tag = "messages",
+    summary = "Give a reserved message back",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
+    request_body = super::openapi::ReleaseBody,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn release(
     State(state): State<AppState>,
     path: MessagePath,

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod input;
 mod messages;
+mod openapi;
 mod projects;
 mod queues;
 mod redrive;
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(project_routes)
         .route("/3/projects", get(projects::list))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/console", get(console::redirect))
         .route("/console/", get(console::index))
         .route("/console/{name}", get(console::asset))
@@ -187,6 +189,9 @@ fn request_span(request: &Request) -> tracing::Span {
 }
 
 /// Prometheus text: the counters, and the depth of the queues posted to lately.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (OpenMetrics text)",
+    responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     use crate::metrics::{METRICS, QueueLabels};
     for (project, queue) in METRICS.watched_queues() {
@@ -283,10 +288,14 @@ fn method_override(mut request: Request) -> Request {
     request
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "The process is up",
+    responses((status = 200, body = openapi::Msg)))]
 async fn healthz() -> Json<Value> {
     Json(json!({ "msg": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Redis answers",
+    responses((status = 200, body = openapi::Msg), (status = 503, body = openapi::Msg)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.store.ping().await {
         Ok(Json(json!({ "msg": "ready" })))

@@ -7,6 +7,14 @@ use axum::Json;
 use axum::extract::{Request, State};
 use serde_json::{Value, json};
 
+#[utoipa::path(
+    get,
+    path = "/3/projects",
+    tag = "console",
+    summary = "ferromq's own: the projects the token may use",
+    responses((status = 200, body = super::openapi::Projects), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     request: Request,

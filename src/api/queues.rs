@@ -260,6 +260,15 @@ pub fn queue_json(info: &QueueInfo) -> Value {
     queue
 }
 
+#[utoipa::path(
+    get,
+    path = "/3/projects/{project}/queues",
+    tag = "queues",
+    summary = "List a project's queues, by name",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("per_page" = Option<u64>, Query, description = "1 to 100 (default 30)"), ("previous" = Option<String>, Query, description = "List after this name"), ("prefix" = Option<String>, Query, description = "Only names starting with it")),
+    responses((status = 200, body = super::openapi::QueueList), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     path: ProjectPath,
@@ -292,6 +301,15 @@ pub async fn list(
     Ok(Json(json!({ "queues": queues })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/3/projects/{project}/queues/{queue}",
+    tag = "queues",
+    summary = "A queue's settings and size",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    responses((status = 200, body = super::openapi::QueueAnswer), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn get(State(state): State<AppState>, path: QueuePath) -> Result<Json<Value>, ApiError> {
     let info = state.store.queue_info(&path.project, &path.queue).await?;
     Ok(Json(json!({ "queue": queue_json(&info) })))
@@ -299,6 +317,16 @@ pub async fn get(State(state): State<AppState>, path: QueuePath) -> Result<Json<
 
 /// PUT, POST and PATCH alike: IronMQ clients use all three to create or change a queue, and
 /// only the fields given change.
+#[utoipa::path(
+    method(put, post, patch),
+    path = "/3/projects/{project}/queues/{queue}",
+    tag = "queues",
+    summary = "Create a queue, or change the settings given (POST and PATCH do the same)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::QueueSettingsBody,
+    responses((status = 200, body = super::openapi::QueueAnswer), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn apply(
     State(state): State<AppState>,
     method: Method,
@@ -314,6 +342,15 @@ pub async fn apply(
     Ok(Json(json!({ "queue": queue_json(&info) })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}",
+    tag = "queues",
+    summary = "Delete a queue and its messages",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     path: QueuePath,

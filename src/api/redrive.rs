@@ -31,6 +31,16 @@ fn answer(redrive: Redrive) -> Value {
     json!({ "redrive": redrive })
 }
 
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/redrive",
+    tag = "redrive",
+    summary = "ferromq's own: move a dead-letter or error queue's messages back",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::RedriveBody,
+    responses((status = 201, body = super::openapi::RedriveAnswer), (status = 409, body = super::openapi::Msg, description = "A redrive of this queue runs"), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn start(
     State(state): State<AppState>,
     path: QueuePath,
@@ -97,6 +107,15 @@ pub async fn start(
     Ok((StatusCode::CREATED, Json(answer(redrive))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/3/projects/{project}/queues/{queue}/redrive",
+    tag = "redrive",
+    summary = "ferromq's own: the last redrive of this queue",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    responses((status = 200, body = super::openapi::RedriveAnswer), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn status(
     State(state): State<AppState>,
     path: QueuePath,
@@ -107,6 +126,15 @@ pub async fn status(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}/redrive",
+    tag = "redrive",
+    summary = "ferromq's own: cancel the running redrive",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    responses((status = 200, body = super::openapi::RedriveAnswer), (status = 409, body = super::openapi::Msg, description = "A runner still holds what was set aside"), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     path: QueuePath,

@@ -11,6 +11,15 @@ use axum::extract::{Query, State};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
+#[utoipa::path(
+    get,
+    path = "/3/projects/{project}/queues/{queue}/stats",
+    tag = "console",
+    summary = "ferromq's own: a queue's size now and its history per minute",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("minutes" = Option<u64>, Query, description = "1 to 1440 (default 1440)")),
+    responses((status = 200, body = super::openapi::StatsAnswer), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     path: QueuePath,

@@ -77,6 +77,16 @@ where
 }
 
 /// Adds subscribers; one with the name of an existing one replaces it.
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}/subscribers",
+    tag = "push",
+    summary = "Add subscribers (one named as an existing one replaces it)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::SubscribersBody,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn add(
     State(state): State<AppState>,
     path: QueuePath,
@@ -89,6 +99,16 @@ pub async fn add(
     .await
 }
 
+#[utoipa::path(
+    put,
+    path = "/3/projects/{project}/queues/{queue}/subscribers",
+    tag = "push",
+    summary = "Replace the subscribers",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::SubscribersBody,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn replace(
     State(state): State<AppState>,
     path: QueuePath,
@@ -99,6 +119,16 @@ pub async fn replace(
 }
 
 /// Removes subscribers by name (or by URL, as v1 clients name them).
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}/subscribers",
+    tag = "push",
+    summary = "Remove subscribers by name",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::SubscribersBody,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     path: QueuePath,
@@ -129,6 +159,15 @@ fn rfc3339(ms: u64) -> Value {
 
 /// Each subscriber's delivery of a message: `queued`, `reserved` (answered 202, awaiting its
 /// acknowledgement), `retrying`, `deleted` (delivered) or `error`.
+#[utoipa::path(
+    get,
+    path = "/3/projects/{project}/queues/{queue}/messages/{id}/subscribers",
+    tag = "push",
+    summary = "A push message's delivery to each subscriber",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = super::openapi::PushStatuses), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn status(
     State(state): State<AppState>,
     path: MessagePath,
@@ -178,6 +217,16 @@ pub struct AckBody {
 /// The target of `Iron-Subscriber-Message-Url`: the subscriber acknowledges a message it
 /// answered 202 for. Its `reservation_id` (in the URL) stands in for a token; a caller with a
 /// token may give it in the body instead, or not at all.
+#[utoipa::path(
+    delete,
+    path = "/3/projects/{project}/queues/{queue}/messages/{id}/subscribers/{subscriber}",
+    tag = "push",
+    summary = "Acknowledge a push the subscriber answered 202 for (the Iron-Subscriber-Message-Url)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id"), ("subscriber" = String, Path, description = "Subscriber name"), ("reservation_id" = Option<String>, Query, description = "The push's reservation id: stands in for a token")),
+    request_body = super::openapi::AckBody,
+    responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
 pub async fn acknowledge(
     State(state): State<AppState>,
     path: SubscriberMessagePath,
