@@ -38,12 +38,13 @@ run: deps build
 	FERROMQ_TOKENS="$${FERROMQ_TOKENS:-$(DEV_TOKEN)=*}" FERROMQ_LISTEN=$(LISTEN) \
 	  ./target/release/ferromq standalone -f examples/ --data-dir $(RUN_DIR)
 
-## test: every test against real redis-server processes, then the Kubernetes suite against a real
-## kube-apiserver and etcd (built by kube-tools), then the official Python, Go and Java clients,
-## then the failover scenarios (primary, replicas and Sentinels), printing their counts.
+## test: every test against real redis-server processes, the web console in Chromium, schemathesis
+## over the OpenAPI document, then the Kubernetes suite against a real kube-apiserver and etcd
+## (built by kube-tools), then the official Python, Go and Java clients, then the failover
+## scenarios (primary, replicas and Sentinels), printing their counts.
 test: deps python-client client-tools chart-check kube-tools console-tools openapi-tools
 	$(CARGO) test
-	$(CARGO) test --test console -- --ignored --nocapture
+	CHROMIUM=$(CHROMIUM) $(CARGO) test --test console -- --ignored --nocapture
 	FERROMQ_SCHEMATHESIS=$(CURDIR)/$(OPENAPI_VENV)/bin/schemathesis $(CARGO) test --test openapi -- --ignored --nocapture
 	$(CARGO) test --test k8s_api --test k8s_cluster --test k8s_controller -- --ignored --nocapture
 	FERROMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --test python_client -- --ignored
@@ -58,6 +59,8 @@ CHROMIUM ?= /usr/bin/chromium
 console-tools: tests/console/node_modules/.package-lock.json
 	@test -x $(CHROMIUM) || { echo "chromium not found: installing it"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { \
+	  echo "playwright-core needs Node 20 or newer; this is $$(node --version)"; exit 1; }
 tests/console/node_modules/.package-lock.json: tests/console/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "npm not found: installing it"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm >/dev/null; }

@@ -260,19 +260,24 @@ async fn configuration_comes_from_files_variables_and_flags() {
     assert!(listed.status.success(), "{}", describe(&listed));
     assert!(String::from_utf8_lossy(&listed.stdout).contains("configured"));
 
-    // A variable beats the file, a flag beats the variable.
-    let wrong_token = ferromq(dir.path(), &[("IRON_TOKEN", "nope")], &["queues"])
+    // As in the official clients, ./iron.json beats a variable; a flag beats both.
+    let file_wins = ferromq(dir.path(), &[("IRON_MQ_TOKEN", "nope")], &["queues"])
+        .output()
+        .unwrap();
+    assert!(file_wins.status.success(), "{}", describe(&file_wins));
+    let wrong_token = ferromq(dir.path(), &[], &["queues", "--token", "nope"])
         .output()
         .unwrap();
     fails(wrong_token, 4, "401");
-    let flag_wins = ferromq(
-        dir.path(),
-        &[("IRON_TOKEN", "nope")],
-        &["queues", "--token", TOKEN],
-    )
-    .output()
-    .unwrap();
-    assert!(flag_wins.status.success(), "{}", describe(&flag_wins));
+    // A variable beats ~/.iron.json.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("iron.json"), work.path().join(".iron.json")).unwrap();
+    let from_home = ferromq(work.path(), &[], &["queues"]).output().unwrap();
+    assert!(from_home.status.success(), "{}", describe(&from_home));
+    let variable_wins = ferromq(work.path(), &[("IRON_TOKEN", "nope")], &["queues"])
+        .output()
+        .unwrap();
+    fails(variable_wins, 4, "401");
     let other_project = ferromq(
         dir.path(),
         &[],

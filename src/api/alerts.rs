@@ -111,6 +111,7 @@ async fn change_alerts(
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/alerts",
+    operation_id = "alerts_add",
     tag = "alerts",
     summary = "Add alerts",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
@@ -137,6 +138,7 @@ pub async fn add(
 #[utoipa::path(
     put,
     path = "/3/projects/{project}/queues/{queue}/alerts",
+    operation_id = "alerts_replace",
     tag = "alerts",
     summary = "Replace the alerts",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
@@ -161,6 +163,7 @@ pub async fn replace(
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}/alerts",
+    operation_id = "alerts_remove",
     tag = "alerts",
     summary = "Remove alerts by id",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
@@ -194,6 +197,7 @@ pub async fn remove(
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}/alerts/{alert}",
+    operation_id = "alerts_delete",
     tag = "alerts",
     summary = "Remove one alert",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("alert" = String, Path, description = "Alert id")),

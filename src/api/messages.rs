@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Longest push header name, and value, in bytes.
 const MAX_PUSH_HEADER_NAME: usize = 64;
@@ -102,17 +103,23 @@ fn check_body_size(body: &str, state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct PostBody {
+    /// 1 to 100 messages.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 100)]
     messages: Option<Vec<PostMessage>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct PostMessage {
+    #[schema(required)]
     body: Option<String>,
+    /// Seconds before it can be reserved (0 to 604800).
     #[serde(default, deserialize_with = "opt_u64")]
+    #[schema(maximum = 604800)]
     delay: Option<u64>,
+    /// Headers sent with each push of this message.
     #[serde(default)]
     push_headers: Option<BTreeMap<String, String>>,
 }
@@ -160,10 +167,11 @@ fn posted(ids: Vec<String>) -> (StatusCode, Json<Value>) {
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/messages",
+    operation_id = "messages_post",
     tag = "messages",
     summary = "Post messages (creates the queue when missing)",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("Idempotency-Key" = Option<String>, Header, description = "ferromq's own: the same post with the same key within the window stores nothing again")),
-    request_body = super::openapi::PostBody,
+    request_body = PostBody,
     responses((status = 201, body = super::openapi::Posted), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -228,6 +236,7 @@ fn idempotency_key(value: Option<&HeaderValue>) -> Result<Option<String>, ApiErr
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/webhook",
+    operation_id = "messages_webhook",
     tag = "messages",
     summary = "Post the request body as one message; X-Subscribers-NAME headers become its push headers",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
@@ -267,14 +276,21 @@ pub async fn webhook(
     Ok(posted(ids))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReserveBody {
+    /// How many (1 to 100; default 1).
     #[serde(default, deserialize_with = "opt_u64")]
+    #[schema(minimum = 1, maximum = 100)]
     n: Option<u64>,
+    /// Seconds the reservation lasts (default: the queue's message_timeout).
     #[serde(default, deserialize_with = "opt_u64")]
     timeout: Option<u64>,
+    /// Seconds to wait for a message when none is ready (a long poll; longer waits are cut to
+    /// 30).
     #[serde(default, deserialize_with = "opt_u64")]
+    #[schema(maximum = 30)]
     wait: Option<u64>,
+    /// Delete the messages as they are handed out.
     #[serde(default, deserialize_with = "lenient_bool")]
     delete: bool,
 }
@@ -308,10 +324,11 @@ impl ReserveBody {
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/reservations",
+    operation_id = "messages_reserve",
     tag = "messages",
     summary = "Reserve messages, waiting for one when asked (long poll)",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
-    request_body = super::openapi::ReserveBody,
+    request_body = ReserveBody,
     responses((status = 200, body = super::openapi::Messages), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -338,6 +355,7 @@ pub async fn reserve(
 #[utoipa::path(
     get,
     path = "/3/projects/{project}/queues/{queue}/messages",
+    operation_id = "messages_peek",
     tag = "messages",
     summary = "The next messages, without reserving them",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("n" = Option<u64>, Query, description = "1 to 100 (default 1)")),
@@ -367,6 +385,7 @@ pub async fn peek(
 #[utoipa::path(
     get,
     path = "/3/projects/{project}/queues/{queue}/messages/{id}",
+    operation_id = "messages_get",
     tag = "messages",
     summary = "One message",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
@@ -384,7 +403,7 @@ pub async fn get(
     Ok(Json(json!({ "message": message_json(&message) })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DeleteBody {
     #[serde(default, deserialize_with = "opt_string")]
     reservation_id: Option<String>,
@@ -397,10 +416,11 @@ pub struct DeleteBody {
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}/messages/{id}",
+    operation_id = "messages_delete",
     tag = "messages",
     summary = "Delete a message (a reserved one with its reservation id)",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id"), ("reservation_id" = Option<String>, Query, description = "Instead of the body's"), ("subscriber_name" = Option<String>, Query, description = "Instead of the body's")),
-    request_body = super::openapi::DeleteBody,
+    request_body = DeleteBody,
     responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -428,7 +448,7 @@ pub async fn delete(
 }
 
 /// One entry of `ids`: `{"id", "reservation_id"}`, or a bare id string (the v1 shape).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum IdEntry {
     Bare(String),
@@ -439,8 +459,9 @@ enum IdEntry {
     },
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DeleteManyBody {
+    /// At most 100; left out (or `{}` sent), the queue is cleared.
     #[serde(default)]
     ids: Option<Vec<IdEntry>>,
 }
@@ -450,10 +471,11 @@ pub struct DeleteManyBody {
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}/messages",
+    operation_id = "messages_delete_many",
     tag = "messages",
     summary = "Delete messages by id (all or none), or clear the queue",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
-    request_body = super::openapi::DeleteManyBody,
+    request_body = DeleteManyBody,
     responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -507,7 +529,7 @@ pub async fn delete_many(
     Ok(Json(json!({ "msg": "Deleted" })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TouchBody {
     #[serde(default, deserialize_with = "opt_string")]
     reservation_id: Option<String>,
@@ -522,10 +544,11 @@ fn required_reservation(rid: Option<String>) -> Result<String, ApiError> {
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/messages/{id}/touch",
+    operation_id = "messages_touch",
     tag = "messages",
     summary = "Extend a reservation (answers a new reservation id)",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
-    request_body = super::openapi::TouchBody,
+    request_body = TouchBody,
     responses((status = 200, body = super::openapi::Touched), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -549,7 +572,7 @@ pub async fn touch(
     Ok(Json(json!({ "reservation_id": new_rid, "msg": "Touched" })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReleaseBody {
     #[serde(default, deserialize_with = "opt_string")]
     reservation_id: Option<String>,
@@ -560,10 +583,11 @@ pub struct ReleaseBody {
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/messages/{id}/release",
+    operation_id = "messages_release",
     tag = "messages",
     summary = "Give a reserved message back",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
-    request_body = super::openapi::ReleaseBody,
+    request_body = ReleaseBody,
     responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]

@@ -23,7 +23,7 @@ use crate::tokens::Tokens;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -32,6 +32,8 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Size limits on what clients send.
 #[derive(Debug, Clone, Copy)]
@@ -54,82 +56,58 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    const QUEUE: &str = "/3/projects/{project}/queues/{queue}";
-    let project_routes = Router::new()
-        .route("/3/projects/{project}/queues", get(queues::list))
-        .route(
-            QUEUE,
-            get(queues::get)
-                .put(queues::apply)
-                .post(queues::apply)
-                .patch(queues::apply)
-                .delete(queues::delete),
-        )
-        .route(
-            &format!("{QUEUE}/messages"),
-            get(messages::peek)
-                .post(messages::post)
-                .delete(messages::delete_many),
-        )
-        .route(
-            &format!("{QUEUE}/messages/{{id}}"),
-            get(messages::get).delete(messages::delete),
-        )
-        .route(
-            &format!("{QUEUE}/messages/{{id}}/touch"),
-            post(messages::touch),
-        )
-        .route(
-            &format!("{QUEUE}/messages/{{id}}/release"),
-            post(messages::release),
-        )
-        .route(&format!("{QUEUE}/reservations"), post(messages::reserve))
-        .route(&format!("{QUEUE}/stats"), get(stats::get))
-        .route(&format!("{QUEUE}/webhook"), post(messages::webhook))
-        .route(
-            &format!("{QUEUE}/subscribers"),
-            post(subscribers::add)
-                .put(subscribers::replace)
-                .delete(subscribers::remove),
-        )
-        .route(
-            &format!("{QUEUE}/alerts"),
-            post(alerts::add)
-                .put(alerts::replace)
-                .delete(alerts::remove),
-        )
-        .route(
-            &format!("{QUEUE}/redrive"),
-            post(redrive::start)
-                .get(redrive::status)
-                .delete(redrive::cancel),
-        )
-        .route(
-            &format!("{QUEUE}/alerts/{{id}}"),
-            axum::routing::delete(alerts::delete),
-        )
-        .route(
-            &format!("{QUEUE}/messages/{{id}}/subscribers"),
-            get(subscribers::status),
-        )
-        .route(
-            &format!("{QUEUE}/messages/{{id}}/subscribers/{{subscriber}}"),
-            axum::routing::delete(subscribers::acknowledge),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+    // Each route comes with its handler's OpenAPI description (`routes!`): the document lists
+    // exactly what is routed.
+    let (project_routes, project_doc) = OpenApiRouter::new()
+        .routes(routes!(queues::list))
+        .routes(routes!(
+            queues::get,
+            queues::put,
+            queues::post,
+            queues::patch,
+            queues::delete
+        ))
+        .routes(routes!(
+            messages::peek,
+            messages::post,
+            messages::delete_many
+        ))
+        .routes(routes!(messages::get, messages::delete))
+        .routes(routes!(messages::touch))
+        .routes(routes!(messages::release))
+        .routes(routes!(messages::reserve))
+        .routes(routes!(messages::webhook))
+        .routes(routes!(stats::get))
+        .routes(routes!(
+            subscribers::add,
+            subscribers::replace,
+            subscribers::remove
+        ))
+        .routes(routes!(subscribers::status))
+        .routes(routes!(subscribers::acknowledge))
+        .routes(routes!(alerts::add, alerts::replace, alerts::remove))
+        .routes(routes!(alerts::delete))
+        .routes(routes!(redrive::start, redrive::status, redrive::cancel))
+        .split_for_parts();
+    let project_routes = project_routes.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    let (open_routes, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(projects::list))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::openapi_json))
+        .split_for_parts();
+    doc.merge(project_doc);
+    openapi::publish(doc);
     Router::new()
         .merge(project_routes)
-        .route("/3/projects", get(projects::list))
-        .route("/openapi.json", get(openapi::openapi_json))
+        .merge(open_routes)
         .route("/console", get(console::redirect))
         .route("/console/", get(console::index))
         .route("/console/{name}", get(console::asset))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_request_size))

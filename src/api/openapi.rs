@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document of the REST API, served at `GET /openapi.json`. Each operation is
-//! described by a `#[utoipa::path]` on its handler; the shapes below are what the handlers
-//! read and answer. A test checks that every route of the router is in the document and
-//! nothing else, and `make test` runs schemathesis against a server to check the answers.
+//! described by a `#[utoipa::path]` on its handler, and routed with it (`routes!` in
+//! `router`), so the document lists exactly what is served. The shapes below are what the
+//! handlers read and answer; `make test` runs schemathesis against a server to check every
+//! answer against them.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -15,39 +16,6 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
         description = "The IronMQ v3 REST API as ferromq serves it, with its extensions \
             (marked \"ferromq's own\"). Every error answers `{\"msg\": \"...\"}`.",
         license(name = "Apache-2.0"),
-    ),
-    paths(
-        super::queues::list,
-        super::queues::get,
-        super::queues::apply,
-        super::queues::delete,
-        super::messages::post,
-        super::messages::peek,
-        super::messages::delete_many,
-        super::messages::get,
-        super::messages::delete,
-        super::messages::touch,
-        super::messages::release,
-        super::messages::reserve,
-        super::messages::webhook,
-        super::subscribers::add,
-        super::subscribers::replace,
-        super::subscribers::remove,
-        super::subscribers::status,
-        super::subscribers::acknowledge,
-        super::alerts::add,
-        super::alerts::replace,
-        super::alerts::remove,
-        super::alerts::delete,
-        super::redrive::start,
-        super::redrive::status,
-        super::redrive::cancel,
-        super::stats::get,
-        super::projects::list,
-        super::healthz,
-        super::readyz,
-        super::metrics,
-        openapi_json,
     ),
     modifiers(&Security),
     tags(
@@ -78,11 +46,27 @@ impl Modify for Security {
     }
 }
 
+/// The document, as the router built it (set once, by `publish`).
+static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Keeps the router's document for `GET /openapi.json` (the first router's: every router of a
+/// process is built from the same handlers).
+pub fn publish(doc: utoipa::openapi::OpenApi) {
+    let _ = DOCUMENT.set(doc.to_json().unwrap_or_default());
+}
+
 /// The document, as served.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    summary = "This document (OpenAPI 3.1)",
     responses((status = 200, description = "This document", content_type = "application/json")))]
-pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+pub async fn openapi_json() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let text = DOCUMENT.get().cloned().unwrap_or_default();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response()
 }
 
 /// An answer that is only a message, and every error.
@@ -107,9 +91,16 @@ pub enum Errors {
     /// No such queue or message.
     #[response(status = 404)]
     NotFound(Msg),
+    /// The queue is managed by a Kubernetes resource (change it there), or a redrive of the
+    /// queue runs.
+    #[response(status = 409)]
+    Conflict(Msg),
     /// The body is larger than the server takes.
     #[response(status = 413)]
     TooLarge(Msg),
+    /// The Idempotency-Key was used for another post within its window.
+    #[response(status = 422)]
+    Unprocessable(Msg),
     /// Redis cannot be reached, did not confirm a change, or the request ran out of time:
     /// try again.
     #[response(status = 503)]
@@ -146,7 +137,7 @@ pub struct QueueSettingsInput {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct PushInput {
-    subscribers: Option<Vec<SubscriberInput>>,
+    subscribers: Option<Vec<super::queues::SubscriberInput>>,
     /// Retries after the first try (0 to 100; default 3).
     retries: Option<u64>,
     /// Seconds between retries (3 to 86400; default 60).
@@ -159,19 +150,6 @@ pub struct PushInput {
     signing_secret: Option<String>,
     /// ferromq's own: seconds a subscriber has to answer.
     timeout: Option<u64>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct SubscriberInput {
-    name: Option<String>,
-    /// `http(s)://...`, or `ironmq:///queue` to post to another queue.
-    url: String,
-    headers: Option<BTreeMap<String, String>>,
-    /// ferromq's own: this subscriber's retries (multicast).
-    retries: Option<u64>,
-    /// ferromq's own: this subscriber's retries_delay (multicast).
-    retries_delay: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -284,43 +262,9 @@ pub struct UpdatedQueue {
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct PostBody {
-    /// 1 to 100 messages.
-    #[schema(min_items = 1, max_items = 100)]
-    messages: Vec<NewMessage>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct NewMessage {
-    body: String,
-    /// Seconds before it can be reserved (0 to 604800).
-    #[schema(maximum = 604800)]
-    delay: Option<u64>,
-    /// Headers sent with each push of this message.
-    push_headers: Option<BTreeMap<String, String>>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct Posted {
     ids: Vec<String>,
     msg: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ReserveBody {
-    /// How many (1 to 100; default 1).
-    #[schema(minimum = 1, maximum = 100)]
-    n: Option<u64>,
-    /// Seconds the reservation lasts (default: the queue's message_timeout).
-    timeout: Option<u64>,
-    /// Seconds to wait for a message when none is ready (long poll, up to 30).
-    #[schema(maximum = 30)]
-    wait: Option<u64>,
-    /// Delete the messages as they are handed out.
-    delete: Option<bool>,
 }
 
 #[derive(ToSchema)]
@@ -347,57 +291,12 @@ pub struct OneMessage {
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct DeleteBody {
-    /// Required when the message is reserved.
-    reservation_id: Option<String>,
-    /// With it, acknowledges a push this subscriber answered 202 for.
-    subscriber_name: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct DeleteManyBody {
-    /// At most 100; left out (or `{}` sent), the queue is cleared.
-    ids: Option<Vec<DeleteRef>>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct DeleteRef {
-    id: String,
-    reservation_id: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TouchBody {
-    reservation_id: String,
-    /// Seconds the new reservation lasts.
-    timeout: Option<u64>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct Touched {
     reservation_id: String,
     msg: String,
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ReleaseBody {
-    reservation_id: String,
-    /// Seconds before it can be reserved again (0 to 604800).
-    delay: Option<u64>,
-}
-
 // ---- push
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct SubscribersBody {
-    subscribers: Vec<SubscriberInput>,
-}
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -423,13 +322,6 @@ pub struct PushStatus {
     msg: Option<String>,
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct AckBody {
-    /// The reservation id of the push (also accepted in the query string).
-    reservation_id: Option<String>,
-}
-
 // ---- alerts
 
 #[derive(ToSchema)]
@@ -452,17 +344,6 @@ pub struct AlertId {
 }
 
 // ---- redrive
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RedriveBody {
-    /// Where to (default: the queue whose dead-letter or error queue this is).
-    to: Option<String>,
-    /// Move at most this many (default: every one waiting now).
-    max: Option<u64>,
-    /// Messages per second (default: as fast as it goes).
-    rate: Option<u64>,
-}
 
 #[derive(ToSchema)]
 #[allow(dead_code)]

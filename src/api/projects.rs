@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 #[utoipa::path(
     get,
     path = "/3/projects",
+    operation_id = "projects_list",
     tag = "console",
     summary = "ferromq's own: the projects the token may use",
     responses((status = 200, body = super::openapi::Projects), super::openapi::Errors),

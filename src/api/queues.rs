@@ -82,11 +82,13 @@ struct PushInput {
 
 /// A subscriber as clients send it. v1 clients identified subscribers by URL alone; such a
 /// subscriber is named by its URL.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SubscriberInput {
     #[serde(default, deserialize_with = "opt_string")]
     name: Option<String>,
+    /// `http(s)://...`, or `ironmq:///queue` to post to another queue.
     #[serde(default, deserialize_with = "opt_string")]
+    #[schema(required)]
     url: Option<String>,
     #[serde(default)]
     headers: Option<std::collections::BTreeMap<String, String>>,
@@ -263,6 +265,7 @@ pub fn queue_json(info: &QueueInfo) -> Value {
 #[utoipa::path(
     get,
     path = "/3/projects/{project}/queues",
+    operation_id = "queues_list",
     tag = "queues",
     summary = "List a project's queues, by name",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("per_page" = Option<u64>, Query, description = "1 to 100 (default 30)"), ("previous" = Option<String>, Query, description = "List after this name"), ("prefix" = Option<String>, Query, description = "Only names starting with it")),
@@ -304,6 +307,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/3/projects/{project}/queues/{queue}",
+    operation_id = "queues_get",
     tag = "queues",
     summary = "A queue's settings and size",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
@@ -316,18 +320,65 @@ pub async fn get(State(state): State<AppState>, path: QueuePath) -> Result<Json<
 }
 
 /// PUT, POST and PATCH alike: IronMQ clients use all three to create or change a queue, and
-/// only the fields given change.
+/// only the fields given change. (One operation per method in the OpenAPI document.)
 #[utoipa::path(
-    method(put, post, patch),
+    put,
     path = "/3/projects/{project}/queues/{queue}",
+    operation_id = "queues_put",
     tag = "queues",
-    summary = "Create a queue, or change the settings given (POST and PATCH do the same)",
+    summary = "Create a queue, or change the settings given (alerts given replace the queue's)",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
     request_body = super::openapi::QueueSettingsBody,
     responses((status = 200, body = super::openapi::QueueAnswer), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
-pub async fn apply(
+pub async fn put(
+    state: State<AppState>,
+    path: QueuePath,
+    body: JsonBody<QueueBody>,
+) -> Result<Json<Value>, ApiError> {
+    apply(state, Method::PUT, path, body).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/3/projects/{project}/queues/{queue}",
+    operation_id = "queues_post",
+    tag = "queues",
+    summary = "As PATCH (clients create queues with POST)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::QueueSettingsBody,
+    responses((status = 200, body = super::openapi::QueueAnswer), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
+pub async fn post(
+    state: State<AppState>,
+    path: QueuePath,
+    body: JsonBody<QueueBody>,
+) -> Result<Json<Value>, ApiError> {
+    apply(state, Method::POST, path, body).await
+}
+
+#[utoipa::path(
+    patch,
+    path = "/3/projects/{project}/queues/{queue}",
+    operation_id = "queues_patch",
+    tag = "queues",
+    summary = "Create a queue, or change the settings given (alerts given are added)",
+    params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
+    request_body = super::openapi::QueueSettingsBody,
+    responses((status = 200, body = super::openapi::QueueAnswer), super::openapi::Errors),
+    security(("oauth_header" = []), ("oauth_query" = [])),
+)]
+pub async fn patch(
+    state: State<AppState>,
+    path: QueuePath,
+    body: JsonBody<QueueBody>,
+) -> Result<Json<Value>, ApiError> {
+    apply(state, Method::PATCH, path, body).await
+}
+
+async fn apply(
     State(state): State<AppState>,
     method: Method,
     path: QueuePath,
@@ -345,6 +396,7 @@ pub async fn apply(
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}",
+    operation_id = "queues_delete",
     tag = "queues",
     summary = "Delete a queue and its messages",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),

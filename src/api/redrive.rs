@@ -12,8 +12,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveBody {
     /// Where to: by default the queue whose dead-letter or error queue this is.
@@ -34,11 +35,12 @@ fn answer(redrive: Redrive) -> Value {
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/redrive",
+    operation_id = "redrive_start",
     tag = "redrive",
     summary = "ferromq's own: move a dead-letter or error queue's messages back",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
-    request_body = super::openapi::RedriveBody,
-    responses((status = 201, body = super::openapi::RedriveAnswer), (status = 409, body = super::openapi::Msg, description = "A redrive of this queue runs"), super::openapi::Errors),
+    request_body = RedriveBody,
+    responses((status = 201, body = super::openapi::RedriveAnswer), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
 pub async fn start(
@@ -110,6 +112,7 @@ pub async fn start(
 #[utoipa::path(
     get,
     path = "/3/projects/{project}/queues/{queue}/redrive",
+    operation_id = "redrive_status",
     tag = "redrive",
     summary = "ferromq's own: the last redrive of this queue",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
@@ -129,10 +132,11 @@ pub async fn status(
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}/redrive",
+    operation_id = "redrive_cancel",
     tag = "redrive",
     summary = "ferromq's own: cancel the running redrive",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
-    responses((status = 200, body = super::openapi::RedriveAnswer), (status = 409, body = super::openapi::Msg, description = "A runner still holds what was set aside"), super::openapi::Errors),
+    responses((status = 200, body = super::openapi::RedriveAnswer), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
 pub async fn cancel(

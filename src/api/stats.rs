@@ -14,6 +14,7 @@ use std::collections::HashMap;
 #[utoipa::path(
     get,
     path = "/3/projects/{project}/queues/{queue}/stats",
+    operation_id = "stats_get",
     tag = "console",
     summary = "ferromq's own: a queue's size now and its history per minute",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("minutes" = Option<u64>, Query, description = "1 to 1440 (default 1440)")),
@@ -35,21 +36,22 @@ pub async fn get(
     // Answers 404 for a queue that does not exist.
     let info = state.store.queue_info(project, name).await?;
     let (_, reserved, oldest_ms) = state.store.queue_gauges(project, name).await?;
-    let history = state.store.history(project, name, minutes).await?;
+    let history = state.store.history(project, name, MINUTES_KEPT).await?;
     let subscribers = match info.config.queue_type.is_push() {
         true => state.store.answer_counts(project, name).await?,
         false => Default::default(),
     };
     // The last whole minute, which no process adds to any more (but for a few seconds).
-    let last_minute = (crate::store::minute_now() - 1) * 60;
-    let last = history.iter().find(|m| m.at == last_minute);
+    let now = crate::store::minute_now();
+    let last = history.iter().find(|m| m.at == now.saturating_sub(1) * 60);
+    let shown = history.iter().filter(|m| m.at / 60 + minutes > now);
     Ok(Json(json!({ "stats": {
         "size": info.size,
         "reserved": reserved,
         "oldest_message_age": oldest_ms / 1000,
         "posted_per_minute": last.map_or(0, |m| m.posted),
         "deleted_per_minute": last.map_or(0, |m| m.deleted),
-        "minutes": history.iter().map(|m| json!({
+        "minutes": shown.map(|m| json!({
             "at": m.at,
             "posted": m.posted,
             "reserved": m.reserved,

@@ -16,8 +16,9 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
+use utoipa::ToSchema;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SubscribersBody {
     #[serde(default)]
     subscribers: Option<Vec<SubscriberInput>>,
@@ -80,10 +81,11 @@ where
 #[utoipa::path(
     post,
     path = "/3/projects/{project}/queues/{queue}/subscribers",
+    operation_id = "subscribers_add",
     tag = "push",
     summary = "Add subscribers (one named as an existing one replaces it)",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
-    request_body = super::openapi::SubscribersBody,
+    request_body = SubscribersBody,
     responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -102,10 +104,11 @@ pub async fn add(
 #[utoipa::path(
     put,
     path = "/3/projects/{project}/queues/{queue}/subscribers",
+    operation_id = "subscribers_replace",
     tag = "push",
     summary = "Replace the subscribers",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
-    request_body = super::openapi::SubscribersBody,
+    request_body = SubscribersBody,
     responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -122,10 +125,11 @@ pub async fn replace(
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}/subscribers",
+    operation_id = "subscribers_remove",
     tag = "push",
     summary = "Remove subscribers by name",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders")),
-    request_body = super::openapi::SubscribersBody,
+    request_body = SubscribersBody,
     responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]
@@ -162,6 +166,7 @@ fn rfc3339(ms: u64) -> Value {
 #[utoipa::path(
     get,
     path = "/3/projects/{project}/queues/{queue}/messages/{id}/subscribers",
+    operation_id = "subscribers_status",
     tag = "push",
     summary = "A push message's delivery to each subscriber",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id")),
@@ -208,7 +213,7 @@ pub async fn status(
     Ok(Json(json!({ "subscribers": subscribers })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AckBody {
     #[serde(default, deserialize_with = "opt_string")]
     reservation_id: Option<String>,
@@ -220,10 +225,11 @@ pub struct AckBody {
 #[utoipa::path(
     delete,
     path = "/3/projects/{project}/queues/{queue}/messages/{id}/subscribers/{subscriber}",
+    operation_id = "subscribers_acknowledge",
     tag = "push",
     summary = "Acknowledge a push the subscriber answered 202 for (the Iron-Subscriber-Message-Url)",
     params(("project" = String, Path, description = "Project id", example = "demo"), ("queue" = String, Path, description = "Queue name", example = "orders"), ("id" = String, Path, description = "Message id"), ("subscriber" = String, Path, description = "Subscriber name"), ("reservation_id" = Option<String>, Query, description = "The push's reservation id: stands in for a token")),
-    request_body = super::openapi::AckBody,
+    request_body = AckBody,
     responses((status = 200, body = super::openapi::Msg), super::openapi::Errors),
     security(("oauth_header" = []), ("oauth_query" = [])),
 )]

@@ -42,7 +42,6 @@ fn escape(segment: &str) -> String {
 
 impl Api {
     pub fn new(target: Target) -> Result<Self, Failure> {
-        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()

@@ -1,10 +1,11 @@
-//! Where the command-line client finds its server and token, as the official IronMQ clients do:
-//! `~/.iron.json`, then `./iron.json`, then `IRON_*`, then `IRON_MQ_*` environment variables,
-//! then flags (later wins). In a file, an `"iron_mq"` object overrides the top level.
+//! Where the command-line client finds its server and token, in the order of the official IronMQ
+//! clients (iron_core): `~/.iron.json`, then `IRON_*`, then `IRON_MQ_*` environment variables,
+//! then `./iron.json`, then flags (later wins). In a file, an `"iron_mq"` object overrides the
+//! top level.
 
 use super::Failure;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The settings one source gives (`None`: it says nothing of it).
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]
@@ -56,17 +57,15 @@ pub fn resolve(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Target, Failure> {
     let mut settings = Settings::default();
-    let files = [
-        home.map(|h| h.join(".iron.json")),
-        Some(cwd.join("iron.json")),
-    ];
-    for file in files.into_iter().flatten() {
-        settings = settings.then(from_file(&file)?);
+    if let Some(home) = home {
+        settings = settings.then(from_file(&home.join(".iron.json"))?);
     }
     for prefix in ["IRON_", "IRON_MQ_"] {
         settings = settings.then(from_env(prefix, &env)?);
     }
-    let settings = settings.then(flags);
+    let settings = settings
+        .then(from_file(&cwd.join("iron.json"))?)
+        .then(flags);
     let protocol = settings.protocol.unwrap_or_else(|| "http".into());
     if protocol != "http" && protocol != "https" {
         return Err(Failure::config(format!(
@@ -98,7 +97,7 @@ pub fn resolve(
 }
 
 /// A config file's settings; a missing file says nothing, an unreadable one is an error.
-fn from_file(path: &PathBuf) -> Result<Settings, Failure> {
+fn from_file(path: &Path) -> Result<Settings, Failure> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
@@ -214,10 +213,16 @@ mod tests {
                 ),
                 ("cwd", r#"{"host": "h2", "iron_mq": {"token": "cwd"}}"#),
             ],
-            &[("IRON_HOST", "h3"), ("IRON_MQ_PROTOCOL", "https")],
+            &[
+                ("IRON_HOST", "h3"),
+                ("IRON_TOKEN", "env"),
+                ("IRON_PROTOCOL", "http"),
+                ("IRON_MQ_PROTOCOL", "https"),
+            ],
         )
         .unwrap();
-        assert_eq!(target.base, "https://h3:9000/3/projects/p");
+        // ./iron.json beats the variables, which beat ~/.iron.json; IRON_MQ_ beats IRON_.
+        assert_eq!(target.base, "https://h2:9000/3/projects/p");
         assert_eq!(target.token, "cwd");
     }
 

@@ -10,7 +10,7 @@ mod show;
 use api::{Api, queue_path};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 
 /// Why the client stopped, as its exit code (2 is a usage error, from the argument parser).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +69,8 @@ pub struct Common {
     output: Output,
 }
 
-const CONFIG_HELP: &str = "Configuration, later wins: ~/.iron.json, ./iron.json, IRON_TOKEN, \
-IRON_PROJECT_ID, IRON_HOST, IRON_PORT, IRON_PROTOCOL (and IRON_MQ_* the same), then flags.
+const CONFIG_HELP: &str = "Configuration, later wins: ~/.iron.json, IRON_TOKEN, IRON_PROJECT_ID, \
+IRON_HOST, IRON_PORT, IRON_PROTOCOL, then IRON_MQ_* the same, then ./iron.json, then flags.
 Exit codes: 0 done, 2 bad usage, 3 configuration, 4 not allowed (token, reservation), \
 5 not found, 6 request refused, 7 server error, 8 server unreachable, 9 stdin unreadable.";
 
@@ -200,6 +200,14 @@ impl Command {
 
 /// Runs one command; prints its failure and answers the exit code.
 pub fn main(command: Command) -> std::process::ExitCode {
+    if !matches!(command, Command::Tail { .. }) {
+        // Output cut short (`| head`) ends the command quietly, as it does any Unix tool; `tail`
+        // sees the error instead, and gives back what it did not print.
+        // SAFETY: setting a signal's disposition to its default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -450,8 +458,12 @@ async fn tail(api: &Api, queue: &str, n: u64, timeout: u64, output: Output) -> R
                 release(api, queue, &messages[i..]).await;
                 return Ok(());
             }
-            show::tailed(message, output);
-            let _ = std::io::stdout().flush();
+            if show::tailed(message, output).is_err() {
+                // Whoever read the output is gone (`| head`): stop, and give back what was
+                // not printed.
+                release(api, queue, &messages[i..]).await;
+                return Ok(());
+            }
             let id = message["id"].as_str().unwrap_or_default();
             api.delete(
                 &queue_path(queue, &["messages", id]),

@@ -106,12 +106,16 @@ pub fn messages(messages: &Value, output: Output, reserved: bool) {
     }
 }
 
-/// One message of `tail`: its body as it is, or one JSON object per line.
-pub fn tailed(message: &Value, output: Output) {
+/// One message of `tail`, printed at once: its body as it is, or one JSON object per line. An
+/// error (the reader went away) is the caller's to handle.
+pub fn tailed(message: &Value, output: Output) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
     match output {
-        Output::Json => println!("{message}"),
-        Output::Table => println!("{}", message["body"].as_str().unwrap_or_default()),
+        Output::Json => writeln!(stdout, "{message}")?,
+        Output::Table => writeln!(stdout, "{}", message["body"].as_str().unwrap_or_default())?,
     }
+    stdout.flush()
 }
 
 pub fn ids(ids: &[Value], output: Output) {

@@ -1157,7 +1157,11 @@ function subscriberRow(sub) {
   const headers = h('textarea', { rows: 2, spellcheck: 'false', value: headersText(sub.headers) });
   const el = h('fieldset', { class: 'row' }, h('div', { class: 'grid' },
     field('Name', name), field('URL', url, 'http(s)://… or ironmq:///other_queue'), field('Headers', headers, 'One "Name: value" per line')));
-  return { el, first: name, read: () => ({ name: name.value.trim(), url: url.value.trim(), headers: parseHeaders(headers.value, `Headers of ${name.value.trim() || 'a subscriber'}`) }) };
+  // Saving sends the whole list, which replaces the queue's: keep what the form does not show
+  // (a subscriber's own retries and retries_delay).
+  const kept = {};
+  for (const key of ['retries', 'retries_delay']) if (sub[key] !== undefined && sub[key] !== null) kept[key] = sub[key];
+  return { el, first: name, read: () => ({ ...kept, name: name.value.trim(), url: url.value.trim(), headers: parseHeaders(headers.value, `Headers of ${name.value.trim() || 'a subscriber'}`) }) };
 }
 
 function alertRow(alert) {

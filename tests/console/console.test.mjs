@@ -4,6 +4,7 @@
 //   FERROMQ_TOKEN    a token valid for every project
 //   FERROMQ_PROJECT  the project to use (default console-test)
 //   SCREENSHOT_DIR   where to write a PNG of each page (optional)
+//   FERROMQ_MANAGED_QUEUE  a queue of FERROMQ_PROJECT declared by a Queue resource (optional)
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 // Every step runs even when one before it failed (each opens its own page by URL); the run
 // ends with "N passed, N failed" and exits non-zero when a step failed.
@@ -19,6 +20,7 @@ const TOKEN = process.env.FERROMQ_TOKEN || '';
 const PROJECT = process.env.FERROMQ_PROJECT || 'console-test';
 const SHOTS = process.env.SCREENSHOT_DIR || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MANAGED = process.env.FERROMQ_MANAGED_QUEUE || '';
 if (!BASE || !TOKEN) {
   console.error('console test: set FERROMQ_URL (e.g. http://127.0.0.1:8080) and FERROMQ_TOKEN (valid for every project)');
   process.exit(2);
@@ -383,6 +385,35 @@ async function runSteps(subscriber, problems) {
     });
   });
 
+  await step('saving a push queue\'s settings keeps what the form does not show', async () => {
+    const hook = `http://127.0.0.1:${subscriber.port}/hook`;
+    await restOk('PUT', `/queues/${pushQueue}`, { queue: { push: {
+      subscribers: [{ name: 'printer', url: hook, retries: 7, retries_delay: 30 }] } } });
+    await open(route.queue(pushQueue, 'settings'));
+    await page.getByLabel('Reservation timeout (seconds)').fill('90');
+    await shot('07-settings');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await eventually('REST shows the new timeout', async () =>
+      assert.equal((await restOk('GET', `/queues/${pushQueue}`)).queue.message_timeout, 90));
+    const { queue } = await restOk('GET', `/queues/${pushQueue}`);
+    const [printer, ...others] = queue.push.subscribers;
+    assert.deepEqual(others, [], 'one subscriber');
+    assert.deepEqual([printer.name, printer.url, printer.retries, printer.retries_delay], ['printer', hook, 7, 30]);
+  });
+
+  await step('a managed queue is read-only and names its resource', async () => {
+    assert.ok(MANAGED, 'set FERROMQ_MANAGED_QUEUE to a queue declared by a Queue resource');
+    const { queue } = await restOk('GET', `/queues/${MANAGED}`);
+    assert.ok(queue.managed_by, `${MANAGED} is not managed: ${JSON.stringify(queue)}`);
+    await open(route.list());
+    await visible(page.getByRole('row').filter({ hasText: MANAGED }).getByText('managed', { exact: true }), 'the "managed" badge in the list');
+    await open(route.queue(MANAGED, 'settings'));
+    await visible(page.getByRole('note').filter({ hasText: queue.managed_by }), 'the notice naming the resource');
+    assert.equal(await page.getByRole('button', { name: 'Save settings' }).count(), 0, 'a managed queue offers no save');
+    assert.ok(await page.getByLabel('Reservation timeout (seconds)').isDisabled(), 'the settings are read-only');
+    await shot('09-managed');
+  });
+
   const newQueue = q('created');
   await step('a queue created in the console exists over REST with its settings', async () => {
     await open(route.list());
@@ -436,6 +467,7 @@ async function runSteps(subscriber, problems) {
     await open(route.queue(dead, 'redrive'));
     await page.getByRole('button', { name: 'Show the first 20 messages' }).click();
     await visible(page.getByRole('table', { name: `Messages of ${dead}` }).getByText('dead letter'), 'the dead letter\'s body');
+    await shot('08-redrive');
     await page.getByRole('button', { name: 'Start redrive' }).click();
     await eventually('REST shows the message back in the source queue', async () => {
       assert.equal((await restOk('GET', `/queues/${source}`)).queue.size, 1);

@@ -21,6 +21,7 @@ impl Store {
             Status::Managed => return Err(StoreError::Managed { by: reply.text()? }),
             other => other.check("")?,
         }
+        self.0.activity.forget(project, name);
         self.mark_push_queue(project, name, false).await?;
         self.index_remove(project, name).await
     }

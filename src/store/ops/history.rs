@@ -76,6 +76,14 @@ impl Tally {
             .insert(queue.to_string(), (Instant::now(), activity));
     }
 
+    /// Drops a deleted queue's counts: a queue made again under its name starts with none.
+    pub fn forget(&self, project: &str, queue: &str) {
+        let mut queues = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(names) = queues.get_mut(project) {
+            names.remove(queue);
+        }
+    }
+
     /// Every queue used lately with its counts (zero when used lately but not since the last
     /// call), the counts set back to zero; forgets the queues not used lately.
     fn take(&self) -> Vec<(String, String, Activity)> {

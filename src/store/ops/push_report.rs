@@ -2,6 +2,7 @@
 
 use super::push_claim::Claimed;
 use crate::store::keys::QueueKeys;
+use crate::store::ops::history::Used;
 use crate::store::script::OpScript;
 use crate::store::status::Status;
 use crate::store::{Result, Store};
@@ -90,13 +91,25 @@ impl Store {
         let extra: Vec<&str> = done_keys.iter().map(String::as_str).collect();
         let mut reply = self.run_with(&SCRIPT, &keys, &extra, &args).await?;
         reply.status()?.check("")?;
-        rounds
+        let recorded: Vec<bool> = rounds
             .iter()
             .map(|round| match reply.status()? {
                 // The claim ended, or the settings changed during the round.
                 Status::WrongReservation | Status::Conflict => Ok(false),
                 status => status.check(&round.id).map(|_| true),
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        // A message whose delivery is over leaves the queue: the history counts it deleted.
+        let finished = rounds
+            .iter()
+            .zip(&recorded)
+            .filter(|(round, recorded)| **recorded && matches!(round.report, Report::Done { .. }))
+            .count();
+        if finished > 0 {
+            self.0
+                .activity
+                .add(project, name, Used::Deleted, finished as u64);
+        }
+        Ok(recorded)
     }
 }
