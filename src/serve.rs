@@ -105,17 +105,16 @@ impl DataPlane {
         let workers = self.workers.map(|w| tokio::spawn(w.run(stopped)));
         // Redrives and alert messages a dead process left are taken over by any data plane.
         let sweep = tokio::spawn(self.state.store.clone().sweep());
-        let store = self.state.store.clone();
-        let history = tokio::spawn(store.clone().record_history());
+        let history = tokio::spawn(self.state.store.clone().record_history());
         let signalled = async move {
             shutdown.await;
             let _ = stop.send(true);
         };
         let served = api::serve(self.listener, self.state, &self.listening, signalled).await;
         sweep.abort();
+        // Counts since the last recording (at most 5 s) are dropped: at shutdown Redis may be
+        // going too, and waiting on it would hold the process.
         history.abort();
-        // What was counted since the last recording.
-        store.record_now().await;
         served?;
         if let Some(workers) = workers {
             let _ = workers.await;
