@@ -263,6 +263,19 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_PUSH_PROCESS_CONCURRENCY", default_value_t = 512)]
     pub push_process_concurrency: usize,
 
+    /// Longest wait a subscriber's `Retry-After` (on a 429 or 503) is honoured for, in seconds.
+    #[arg(long, env = "FERROMQ_PUSH_MAX_RETRY_AFTER", default_value_t = 3600)]
+    pub push_max_retry_after: u64,
+
+    /// A PEM PKCS#8 P-256 private key to sign the JWTs of subscribers with `jwt` (ES256);
+    /// its public key is served at /.well-known/jwks.json.
+    #[arg(long, env = "FERROMQ_PUSH_JWT_KEY")]
+    pub push_jwt_key: Option<String>,
+
+    /// The `iss` of those JWTs (default: the public URL).
+    #[arg(long, env = "FERROMQ_PUSH_JWT_ISSUER")]
+    pub push_jwt_issuer: Option<String>,
+
     /// Seconds a finished push message stays readable with its push status (0: not at all).
     /// Each is a Redis key holding the message's body: mind the memory at high delivery rates.
     #[arg(long, env = "FERROMQ_PUSH_STATUS_KEEP", default_value_t = 60)]

@@ -39,6 +39,19 @@ pub struct PushLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriberLabels {
+    pub project: String,
+    pub queue: String,
+    pub subscriber: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeldLabels {
+    /// retry_after, rate_limit, concurrency_limit, circuit_open.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreErrorLabels {
     /// unavailable (Redis unreachable), error (anything else Redis answered).
     pub kind: &'static str,
@@ -103,6 +116,10 @@ pub struct Metrics {
     pub push_attempts: Family<PushLabels, Counter>,
     /// Seconds from sending a push to its answer.
     pub push_latency: Histogram,
+    /// 1 while a subscriber's circuit breaker is open, as this process last saw it.
+    pub push_circuit_open: Family<SubscriberLabels, Gauge>,
+    /// Deliveries due but held back, by reason.
+    pub push_held: Family<HeldLabels, Counter>,
     pub store_errors: Family<StoreErrorLabels, Counter>,
     pub queues: QueueGauges,
     registry: Registry,
@@ -119,6 +136,8 @@ impl Metrics {
         let push_attempts = Family::<PushLabels, Counter>::default();
         let push_latency = Histogram::new(exponential_buckets(0.001, 2.0, 17)); // 1 ms .. 65 s
         let store_errors = Family::<StoreErrorLabels, Counter>::default();
+        let push_circuit_open = Family::<SubscriberLabels, Gauge>::default();
+        let push_held = Family::<HeldLabels, Counter>::default();
         let queues = QueueGauges::default();
         let mut registry = Registry::with_prefix("ferromq");
         registry.register(
@@ -142,6 +161,16 @@ impl Metrics {
             push_latency.clone(),
         );
         registry.register(
+            "push_circuit_open",
+            "1 while a push subscriber's circuit breaker is open (as this process last saw it)",
+            push_circuit_open.clone(),
+        );
+        registry.register(
+            "push_held",
+            "Push deliveries due but held back, by reason",
+            push_held.clone(),
+        );
+        registry.register(
             "store_errors",
             "Redis errors, by kind",
             store_errors.clone(),
@@ -152,6 +181,8 @@ impl Metrics {
             messages,
             push_attempts,
             push_latency,
+            push_circuit_open,
+            push_held,
             store_errors,
             queues,
             registry,

@@ -114,7 +114,7 @@ pub fn is_dot_segment(name: &str) -> bool {
 }
 
 /// Where a push queue delivers its messages.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Subscriber {
     pub name: String,
     /// `http(s)://...`, or `ironmq:///queue` (another queue of the project), or
@@ -130,6 +130,42 @@ pub struct Subscriber {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries_delay: Option<u64>,
+    /// Flow control (beyond IronMQ), held across every push worker of every process: at most
+    /// this many deliveries a second,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_second: Option<f64>,
+    /// and at most this many in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Circuit breaker (beyond IronMQ): after this many failed tries in a row the subscriber
+    /// is paused (its messages wait, spending no retry) and probed with one delivery after
+    /// `probe_interval` seconds (`DEFAULT_PROBE_INTERVAL`), doubled after each failed probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after_failures: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_interval: Option<u64>,
+    /// Send `Authorization: Bearer <JWT>` with each push (beyond IronMQ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtAuth>,
+    /// Send CloudEvents binary-mode `ce-*` headers with each push (beyond IronMQ).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloudevents: bool,
+}
+
+/// Seconds before the first probe of a paused subscriber, unless it sets `probe_interval`.
+pub const DEFAULT_PROBE_INTERVAL: u64 = 5;
+
+/// Where the bearer token of a subscriber's pushes comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JwtAuth {
+    /// The token's `aud` when ferromq signs it; the subscriber's URL when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// A file holding the token to send as it is (a projected Kubernetes ServiceAccount token,
+    /// whose audience the pod declares), read again before it expires; when not given,
+    /// ferromq signs the token with its own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
 }
 
 /// How a push queue delivers.
@@ -437,6 +473,51 @@ pub struct Message {
     pub body: String,
     pub reserved_count: u64,
     pub reservation_id: Option<String>,
+    /// The trace context it was posted with (returned by reserve).
+    pub trace: Option<Trace>,
+}
+
+/// A W3C trace context a message was posted with, kept among its push headers (so each push
+/// carries it on, see `push::deliver::next_span`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
+}
+
+impl Trace {
+    pub const PARENT: &str = "traceparent";
+    pub const STATE: &str = "tracestate";
+
+    /// The trace id and flags of a valid `traceparent` (version 00 form; a later version is
+    /// read the same way, as the W3C recommendation asks).
+    pub fn parse_parent(parent: &str) -> Option<(&str, &str)> {
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut parts = parent.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let valid = hex(version, 2)
+            && version != "ff"
+            && hex(trace, 32)
+            && hex(span, 16)
+            && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0')
+            && span.bytes().any(|b| b != b'0')
+            && (parts.next().is_none() || version != "00");
+        valid.then_some((trace, flags))
+    }
+
+    /// The trace context among a message's push headers as stored (JSON, or '' for none).
+    pub fn from_push_headers(stored: &str) -> Option<Trace> {
+        if !stored.contains(Self::PARENT) {
+            return None;
+        }
+        let headers: BTreeMap<String, String> = serde_json::from_str(stored).ok()?;
+        Some(Trace {
+            traceparent: headers.get(Self::PARENT)?.clone(),
+            tracestate: headers.get(Self::STATE).cloned(),
+        })
+    }
 }
 
 /// What a reserve asks for. `timeout` of `None` means the queue's `message_timeout`.

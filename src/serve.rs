@@ -3,6 +3,7 @@
 use crate::api::{self, AppState};
 use crate::config::ServeArgs;
 use crate::listener::Listening;
+use crate::push::auth::{Bearers, Signer};
 use crate::push::deliver::Courier;
 use crate::push::guard::AddressPolicy;
 use crate::push::worker::Workers;
@@ -54,10 +55,20 @@ impl DataPlane {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let public_url = args.public_url(listener.local_addr()?);
+        let signer = match &args.push_jwt_key {
+            Some(path) => {
+                let issuer = args.push_jwt_issuer.clone().unwrap_or(public_url.clone());
+                Some(Signer::load(path, issuer).map_err(|e| format!("FERROMQ_PUSH_JWT_KEY: {e}"))?)
+            }
+            None => None,
+        };
+        let bearers = Arc::new(Bearers::new(signer));
         let state = AppState {
             store: store.clone(),
             tokens: tokens.clone(),
             limits: args.limits(),
+            bearers: bearers.clone(),
         };
         let workers = if args.no_push {
             None
@@ -75,8 +86,10 @@ impl DataPlane {
                 http: Courier::http_client(push.timeout, &extra_roots, &deny)?,
                 store,
                 tokens,
-                public_url: args.public_url(listener.local_addr()?),
+                public_url,
                 deny,
+                bearers,
+                max_retry_after: Duration::from_secs(args.push_max_retry_after),
             };
             Some(Workers::new(courier, push))
         };

@@ -174,6 +174,7 @@ pub fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
                 s.name
             ));
         }
+        check_delivery_controls(s)?;
         for (name, value) in &s.headers {
             if FRAMING_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                 return invalid(format!(
@@ -189,6 +190,86 @@ pub fn check_subscribers(subscribers: &[Subscriber]) -> Result<(), Invalid> {
                     s.name
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Most deliveries a second a subscriber may be limited to, and most in flight at once.
+const MAX_PER_SECOND: f64 = 100_000.0;
+const MAX_CONCURRENCY: u32 = 10_000;
+/// Most failed tries in a row before a pause, and the longest first probe interval.
+const MAX_PAUSE_AFTER: u32 = 1_000;
+const MAX_PROBE_INTERVAL: u64 = 3_600;
+
+/// Whether this process holds a key to sign push JWTs with (set once at start, see
+/// `push::auth`): a subscriber asking for a signed JWT needs one.
+static SIGNING_KEY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_signing_key_loaded() {
+    SIGNING_KEY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Flow control, circuit breaker and authentication settings of one subscriber.
+fn check_delivery_controls(s: &Subscriber) -> Result<(), Invalid> {
+    let name = &s.name;
+    if let Some(rate) = s.max_per_second
+        && !(rate > 0.0 && rate <= MAX_PER_SECOND)
+    {
+        return invalid(format!(
+            "Subscriber {name:?}: max_per_second must be above 0 and at most {MAX_PER_SECOND}"
+        ));
+    }
+    if s.max_concurrency
+        .is_some_and(|n| !(1..=MAX_CONCURRENCY).contains(&n))
+    {
+        return invalid(format!(
+            "Subscriber {name:?}: max_concurrency must be between 1 and {MAX_CONCURRENCY}"
+        ));
+    }
+    if s.pause_after_failures
+        .is_some_and(|n| !(1..=MAX_PAUSE_AFTER).contains(&n))
+    {
+        return invalid(format!(
+            "Subscriber {name:?}: pause_after_failures must be between 1 and {MAX_PAUSE_AFTER}"
+        ));
+    }
+    if s.probe_interval
+        .is_some_and(|n| !(1..=MAX_PROBE_INTERVAL).contains(&n))
+    {
+        return invalid(format!(
+            "Subscriber {name:?}: probe_interval must be between 1 and {MAX_PROBE_INTERVAL} seconds"
+        ));
+    }
+    if let Some(jwt) = &s.jwt {
+        if !matches!(parse_target(&s.url), Ok(Target::Http(_))) {
+            return invalid(format!(
+                "Subscriber {name:?}: jwt is for http(s) subscribers"
+            ));
+        }
+        match &jwt.token_file {
+            Some(path) => {
+                if let Err(err) = std::fs::read_to_string(path) {
+                    return invalid(format!(
+                        "Subscriber {name:?}: cannot read jwt.token_file {path:?}: {err}"
+                    ));
+                }
+            }
+            None if !SIGNING_KEY.load(std::sync::atomic::Ordering::Relaxed) => {
+                return invalid(format!(
+                    "Subscriber {name:?}: jwt needs a key source: give jwt.token_file, or start the server with FERROMQ_PUSH_JWT_KEY"
+                ));
+            }
+            None => {}
+        }
+        if jwt
+            .audience
+            .as_ref()
+            .is_some_and(|a| a.is_empty() || a.len() > 2048)
+        {
+            return invalid(format!(
+                "Subscriber {name:?}: jwt.audience must be 1 to 2048 bytes"
+            ));
         }
     }
     Ok(())

@@ -46,6 +46,19 @@ pub fn opt_count<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Err
     }
 }
 
+/// A number, also given as a string; `null` and `""` mean "not set". Ranges are the caller's.
+pub fn opt_number<'de, D: Deserializer<'de>>(de: D) -> Result<Option<f64>, D::Error> {
+    let value = Value::deserialize(de)?;
+    let n = match &value {
+        Value::Null => return Ok(None),
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        _ => None,
+    };
+    n.map(Some).ok_or_else(|| invalid("a number", &value))
+}
+
 /// A boolean, also given as `0`/`1` or `"true"`/`"false"`; `null` means false.
 pub fn lenient_bool<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
     let value = Value::deserialize(de)?;

@@ -5,7 +5,7 @@ use super::input::{lenient_bool, opt_string, opt_u64, query_u64};
 use super::{ApiError, AppState};
 use crate::model::{
     DeleteRef, MAX_BATCH, MAX_DELAY, MAX_MESSAGE_TIMEOUT, MAX_PUSH_HEADERS, MAX_WAIT, Message,
-    NewMessage, ReserveRequest,
+    NewMessage, ReserveRequest, Trace,
 };
 use crate::store::{IdempotencyKey, StoreError};
 use axum::Json;
@@ -36,6 +36,12 @@ fn message_json(m: &Message) -> Value {
     let mut v = json!({ "id": m.id, "body": m.body, "reserved_count": m.reserved_count });
     if let Some(rid) = &m.reservation_id {
         v["reservation_id"] = json!(rid);
+    }
+    if let Some(trace) = &m.trace {
+        v[Trace::PARENT] = json!(trace.traceparent);
+        if let Some(state) = &trace.tracestate {
+            v[Trace::STATE] = json!(state);
+        }
     }
     v
 }
@@ -179,18 +185,66 @@ pub async fn post(
     State(state): State<AppState>,
     path: QueuePath,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    TraceHeaders(trace): TraceHeaders,
     JsonBody(body): JsonBody<PostBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = key.map(|key| IdempotencyKey {
         key,
         window: state.limits.idempotency_window,
     });
-    let messages = body.validate(&state)?;
+    let mut messages = body.validate(&state)?;
+    if let Some(trace) = trace {
+        for message in &mut messages {
+            keep_trace(message, &trace);
+        }
+    }
     let ids = state
         .store
         .post_with_key(&path.project, &path.queue, messages, key)
         .await?;
     Ok(posted(ids))
+}
+
+/// The W3C trace context (`traceparent`, `tracestate`) a post came with, if it is a valid
+/// one (an invalid one is ignored, as the W3C recommendation says).
+pub struct TraceHeaders(Option<Trace>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let trace = text(Trace::PARENT)
+            .filter(|parent| Trace::parse_parent(parent).is_some())
+            .map(|parent| Trace {
+                traceparent: parent.to_string(),
+                tracestate: text(Trace::STATE)
+                    .filter(|s| !s.is_empty() && s.len() <= MAX_PUSH_HEADER_VALUE)
+                    .map(str::to_string),
+            });
+        Ok(TraceHeaders(trace))
+    }
+}
+
+/// Keeps a post's trace context with a message, among its push headers, unless it has its own.
+fn keep_trace(message: &mut NewMessage, trace: &Trace) {
+    let headers = &mut message.push_headers;
+    if headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case(Trace::PARENT))
+    {
+        return;
+    }
+    headers.insert(Trace::PARENT.to_string(), trace.traceparent.clone());
+    if let Some(state) = &trace.tracestate {
+        headers.insert(Trace::STATE.to_string(), state.clone());
+    }
 }
 
 /// Longest Idempotency-Key taken.

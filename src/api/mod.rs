@@ -53,6 +53,8 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<Tokens>,
     pub limits: Limits,
+    /// Bearer tokens for pushes: the signing key's public half is served as a JWKS.
+    pub bearers: Arc<crate::push::auth::Bearers>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
+        .routes(routes!(jwks))
         .routes(routes!(openapi::openapi_json))
         .split_for_parts();
     doc.merge(project_doc);
@@ -270,6 +273,20 @@ fn method_override(mut request: Request) -> Request {
     responses((status = 200, body = openapi::Msg)))]
 async fn healthz() -> Json<Value> {
     Json(json!({ "msg": "ok" }))
+}
+
+/// The public keys push JWTs are signed with (see `push::auth`), for subscribers to verify
+/// them; 404 when this server signs none (no FERROMQ_PUSH_JWT_KEY).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "push",
+    summary = "The public keys of the JWTs sent with pushes (JWKS)",
+    responses((status = 200, body = Object, content_type = "application/json"), (status = 404, body = openapi::Msg)))]
+async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.bearers.signer() {
+        Some(signer) => Ok(Json(signer.jwks().clone())),
+        None => Err(ApiError::NotFound(
+            "This server signs no push tokens: start it with FERROMQ_PUSH_JWT_KEY".into(),
+        )),
+    }
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Redis answers",

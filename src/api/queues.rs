@@ -97,6 +97,25 @@ pub struct SubscriberInput {
     retries: Option<u64>,
     #[serde(default, deserialize_with = "opt_u64")]
     retries_delay: Option<u64>,
+    /// Deliveries a second to this subscriber, over every process (beyond IronMQ).
+    #[serde(default, deserialize_with = "super::input::opt_number")]
+    max_per_second: Option<f64>,
+    /// Deliveries in flight at once to this subscriber (beyond IronMQ).
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    max_concurrency: Option<u64>,
+    /// Failed tries in a row that pause the subscriber (circuit breaker, beyond IronMQ).
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    pause_after_failures: Option<u64>,
+    /// Seconds before a paused subscriber's first probe (default 5; doubled per failed probe).
+    #[serde(default, deserialize_with = "super::input::opt_count")]
+    probe_interval: Option<u64>,
+    /// Send `Authorization: Bearer <JWT>` (beyond IronMQ).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    jwt: Option<crate::model::JwtAuth>,
+    /// Send CloudEvents binary-mode `ce-*` headers (beyond IronMQ).
+    #[serde(default, deserialize_with = "super::input::lenient_bool")]
+    cloudevents: bool,
 }
 
 impl SubscriberInput {
@@ -108,8 +127,14 @@ impl SubscriberInput {
             name: self.name.unwrap_or_else(|| url.clone()),
             url,
             headers: self.headers.unwrap_or_default(),
-            retries: self.retries.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+            retries: self.retries.map(saturate),
             retries_delay: self.retries_delay,
+            max_per_second: self.max_per_second,
+            max_concurrency: self.max_concurrency.map(saturate),
+            pause_after_failures: self.pause_after_failures.map(saturate),
+            probe_interval: self.probe_interval,
+            jwt: self.jwt,
+            cloudevents: self.cloudevents,
         })
     }
 
@@ -117,6 +142,11 @@ impl SubscriberInput {
     pub fn name_or_url(&self) -> Option<&str> {
         self.name.as_deref().or(self.url.as_deref())
     }
+}
+
+/// A count as the settings hold it; one too large for them is refused by their checks.
+fn saturate(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 pub fn subscribers_of(input: Vec<SubscriberInput>) -> Result<Vec<Subscriber>, ApiError> {

@@ -196,7 +196,7 @@ pub async fn status(
         .iter()
         .map(|(key, s)| {
             let name = s.name_or(key);
-            json!({
+            let mut status = json!({
                 "name": name,
                 "subscriber_name": name,
                 "url": s.url,
@@ -207,7 +207,15 @@ pub async fn status(
                 "retries_delay": push_state.retries_delay,
                 "last_try_at": rfc3339(s.last_try_at),
                 "msg": s.msg,
-            })
+            });
+            // While it waits: until when, and why when something held it back.
+            if matches!(s.status, Status::Queued | Status::Retrying) && s.due > 0 {
+                status["next_try_at"] = json!(rfc3339(s.due));
+            }
+            if let Some(waiting) = s.waiting {
+                status["waiting"] = json!(waiting);
+            }
+            status
         })
         .collect();
     Ok(Json(json!({ "subscribers": subscribers })))

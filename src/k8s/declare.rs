@@ -27,6 +27,15 @@ pub fn subscriber_of(subscription: &Subscription) -> Result<model::Subscriber, S
         headers: subscription.spec.headers.clone(),
         retries: subscription.spec.retries,
         retries_delay: subscription.spec.retries_delay,
+        max_per_second: subscription.spec.max_per_second,
+        max_concurrency: subscription.spec.max_concurrency,
+        pause_after_failures: subscription.spec.pause_after_failures,
+        probe_interval: subscription.spec.probe_interval,
+        jwt: subscription.spec.jwt.as_ref().map(|jwt| model::JwtAuth {
+            audience: jwt.audience.clone(),
+            token_file: jwt.token_file.clone(),
+        }),
+        cloudevents: subscription.spec.cloud_events,
     };
     check_subscribers(std::slice::from_ref(&subscriber)).map_err(|e| e.0)?;
     Ok(subscriber)

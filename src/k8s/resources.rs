@@ -275,6 +275,44 @@ pub struct SubscriptionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 3, max = 86400))]
     pub retries_delay: Option<u64>,
+    /// At most this many deliveries a second to this subscriber, over every ferromq process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 100000))]
+    pub max_per_second: Option<f64>,
+    /// At most this many deliveries in flight at once to this subscriber.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_concurrency: Option<u32>,
+    /// Circuit breaker: pause the subscriber after this many failed tries in a row (its
+    /// messages wait, spending no retry), probe it with one delivery after `probeInterval`
+    /// seconds (doubled after each failed probe) and resume on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub pause_after_failures: Option<u32>,
+    /// Seconds before the first probe of a paused subscriber (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub probe_interval: Option<u64>,
+    /// Send `Authorization: Bearer <JWT>`: signed by ferromq's key (FERROMQ_PUSH_JWT_KEY) for
+    /// `audience` (default: the URL), or read from `tokenFile` (a projected ServiceAccount
+    /// token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSpec>,
+    /// Send CloudEvents binary-mode `ce-*` headers with each push.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloud_events: bool,
+}
+
+/// Where a Subscription's bearer token comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub audience: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub token_file: Option<String>,
 }
 
 /// What the controller last saw of a Subscription.

@@ -2,6 +2,7 @@
 //! another queue of this service (`ironmq:///queue`) or of another server
 //! (`ironmq://project:token@host/queue`).
 
+use super::auth::Bearers;
 use super::guard::{AddressPolicy, GuardedResolver};
 use super::state::Outcome;
 use crate::metrics::METRICS;
@@ -56,6 +57,10 @@ pub struct Courier {
     /// Networks subscribers may not be reached at (the HTTP client's resolver applies it to
     /// names; addresses written in URLs are checked here).
     pub deny: Arc<AddressPolicy>,
+    /// Bearer tokens of subscribers with `jwt`.
+    pub bearers: Arc<Bearers>,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
 }
 
 impl Courier {
@@ -185,6 +190,14 @@ impl Courier {
                 headers.insert(name, value);
             }
         }
+        if to.cloudevents {
+            cloudevent_headers(&mut headers, project, queue, message);
+        }
+        if let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok())
+            && let Some(child) = next_span(parent)
+        {
+            headers.insert(TRACEPARENT, child);
+        }
         let ack = self.ack_url(project, queue, message, key);
         for (name, value) in [
             ("iron-message-id", message.id.as_str()),
@@ -212,6 +225,18 @@ impl Courier {
         push: &PushConfig,
     ) -> Outcome {
         let mut headers = self.headers(project, queue, message, key, to);
+        if let Some(jwt) = &to.jwt {
+            let subject = format!("{project}/{queue}");
+            match self.bearers.token(jwt, url.as_str(), &subject) {
+                Ok(token) => {
+                    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                        headers.insert(reqwest::header::AUTHORIZATION, value);
+                    }
+                }
+                // Not sent without its token: a failed try, retried as any other.
+                Err(msg) => return Outcome::Failed { code: 0, msg },
+            }
+        }
         if let Some(secret) = push.signing_secret.as_deref() {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -231,10 +256,23 @@ impl Courier {
             Ok(response) => {
                 let status = response.status();
                 let code = status.as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
                 if code == 202 {
                     Outcome::Accepted
                 } else if status.is_success() {
                     Outcome::Delivered { code }
+                } else if let (429 | 503, Some(wait)) = (code, retry_after) {
+                    let reason = status.canonical_reason().unwrap_or("Busy");
+                    let wait = wait.min(self.max_retry_after);
+                    Outcome::Busy {
+                        code,
+                        msg: format!("{reason}; Retry-After {} s", wait.as_secs()),
+                        retry_after: wait,
+                    }
                 } else {
                     let reason = status.canonical_reason().unwrap_or("Unexpected status");
                     Outcome::Failed {
@@ -248,7 +286,9 @@ impl Courier {
         let (kind, code) = match &outcome {
             Outcome::Delivered { code } => ("delivered", *code),
             Outcome::Accepted => ("accepted", 202),
-            Outcome::Failed { code, .. } => ("failed", *code),
+            Outcome::Failed { code, .. }
+            | Outcome::Busy { code, .. }
+            | Outcome::ProbeFailed { code, .. } => ("failed", *code),
         };
         METRICS
             .push_attempts
@@ -341,6 +381,55 @@ impl Courier {
     }
 }
 
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// A W3C `traceparent` for one push of a message posted with `parent`: the same trace and
+/// flags, a new span id (each attempt is a span of its own). `None` when `parent` is not one.
+pub fn next_span(parent: &str) -> Option<HeaderValue> {
+    let (trace, flags) = crate::model::Trace::parse_parent(parent)?;
+    let span = loop {
+        let span = fastrand::u64(..);
+        if span != 0 {
+            break span;
+        }
+    };
+    HeaderValue::from_str(&format!("00-{trace}-{span:016x}-{flags}")).ok()
+}
+
+/// CloudEvents binary-mode headers (spec 1.0), under those the message already carries.
+fn cloudevent_headers(headers: &mut HeaderMap, project: &str, queue: &str, message: &Claimed) {
+    let source = format!("/projects/{project}/queues/{queue}");
+    for (name, value) in [
+        ("ce-specversion", "1.0"),
+        ("ce-id", message.id.as_str()),
+        ("ce-source", source.as_str()),
+        ("ce-type", "dev.ferromq.message"),
+    ] {
+        let name = HeaderName::from_static(name);
+        if !message
+            .push_headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(name.as_str()))
+            && let Ok(value) = HeaderValue::from_str(value)
+        {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date (a date past is no wait).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
 /// The queue's own answer timeout, when it has one, instead of the server's.
 fn with_timeout(request: reqwest::RequestBuilder, push: &PushConfig) -> reqwest::RequestBuilder {
     match push.timeout {
@@ -373,6 +462,38 @@ fn error_text(err: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use std::time::{Duration, SystemTime};
+        assert_eq!(super::parse_retry_after("2"), Some(Duration::from_secs(2)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        let wait = super::parse_retry_after(&later).unwrap();
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(
+            super::parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(super::parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn each_push_gets_a_new_span_of_the_posted_trace() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let a = super::next_span(parent).unwrap();
+        let b = super::next_span(parent).unwrap();
+        let a = a.to_str().unwrap();
+        assert!(a.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && a.ends_with("-01"));
+        assert_ne!(a, parent);
+        assert_ne!(a, b.to_str().unwrap());
+        assert!(
+            super::next_span("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(super::next_span("garbage").is_none());
+    }
+
     #[test]
     fn signature_matches_a_known_hmac_sha256() {
         // HMAC-SHA256(key "secret", "1700000000.hello"), as Python's hmac module computes it.

@@ -3,6 +3,7 @@
 //! answers into the state, and turn what they mean into the report the store records.
 
 use super::deliver::Courier;
+use super::gate::{Gate, RoundGate};
 use super::state::{Next, Outcome, PushState, Timing};
 use crate::model::{PushConfig, QueueConfig};
 use crate::settings::push_of;
@@ -23,6 +24,8 @@ pub struct Round<'a> {
     pub push: &'a PushConfig,
     pub message: Claimed,
     pub state: PushState,
+    /// Subscribers whose failed probe keeps them paused, and for how long (see `gate`).
+    paused: Vec<(String, Duration)>,
 }
 
 impl<'a> Round<'a> {
@@ -61,26 +64,45 @@ impl<'a> Round<'a> {
             push,
             message,
             state,
+            paused: Vec::new(),
         })
     }
 
-    /// Delivers to the subscribers due now, all at once; their answers by subscriber key.
-    pub async fn deliver(&mut self, courier: &Courier) -> Vec<(String, Outcome)> {
+    /// Delivers to the subscribers due now that the gate lets through, all at once; their
+    /// answers by subscriber key. `lease_for` is how long the round's claim lasts.
+    pub async fn deliver(
+        &mut self,
+        courier: &Courier,
+        gate: &Gate,
+        lease_for: Duration,
+    ) -> Vec<(String, Outcome)> {
         // Unicast starts each message at another subscriber, the same one on every round.
         let offset = self
             .message
             .id
             .bytes()
             .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-        let targets = self.state.plan(self.push, now_ms(), offset);
+        let now = now_ms();
+        let targets = self.state.plan(self.push, now, offset);
+        let round_gate = RoundGate {
+            gate,
+            store: &courier.store,
+            project: self.project,
+            queue: self.queue,
+            lease: &self.message.reservation_id,
+            lease_for,
+        };
+        let passes = round_gate.admit(targets, &mut self.state, now).await;
         let (project, queue, message, push) = (self.project, self.queue, &self.message, self.push);
-        futures_util::future::join_all(targets.iter().map(|(key, to)| async move {
+        let mut answers = futures_util::future::join_all(passes.iter().map(|pass| async move {
             let outcome = courier
-                .deliver(project, queue, message, key, to, push)
+                .deliver(project, queue, message, &pass.key, &pass.to, push)
                 .await;
-            (key.clone(), outcome)
+            (pass.key.clone(), outcome)
         }))
-        .await
+        .await;
+        self.paused = round_gate.settle(&passes, &mut answers).await;
+        answers
     }
 
     /// Takes the answers into the state; what they mean for the message.
@@ -88,13 +110,19 @@ impl<'a> Round<'a> {
         let timing = Timing {
             ack_timeout: Duration::from_secs(self.config.message_timeout),
         };
-        self.state.record(
+        let now = now_ms();
+        let next = self.state.record(
             answers,
             self.push,
-            now_ms(),
+            now,
             &timing,
             &self.message.reservation_id,
-        )
+        );
+        if self.paused.is_empty() {
+            return next;
+        }
+        RoundGate::hold_paused(&mut self.state, &self.paused, now);
+        self.state.next(now)
     }
 
     /// The state as stored.

@@ -60,6 +60,31 @@ pub struct SubscriberState {
     /// The subscriber's name, kept only where its key differs (a name used twice).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// Why it was not tried when due (it waits until `due`), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+    /// ms since the epoch of the delivery slot its rate limit booked for this message; 0 for
+    /// none (see `store::ops::push_gate`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slot: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Why a subscriber due for a try waits instead, as push status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Waiting {
+    /// It answered 429 or 503 with a `Retry-After`.
+    RetryAfter,
+    /// Its `max_per_second` is used up.
+    RateLimit,
+    /// Its `max_concurrency` deliveries are in flight.
+    ConcurrencyLimit,
+    /// Its circuit breaker paused it.
+    CircuitOpen,
 }
 
 /// Whether delivery is over when every subscriber is done with (`all`, multicast) or when
@@ -101,6 +126,24 @@ pub enum Outcome {
         code: u16,
         msg: String,
     },
+    /// 429 or 503 with a `Retry-After`: not before this long (capped). A 429 spends no retry.
+    Busy {
+        code: u16,
+        msg: String,
+        retry_after: Duration,
+    },
+    /// A failed probe of a paused subscriber: it stays paused, spending no retry.
+    ProbeFailed {
+        code: u16,
+        msg: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the subscriber took the message (2xx).
+    pub fn took(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. } | Outcome::Accepted)
+    }
 }
 
 /// What to do with the message after a round.
@@ -202,8 +245,7 @@ impl PushState {
                 .iter()
                 .filter(|(key, _)| {
                     current(key).is_some_and(|st| {
-                        st.status == Status::Queued
-                            || (st.status == Status::Retrying && st.due <= now)
+                        matches!(st.status, Status::Queued | Status::Retrying) && st.due <= now
                     })
                 })
                 .map(|(key, s)| (key.clone(), (*s).clone()))
@@ -243,8 +285,33 @@ impl PushState {
             let Some(s) = self.subscribers.get_mut(name) else {
                 continue;
             };
-            s.tries += 1;
             s.last_try_at = now;
+            s.waiting = None;
+            s.slot = 0;
+            match outcome {
+                Outcome::Busy {
+                    code,
+                    msg,
+                    retry_after,
+                } if *code == 429 => {
+                    // Not a failure: the subscriber asked for a pause.
+                    s.status = Status::Retrying;
+                    s.code = *code;
+                    s.msg = msg.clone();
+                    self.hold(name, *retry_after, Waiting::RetryAfter, 0, now);
+                    continue;
+                }
+                Outcome::ProbeFailed { code, msg } => {
+                    s.code = *code;
+                    s.msg = msg.clone();
+                    if s.status == Status::Queued {
+                        s.status = Status::Retrying;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            s.tries += 1;
             match outcome {
                 Outcome::Delivered { code } => {
                     s.status = Status::Deleted;
@@ -261,9 +328,32 @@ impl PushState {
                 Outcome::Failed { .. } => {
                     self.fail(name, outcome, push.subscribers.len(), now);
                 }
+                // Taken in above, without a try.
+                Outcome::ProbeFailed { .. } => {}
+                Outcome::Busy { retry_after, .. } => {
+                    // A 503 with Retry-After: a failed try that waits at least that long.
+                    self.fail(name, outcome, push.subscribers.len(), now);
+                    if let Some(s) = self.subscribers.get_mut(name)
+                        && s.status == Status::Retrying
+                        && s.due < now + retry_after.as_millis() as u64
+                    {
+                        s.due = now + retry_after.as_millis() as u64;
+                        s.waiting = Some(Waiting::RetryAfter);
+                    }
+                }
             }
         }
         self.next(now)
+    }
+
+    /// Keeps a subscriber due now from being tried for `wait` (no try spent), for `why`;
+    /// `slot` is the delivery slot its rate limit booked (0 for none).
+    pub fn hold(&mut self, key: &str, wait: Duration, why: Waiting, slot: u64, now: u64) {
+        if let Some(s) = self.subscribers.get_mut(key) {
+            s.due = now + wait.as_millis() as u64;
+            s.waiting = Some(why);
+            s.slot = slot;
+        }
     }
 
     /// A failed try of `name`: retried after `retries_delay` until it had `retries` + 1 tries
@@ -271,7 +361,7 @@ impl PushState {
     /// round is retried after `retries_delay`, `retries` times.
     /// (The try itself is counted where it was made.)
     fn fail(&mut self, name: &str, outcome: &Outcome, subscriber_count: usize, now: u64) {
-        let Outcome::Failed { code, msg } = outcome else {
+        let (Outcome::Failed { code, msg } | Outcome::Busy { code, msg, .. }) = outcome else {
             return;
         };
         let (backoff, rounds) = (self.backoff, self.rounds);
@@ -323,7 +413,8 @@ impl PushState {
         }
     }
 
-    fn next(&self, now: u64) -> Next {
+    /// What comes next for the message, as its state stands.
+    pub fn next(&self, now: u64) -> Next {
         let states = self.subscribers.values();
         let over = match self.mode {
             Mode::All => states.clone().all(|s| s.status.is_final()),
@@ -397,6 +488,8 @@ fn fresh(key: &str, s: &Subscriber) -> SubscriberState {
         rid: String::new(),
         retries: s.retries,
         retries_delay: s.retries_delay,
+        waiting: None,
+        slot: 0,
     }
 }
 

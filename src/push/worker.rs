@@ -3,6 +3,7 @@
 //! queue, so a slow subscriber only ever holds up its own queue.
 
 use super::deliver::Courier;
+use super::gate::Gate;
 use super::reports::Reports;
 use super::round::Round;
 use super::state::{Next, Outcome, SubscriberState};
@@ -57,6 +58,8 @@ pub struct Workers {
     rounds: std::sync::Mutex<HashMap<String, Unfinished>>,
     /// Where rounds record their outcome.
     reports: Reports,
+    /// Deliveries held back (flow control, circuit breakers, Retry-After).
+    gate: Gate,
 }
 
 /// A message whose round is running: the report that hands it back as it stood when the
@@ -127,6 +130,7 @@ impl Workers {
             in_flight,
             tally: Default::default(),
             rounds: Default::default(),
+            gate: Gate::default(),
         })
     }
 
@@ -274,7 +278,9 @@ impl Workers {
             let kind = match outcome {
                 Outcome::Delivered { .. } => Answered::Delivered,
                 Outcome::Accepted => Answered::Accepted,
-                Outcome::Failed { .. } => Answered::Failed,
+                Outcome::Failed { .. } | Outcome::Busy { .. } | Outcome::ProbeFailed { .. } => {
+                    Answered::Failed
+                }
             };
             let key = (project.to_string(), queue.to_string(), name.clone(), kind);
             *tally.entry(key).or_default() += 1;
@@ -344,7 +350,8 @@ impl Workers {
             // The subscribers went away after the claim: keep the message for later ones.
             Next::Wait(NO_SUBSCRIBER_PAUSE)
         } else {
-            let answers = round.deliver(&self.courier).await;
+            let claim = self.answer_within(round.push) + CLAIM_MARGIN;
+            let answers = round.deliver(&self.courier, &self.gate, claim).await;
             self.count(project, queue, &answers);
             round.take_answers(&answers)
         };

@@ -151,6 +151,18 @@ impl QueueKeys {
         format!("{PREFIX}{}:finished:{id}", self.tag)
     }
 
+    /// The push subscribers' flow control and circuit breakers (see `ops/push_gate.rs`). Not
+    /// among the scripts' `KEYS`: the gate scripts are given it; it expires when left alone.
+    pub fn gate(&self) -> String {
+        format!("{PREFIX}{}:gate", self.tag)
+    }
+
+    /// The deliveries in flight to one push subscriber with `max_concurrency` (see
+    /// `ops/push_gate.rs`); it expires with its last lease.
+    pub fn in_flight(&self, subscriber: &str) -> String {
+        format!("{PREFIX}{}:in-flight:{subscriber}", self.tag)
+    }
+
     /// What identifies the queue in a wake channel name.
     pub fn tag(&self) -> &str {
         &self.tag

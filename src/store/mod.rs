@@ -41,6 +41,7 @@ pub use error::{Result, StoreError};
 pub use ops::history::{MINUTES_KEPT, Minute, minute_now};
 pub use ops::post::IdempotencyKey;
 pub use ops::push_claim::Claimed;
+pub use ops::push_gate::{Admission, Change, Entry, Settled, Standing, Verdict};
 pub use ops::push_report::{Report, RoundReport};
 pub use sentinel::SentinelSpec;
 

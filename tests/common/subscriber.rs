@@ -1,11 +1,15 @@
-//! A real HTTP subscriber for push tests: records every request it gets and answers as told.
+//! A real HTTP subscriber for push tests: records every request it gets and answers as told;
+//! and the key a server signs its pushes' JWTs with.
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,60 @@ pub enum Answer {
     Never,
     /// Answers 200 after a pause.
     Slow(Duration),
+    /// The status currently held, which the test changes (see `Subscriber::set_status`).
+    Switch(Arc<AtomicU16>),
+    /// What the function makes of the request's number (from 0): a status with headers.
+    Custom(Arc<dyn Fn(usize) -> Reply + Send + Sync>),
+}
+
+impl Answer {
+    /// `Switch`, starting with `status`.
+    pub fn switch(status: u16) -> Self {
+        Answer::Switch(Arc::new(AtomicU16::new(status)))
+    }
+
+    /// These replies in turn, then the last one for ever.
+    pub fn replies(replies: Vec<Reply>) -> Self {
+        assert!(!replies.is_empty(), "at least one reply");
+        Answer::custom(move |n| replies[n.min(replies.len() - 1)].clone())
+    }
+
+    /// `Custom` with `reply`, called with the request's number (from 0).
+    pub fn custom(reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
+        Answer::Custom(Arc::new(reply))
+    }
+}
+
+/// An answer with headers: `Reply::status(429).header("Retry-After", "2")`.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    fn response(self) -> Response {
+        let mut response = StatusCode::from_u16(self.status).unwrap().into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(&value).unwrap(),
+            );
+        }
+        response
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +93,27 @@ struct Shared {
     received: Arc<Mutex<Vec<Received>>>,
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
     overlaps: Arc<Mutex<usize>>,
+    /// Requests being answered now, whatever their message, and the most there ever were.
+    busy: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+/// Counts one request in `Shared::busy` while it lives (a request the pusher gave up on is
+/// dropped with its handler, and so no longer counted).
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn enter(shared: &Shared) -> Self {
+        let now = shared.busy.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak.fetch_max(now, Ordering::SeqCst);
+        Busy(shared.busy.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct Subscriber {
@@ -57,6 +136,8 @@ impl Subscriber {
             received: Arc::default(),
             in_flight: Arc::default(),
             overlaps: Arc::default(),
+            busy: Arc::default(),
+            peak: Arc::default(),
         };
         let app = Router::new()
             .route("/{*path}", post(handle))
@@ -110,6 +191,19 @@ impl Subscriber {
         *self.shared.overlaps.lock().unwrap()
     }
 
+    /// The most requests this subscriber was answering at once (of any messages).
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.peak.load(Ordering::SeqCst)
+    }
+
+    /// Changes the status a subscriber started with `Answer::switch` answers from now on.
+    pub fn set_status(&self, status: u16) {
+        match &self.shared.answer {
+            Answer::Switch(current) => current.store(status, Ordering::SeqCst),
+            _ => panic!("set_status needs a subscriber started with Answer::switch"),
+        }
+    }
+
     /// Waits until at least `n` requests arrived, up to `limit`.
     pub async fn wait_for(&self, n: usize, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
@@ -123,7 +217,7 @@ impl Subscriber {
     }
 }
 
-async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let id = headers
         .get("iron-message-id")
         .and_then(|v| v.to_str().ok())
@@ -138,6 +232,7 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         });
         received.len() - 1
     };
+    let _busy = Busy::enter(&shared);
     {
         let mut in_flight = shared.in_flight.lock().unwrap();
         let holders = in_flight.entry(id.clone()).or_default();
@@ -146,18 +241,64 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         }
         *holders += 1;
     }
-    let status = match &shared.answer {
-        Answer::Always(s) => *s,
-        Answer::Sequence(list) => *list.get(n).or(list.last()).unwrap_or(&200),
+    let reply = match &shared.answer {
+        Answer::Always(s) => Reply::status(*s),
+        Answer::Sequence(list) => Reply::status(*list.get(n).or(list.last()).unwrap_or(&200)),
         Answer::Never => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            200
+            Reply::status(200)
         }
         Answer::Slow(pause) => {
             tokio::time::sleep(*pause).await;
-            200
+            Reply::status(200)
         }
+        Answer::Switch(current) => Reply::status(current.load(Ordering::SeqCst)),
+        Answer::Custom(reply) => reply(n),
     };
     *shared.in_flight.lock().unwrap().get_mut(&id).unwrap() -= 1;
-    StatusCode::from_u16(status).unwrap()
+    reply.response()
+}
+
+/// A P-256 private key in a PKCS#8 PEM file, for a server to sign its pushes' JWTs with
+/// (`FERROMQ_PUSH_JWT_KEY`), with its public point as a JWK gives it. The file lives as long
+/// as this value.
+pub struct JwtSigningKey {
+    pub path: PathBuf,
+    /// The point's coordinates, base64url without padding (a JWK's `x` and `y`).
+    pub x: String,
+    pub y: String,
+    _dir: tempfile::TempDir,
+}
+
+impl JwtSigningKey {
+    pub fn generate() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap(); // P-256
+        // Uncompressed: 0x04, then x and y, 32 bytes each.
+        let point = key.public_key_raw();
+        assert_eq!((point.len(), point[0]), (65, 4), "uncompressed P-256 point");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("push-jwt-key.pem");
+        std::fs::write(&path, key.serialize_pem()).unwrap();
+        JwtSigningKey {
+            path,
+            x: base64url(&point[1..33]),
+            y: base64url(&point[33..]),
+            _dir: dir,
+        }
+    }
+}
+
+/// Base64url without padding (RFC 7515's encoding of a JWK's numbers).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let mut group = [0u8; 3];
+        group[..chunk.len()].copy_from_slice(chunk);
+        let bits = u32::from_be_bytes([0, group[0], group[1], group[2]]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((bits >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
 }

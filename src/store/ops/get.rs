@@ -20,6 +20,7 @@ impl Store {
             body: reply.text()?,
             reserved_count: reply.count()?,
             reservation_id: None,
+            trace: None,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! | `history` | `record_activity`, `record_history`, `history` |
 //! | `apply` | `write_settings` (called by `settings.rs`: `apply_queue`, `update_queue`) |
 //! | `push_claim`, `push_report`, `push_ack` | `claim_push`, `report_push`, `ack_push` |
+//! | `push_gate` (`_admit`, `_settle`) | `admit_push`, `settle_push`, `open_circuits` |
 //! | `dead_letter` (`_take`, `_done`) | `move_dead_letters` (called by `reserve`) |
 //! | `redrive` (`_start`, `_take`, `_done`, `_cancel`) | `start_redrive`, `redrive`, `cancel_redrive`, `run_redrive`, `watch_redrives` |
 //! | `put` | stores messages moved in with their ids (dead letters, alert messages) |
@@ -32,6 +33,7 @@ pub mod peek;
 pub mod post;
 pub mod push_ack;
 pub mod push_claim;
+pub mod push_gate;
 pub mod push_report;
 pub mod put;
 pub mod redrive;

@@ -24,6 +24,7 @@ impl Store {
                 body,
                 reserved_count,
                 reservation_id: None,
+                trace: None,
             });
         }
         Ok(messages)

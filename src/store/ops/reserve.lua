@@ -7,7 +7,8 @@
 -- (1|0), long poll (1|0); then one new reservation id per message a request that does not
 -- delete may get.
 -- Returns {status, next_due, then per request: the number of messages k, and k times id,
--- body, reserved_count, reservation_id ('' when deleted); then the dead-letter queue ('' when
+-- body, reserved_count, reservation_id ('' when deleted), push headers ('' when none: they
+-- carry a message's trace context); then the dead-letter queue ('' when
 -- none), how many messages wait in DEAD to be moved there, and how many alert messages wait}.
 -- A message reserved max_reservations times already is not handed out: it goes to DEAD, still
 -- stored here, and the caller moves it to the dead-letter queue (ops/dead_letter.rs).
@@ -32,7 +33,7 @@ local requests = tonumber(ARGV[3])
 local total = 0
 for r = 1, requests do total = total + tonumber(ARGV[4 * r]) end
 -- The live messages at the front, in order: ids, bodies and their reserved counts so far.
-local ids, bodies, counts, dead = {}, {}, {}, {}
+local ids, bodies, counts, headers, dead = {}, {}, {}, {}, {}
 local source = 1
 while #ids < total and sources[source] and #dead < MAINTENANCE_BATCH do
   local popped = redis.call('LPOP', sources[source], total - #ids)
@@ -46,6 +47,7 @@ while #ids < total and sources[source] and #dead < MAINTENANCE_BATCH do
   end
   local found = call_many('HMGET', BODY, live)
   local found_counts = call_many('HMGET', RC, live)
+  local found_headers = call_many('HMGET', HEADERS, live)
   for k, id in ipairs(live) do
     -- No body: the message was deleted while its id waited in READY.
     if found[k] then
@@ -56,6 +58,7 @@ while #ids < total and sources[source] and #dead < MAINTENANCE_BATCH do
         ids[#ids + 1] = id
         bodies[#bodies + 1] = found[k]
         counts[#counts + 1] = count
+        headers[#ids] = found_headers[k] or ''
       end
     end
   end
@@ -92,6 +95,7 @@ for r = 1, requests do
     reply[#reply + 1] = bodies[m]
     reply[#reply + 1] = counts[m]
     reply[#reply + 1] = rid
+    reply[#reply + 1] = headers[m]
     m = m + 1
   end
 end

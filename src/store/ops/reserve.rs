@@ -2,7 +2,7 @@
 //! queue share a script call (`coalesce.rs`), which hands the messages out in arrival order.
 
 use crate::metrics::METRICS;
-use crate::model::{Message, ReserveRequest};
+use crate::model::{Message, ReserveRequest, Trace};
 use crate::store::coalesce::{self, Batched, LanesOf};
 use crate::store::keys::QueueKeys;
 use crate::store::ops::history::Used;
@@ -102,11 +102,13 @@ impl Batched for Reserve {
                 let body = reply.text()?;
                 let reserved_count = reply.count()?;
                 let reservation_id = Some(reply.text()?).filter(|r| !r.is_empty());
+                let trace = Trace::from_push_headers(&reply.text()?);
                 messages.push(Message {
                     id,
                     body,
                     reserved_count,
                     reservation_id,
+                    trace,
                 });
             }
             answers.push(Ok((messages, next_due)));
