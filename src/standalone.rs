@@ -90,7 +90,8 @@ pub async fn run(args: StandaloneArgs) -> Result<(), crate::serve::Failure> {
         let queue = manifests.queues.iter().find(|q| {
             q.namespace() == subscription.namespace() && q.name_any() == subscription.spec.queue
         });
-        let status = declare::subscription_status(subscription, queue, None);
+        let status =
+            declare::subscription_status(subscription, queue, None, declare::Circuit::Unknown);
         if let Some(c) = status
             .conditions
             .first()

@@ -169,7 +169,7 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
     let status = declare::queue_status(&events, &Ok(info), &mine);
     assert_eq!(status.subscribers, Some(2));
 
-    let bad = declare::subscription_status(&all[2], Some(&events), None);
+    let bad = declare::subscription_status(&all[2], Some(&events), None, declare::Circuit::Unknown);
     assert_eq!(bad.conditions[0].status, "False");
     assert_eq!(bad.conditions[0].reason, "InvalidSpec");
 }
@@ -177,7 +177,7 @@ async fn subscriptions_merge_into_the_subscriber_list_by_name_and_invalid_ones_a
 #[tokio::test]
 async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
     let orphan = subscription("hook", "nowhere", "http://example.test/hook");
-    let missing = declare::subscription_status(&orphan, None, None);
+    let missing = declare::subscription_status(&orphan, None, None, declare::Circuit::Unknown);
     let condition = &missing.conditions[0];
     assert_eq!(
         (condition.status.as_str(), condition.reason.as_str()),
@@ -190,7 +190,8 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
     );
 
     let pull = queue("nowhere", QueueSpec::default());
-    let on_pull = declare::subscription_status(&orphan, Some(&pull), None);
+    let on_pull =
+        declare::subscription_status(&orphan, Some(&pull), None, declare::Circuit::Unknown);
     assert_eq!(on_pull.conditions[0].reason, "PullQueue");
 
     let mut ready = push_queue("nowhere", QueueKind::Unicast);
@@ -203,9 +204,63 @@ async fn a_subscription_to_a_missing_or_pull_queue_is_not_ready() {
         &outcome.map_err(NotDeclared::from),
         &mine,
     ));
-    let subscribed = declare::subscription_status(&orphan, Some(&ready), None);
+    let subscribed =
+        declare::subscription_status(&orphan, Some(&ready), None, declare::Circuit::Unknown);
     assert_eq!(subscribed.conditions[0].status, "True");
     assert_eq!(subscribed.observed_generation, Some(1));
+}
+
+#[test]
+fn a_subscription_with_a_circuit_breaker_shows_whether_it_is_paused() {
+    let events = push_queue("events", QueueKind::Multicast);
+    let plain = subscription("hook", "events", "http://example.test/hook");
+    let closed =
+        declare::subscription_status(&plain, Some(&events), None, declare::Circuit::Closed);
+    assert_eq!(
+        closed.conditions.len(),
+        1,
+        "no breaker, no Delivering condition"
+    );
+
+    let mut guarded = plain.clone();
+    guarded.spec.pause_after_failures = Some(3);
+    let open = declare::subscription_status(
+        &guarded,
+        Some(&events),
+        None,
+        declare::Circuit::Open {
+            probe_at: 1_700_000_000_000,
+        },
+    );
+    let delivering = &open.conditions[1];
+    assert_eq!(
+        (
+            delivering.type_.as_str(),
+            delivering.status.as_str(),
+            delivering.reason.as_str()
+        ),
+        (declare::DELIVERING, "False", "CircuitOpen")
+    );
+    assert!(
+        delivering.message.contains("3 failed deliveries")
+            && delivering.message.contains("2023-11-14T22:13:20"),
+        "{}",
+        delivering.message
+    );
+    // Unknown keeps the last condition seen; closed turns it back to True.
+    guarded.status = Some(open);
+    let kept =
+        declare::subscription_status(&guarded, Some(&events), None, declare::Circuit::Unknown);
+    assert_eq!(kept.conditions[1].reason, "CircuitOpen");
+    let resumed =
+        declare::subscription_status(&guarded, Some(&events), None, declare::Circuit::Closed);
+    assert_eq!(
+        (
+            resumed.conditions[1].status.as_str(),
+            resumed.conditions[1].reason.as_str()
+        ),
+        ("True", "CircuitClosed")
+    );
 }
 
 #[tokio::test]

@@ -6,11 +6,12 @@
 //! again when one of its Subscriptions changes, and every minute, which refreshes its size and
 //! recreates a queue the store lost.
 
-use super::declare::{self, Forgotten, NotDeclared};
-use super::resources::{Queue, Subscription};
+use super::declare::{self, Circuit, Forgotten, NotDeclared};
+use super::resources::{Queue, Subscription, SubscriptionStatus};
 use crate::metrics::{QueueGauges, QueueLabels};
 use crate::store::{Store, StoreError};
 use futures_util::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -33,6 +34,8 @@ pub const QUEUE_FINALIZER: &str = "ferromq.dev/queue";
 pub const FIELD_MANAGER: &str = "ferromq-controller";
 /// How often a resource is reconciled without any change: refreshes sizes, repairs drift.
 pub const REFRESH: Duration = Duration::from_secs(60);
+/// How often a Subscription whose circuit breaker is open is reconciled.
+const PAUSED_REFRESH: Duration = Duration::from_secs(10);
 /// First and longest pause before a failed reconcile is tried again (doubling in between).
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_LONGEST: Duration = Duration::from_secs(300);
@@ -346,7 +349,25 @@ async fn subscription_status(subscription: &Subscription, ctx: &Context) -> Resu
         },
         None => None,
     };
-    let status = declare::subscription_status(subscription, queue.as_deref(), counts);
+    let circuit = match &queue {
+        Some(queue) if subscription.spec.pause_after_failures.is_some() => match ctx
+            .store
+            .open_circuits(&queue.project(), &queue.name_any())
+            .await
+        {
+            Ok(open) => match open.get(&subscription.name_any()) {
+                Some(&probe_at) => Circuit::Open { probe_at },
+                None => Circuit::Closed,
+            },
+            Err(err) => {
+                tracing::warn!(%err, "cannot read circuit breakers; status keeps the last one");
+                Circuit::Unknown
+            }
+        },
+        _ => Circuit::Unknown,
+    };
+    let status = declare::subscription_status(subscription, queue.as_deref(), counts, circuit);
+    announce_circuit(subscription, &status, ctx).await;
     let only_counts = subscription.status.as_ref().is_some_and(|old| {
         let mut old = old.clone();
         (old.delivered, old.accepted, old.failed) =
@@ -363,7 +384,44 @@ async fn subscription_status(subscription: &Subscription, ctx: &Context) -> Resu
         apply_status(&api, "Subscription", &subscription.name_any(), &status).await?;
         ctx.written(key);
     }
-    Ok(Action::requeue(REFRESH))
+    // A paused subscriber's status follows its probes more closely.
+    Ok(Action::requeue(match circuit {
+        Circuit::Open { .. } => PAUSED_REFRESH,
+        _ => REFRESH,
+    }))
+}
+
+/// An Event when a Subscription's circuit breaker opens (Warning) or closes again (Normal).
+async fn announce_circuit(subscription: &Subscription, status: &SubscriptionStatus, ctx: &Context) {
+    let delivering = |conditions: &[Condition]| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == declare::DELIVERING)
+            .map(|c| (c.status == "True", c.message.clone()))
+    };
+    let before = subscription
+        .status
+        .as_ref()
+        .and_then(|s| delivering(&s.conditions));
+    let (event_type, reason, note) = match (before, delivering(&status.conditions)) {
+        (Some((true, _)) | None, Some((false, message))) => {
+            (EventType::Warning, "CircuitOpened", message)
+        }
+        (Some((false, _)), Some((true, _))) => (
+            EventType::Normal,
+            "CircuitClosed",
+            "A delivery succeeded: the subscriber is resumed".to_string(),
+        ),
+        _ => return,
+    };
+    let event = Event {
+        type_: event_type,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Deliver".into(),
+        secondary: None,
+    };
+    ctx.publish(&subscription.object_ref(&()), event).await;
 }
 
 /// Writes a resource's status by server-side apply, owned by this controller's field manager.

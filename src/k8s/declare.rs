@@ -207,18 +207,65 @@ pub fn ready_condition(
     generation: Option<i64>,
     previous: Option<&Condition>,
 ) -> Condition {
+    condition("Ready", ready, reason, message, generation, previous)
+}
+
+/// A condition of `kind`; its transition time is kept while its status is.
+fn condition(
+    kind: &str,
+    ready: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    previous: Option<&Condition>,
+) -> Condition {
     let status = if ready { "True" } else { "False" };
     let last_transition_time = previous
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
     Condition {
-        type_: "Ready".into(),
+        type_: kind.into(),
         status: status.into(),
         reason: reason.into(),
         message,
         observed_generation: generation,
         last_transition_time,
+    }
+}
+
+/// The `Delivering` condition of a Subscription with a circuit breaker; `None` without one.
+fn delivering_condition(subscription: &Subscription, circuit: Circuit) -> Option<Condition> {
+    let failures = subscription.spec.pause_after_failures?;
+    let previous = subscription
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == DELIVERING));
+    let generation = subscription.metadata.generation;
+    match circuit {
+        Circuit::Unknown => previous.cloned(),
+        Circuit::Closed => Some(condition(
+            DELIVERING,
+            true,
+            "CircuitClosed",
+            "Deliveries go through".into(),
+            generation,
+            previous,
+        )),
+        Circuit::Open { probe_at } => {
+            let at = k8s_openapi::jiff::Timestamp::from_millisecond(probe_at as i64)
+                .map_or_else(|_| "soon".to_string(), |t| t.to_string());
+            Some(condition(
+                DELIVERING,
+                false,
+                "CircuitOpen",
+                format!(
+                    "Paused after {failures} failed deliveries in a row; its messages wait. Next probe at {at}"
+                ),
+                generation,
+                previous,
+            ))
+        }
     }
 }
 
@@ -329,12 +376,29 @@ pub fn queue_status(
     }
 }
 
-/// The status of a Subscription, given its queue (`None`: no such Queue in its namespace) and
-/// its answer counts there (`None`: unknown now, the last ones seen stay).
+/// Where a subscriber's circuit breaker stands, as the store says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Circuit {
+    /// Not read (no store at hand, or it failed): the last condition stays.
+    Unknown,
+    Closed,
+    /// Paused; the next probe is due at this time (ms since the epoch).
+    Open {
+        probe_at: u64,
+    },
+}
+
+/// The condition type that tells whether a Subscription with `pauseAfterFailures` is being
+/// delivered to (True) or paused by its circuit breaker (False, reason `CircuitOpen`).
+pub const DELIVERING: &str = "Delivering";
+
+/// The status of a Subscription, given its queue (`None`: no such Queue in its namespace), its
+/// answer counts there (`None`: unknown now, the last ones seen stay) and its circuit breaker.
 pub fn subscription_status(
     subscription: &Subscription,
     queue: Option<&Queue>,
     counts: Option<AnswerCounts>,
+    circuit: Circuit,
 ) -> SubscriptionStatus {
     let previous = subscription.status.clone().unwrap_or_default();
     let generation = subscription.metadata.generation;
@@ -384,14 +448,18 @@ pub fn subscription_status(
             ),
         },
     };
+    let mut conditions = vec![ready_condition(
+        ready,
+        reason,
+        message,
+        generation,
+        subscription.ready(),
+    )];
+    if let Some(delivering) = delivering_condition(subscription, circuit) {
+        conditions.push(delivering);
+    }
     SubscriptionStatus {
-        conditions: vec![ready_condition(
-            ready,
-            reason,
-            message,
-            generation,
-            subscription.ready(),
-        )],
+        conditions,
         observed_generation: generation,
         delivered: counts.map(|c| c.delivered).or(previous.delivered),
         accepted: counts.map(|c| c.accepted).or(previous.accepted),

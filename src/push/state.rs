@@ -780,6 +780,105 @@ mod tests {
     }
 
     #[test]
+    fn a_429_with_retry_after_waits_without_spending_a_retry() {
+        let push = config(&["a"], 2);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        let busy = Outcome::Busy {
+            code: 429,
+            msg: "Too Many Requests".into(),
+            retry_after: Duration::from_secs(2),
+        };
+        let next = state.record(&[("a".into(), busy)], &push, 0, &TIMING, "r");
+        assert_eq!(next, Next::Wait(Duration::from_secs(2)));
+        let a = &state.subscribers["a"];
+        assert_eq!(
+            (a.status, a.tries, a.waiting),
+            (Status::Retrying, 0, Some(Waiting::RetryAfter))
+        );
+        assert_eq!(state.retries_remaining(a), 2, "no retry spent");
+        assert!(state.plan(&push, 1_999, 0).is_empty());
+        assert_eq!(state.plan(&push, 2_000, 0).len(), 1);
+        let done = state.record(
+            &[("a".into(), Outcome::Delivered { code: 200 })],
+            &push,
+            2_000,
+            &TIMING,
+            "r",
+        );
+        assert_eq!(done, Next::Done);
+        assert_eq!(state.subscribers["a"].waiting, None);
+    }
+
+    #[test]
+    fn a_503_with_retry_after_is_a_failed_try_that_waits_at_least_that_long() {
+        let push = config(&["a"], 1);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        let busy = Outcome::Busy {
+            code: 503,
+            msg: "Service Unavailable".into(),
+            retry_after: Duration::from_secs(30),
+        };
+        let next = state.record(&[("a".into(), busy)], &push, 0, &TIMING, "r");
+        assert_eq!(
+            next,
+            Next::Wait(Duration::from_secs(30)),
+            "longer than retries_delay"
+        );
+        assert_eq!(state.subscribers["a"].tries, 1);
+    }
+
+    #[test]
+    fn a_held_subscriber_waits_for_its_turn_and_others_go_on() {
+        let push = config(&["limited", "free"], 0);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        assert_eq!(state.plan(&push, 0, 0).len(), 2);
+        state.hold(
+            "limited",
+            Duration::from_millis(50),
+            Waiting::RateLimit,
+            50,
+            0,
+        );
+        let next = state.record(
+            &[("free".into(), Outcome::Delivered { code: 200 })],
+            &push,
+            0,
+            &TIMING,
+            "r",
+        );
+        assert_eq!(next, Next::Wait(Duration::from_millis(50)));
+        let limited = &state.subscribers["limited"];
+        assert_eq!(
+            (limited.status, limited.tries, limited.slot),
+            (Status::Queued, 0, 50)
+        );
+        let again: Vec<String> = state
+            .plan(&push, 50, 0)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(again, ["limited"], "only the held one, once its slot comes");
+    }
+
+    #[test]
+    fn a_failed_probe_spends_no_retry() {
+        let push = config(&["a"], 0);
+        let mut state = PushState::new(QueueType::Multicast, &push);
+        state.plan(&push, 0, 0);
+        let probe = Outcome::ProbeFailed {
+            code: 500,
+            msg: "boom".into(),
+        };
+        state.record(&[("a".into(), probe)], &push, 0, &TIMING, "r");
+        state.hold("a", Duration::from_secs(2), Waiting::CircuitOpen, 0, 0);
+        let a = &state.subscribers["a"];
+        assert_eq!((a.status, a.tries, a.code), (Status::Retrying, 0, 500));
+        assert_eq!(state.next(0), Next::Wait(Duration::from_secs(2)));
+    }
+
+    #[test]
     fn state_reads_back_from_json() {
         let push = config(&["a"], 3);
         let state = PushState::new(QueueType::Unicast, &push);
