@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
     /// Run only the ferromq scenario on this queue (post-1, post-100, cycle-1, cycle-100,
-    /// push-fast, push-slow) and
+    /// push-fast, push-slow, push-limited) and
     /// print the server's pid, for profiling; nothing else is measured or written.
     #[arg(long)]
     only: Option<String>,
@@ -172,6 +172,7 @@ async fn run(args: Args) -> Result<Results, String> {
             "push-slow" => drop(
                 push_scenario(&args, &base, Duration::from_millis(50), 5_000, false, pids).await?,
             ),
+            "push-limited" => drop(limited_push(&args, &base, pids).await?),
             _ => drop(scenarios(&args, &base, duration, Some(only), pids).await?),
         }
         return Err("--only: done (nothing written)".into());
@@ -217,6 +218,19 @@ async fn run(args: Args) -> Result<Results, String> {
             limit: limit.map(|l| (l.rate(), "raw HTTP loop")),
         });
     }
+    push_rows.extend(
+        limited_push(&args, &base, (Some(server.pid()), redis.pid()))
+            .await?
+            .into_iter()
+            .map(|(scenario, ours, limit)| Row {
+                scenario,
+                ferromq: Some(ours),
+                floor: None,
+                peer: None,
+                rabbitmq: None,
+                limit,
+            }),
+    );
     let memory_per_message = Some(memory(&redis, &base, args.memory_messages).await?);
     drop(server);
     redis.cli(&["FLUSHALL"])?;
@@ -619,6 +633,122 @@ async fn clear(api: &QueueApi) {
 /// queue and time until the subscriber has them all, with the CPU each message cost the server
 /// and redis-server (posting included). The limit is a raw HTTP loop at the push concurrency
 /// against the same subscriber.
+/// The rate a subscriber limited with `max_per_second` is held to.
+const LIMITED_RATE: f64 = 500.0;
+
+/// A push scenario's rows: (scenario, outcome, limit).
+type PushRows = Vec<(String, Outcome, Option<(f64, &'static str)>)>;
+
+/// One multicast queue, two subscribers answering 200 at once, first with no limit (the
+/// baseline), then with one limited to `LIMITED_RATE` deliveries a second: the unlimited one
+/// must go as fast as in the baseline, the limited one at its rate (shown as the limit).
+async fn limited_push(
+    args: &Args,
+    base: &str,
+    pids: (Option<u32>, u32),
+) -> Result<PushRows, String> {
+    let mut rows = two_subscribers(args, base, pids, None).await?;
+    rows.extend(two_subscribers(args, base, pids, Some(LIMITED_RATE)).await?);
+    Ok(rows)
+}
+
+async fn two_subscribers(
+    args: &Args,
+    base: &str,
+    (server, redis): (Option<u32>, u32),
+    rate: Option<f64>,
+) -> Result<PushRows, String> {
+    let count = (LIMITED_RATE as usize) * 8;
+    let free = subscriber::Subscriber::start(Duration::ZERO).await?;
+    let limited = subscriber::Subscriber::start(Duration::ZERO).await?;
+    let queue = if rate.is_some() {
+        "push-limited"
+    } else {
+        "push-two"
+    };
+    let mut second = serde_json::json!({"name": "limited", "url": limited.url});
+    if let Some(rate) = rate {
+        second["max_per_second"] = rate.into();
+    }
+    let settings = serde_json::json!({"queue": {"type": "multicast", "push": {"subscribers": [
+        {"name": "free", "url": free.url}, second,
+    ]}}});
+    let response = http_client(1)
+        .put(format!("{base}/3/projects/{PROJECT}/queues/{queue}"))
+        .header("Authorization", format!("OAuth {TOKEN}"))
+        .body(settings.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("cannot create {queue}: {}", response.status()));
+    }
+    let api = QueueApi::new(base, PROJECT, queue, TOKEN)?;
+    api.post(
+        &mut api.connect().await?,
+        load::post_body(1, args.body_size),
+    )
+    .await?;
+    if !limited.wait_for(1, Duration::from_secs(10)).await {
+        return Err(format!("{queue}: the warm-up message was not delivered"));
+    }
+    // Both subscribers have had the warm-up message; the limit's slot after it is taken.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let meter = CpuMeter::start(server, Some(redis));
+    load::fill(&api, count, args.body_size).await?;
+    let all = count as u64 + 1;
+    if !free.wait_for(all, Duration::from_secs(60)).await {
+        return Err(format!(
+            "{queue}: the unlimited subscriber got {}",
+            free.received()
+        ));
+    }
+    let free_took = started.elapsed();
+    let limit = Duration::from_secs_f64(count as f64 / rate.unwrap_or(LIMITED_RATE) * 2.0 + 10.0);
+    if !limited.wait_for(all, limit).await {
+        return Err(format!(
+            "{queue}: the limited subscriber got {}",
+            limited.received()
+        ));
+    }
+    let limited_took = started.elapsed();
+    let cpu = meter.per_message(2 * count as u64);
+    let outcome = |elapsed| Outcome {
+        messages: count as u64,
+        elapsed,
+        errors: 0,
+        latency: hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+            .expect("histogram"),
+        cpu,
+    };
+    let (free_row, limited_row) = (outcome(free_took), outcome(limited_took));
+    eprintln!(
+        "  {queue}: first subscriber {:.0} msgs/s, second {:.0} msgs/s",
+        free_row.rate(),
+        limited_row.rate()
+    );
+    Ok(match rate {
+        None => vec![(
+            "push, 2 subscribers (multicast), neither limited".to_string(),
+            free_row,
+            None,
+        )],
+        Some(rate) => vec![
+            (
+                format!("push, 2 subscribers, one limited to {rate:.0}/s: the unlimited one"),
+                free_row,
+                None,
+            ),
+            (
+                format!("push, 2 subscribers, one limited to {rate:.0}/s: the limited one"),
+                limited_row,
+                Some((rate, "max_per_second")),
+            ),
+        ],
+    })
+}
+
 async fn push_scenario(
     args: &Args,
     base: &str,

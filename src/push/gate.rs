@@ -196,6 +196,11 @@ impl RoundGate<'_> {
                 }
                 continue;
             }
+            // A rate limit alone has nothing to settle: its slot was taken when admitted.
+            let leased = pass.to.max_concurrency.is_some();
+            if !leased && pass.to.pause_after_failures.is_none() && retry_after.is_zero() {
+                continue;
+            }
             let took = match outcome {
                 Outcome::Delivered { .. } | Outcome::Accepted => Some(true),
                 Outcome::Busy { code: 429, .. } => None,
@@ -203,7 +208,7 @@ impl RoundGate<'_> {
             };
             settled.push(Settled {
                 key: &pass.key,
-                leased: pass.to.max_concurrency.is_some(),
+                leased,
                 took,
                 pause_after_failures: pass.to.pause_after_failures.unwrap_or(0),
                 probe_interval: probe_interval(&pass.to),
