@@ -51,6 +51,10 @@ impl DataPlane {
     /// workers to `store`.
     pub async fn bind(args: &ServeArgs, tokens: Tokens, store: Store) -> Result<Self, Failure> {
         let tokens = Arc::new(tokens);
+        crate::tls::install_crypto_provider();
+        if crate::telemetry::spans::init()? {
+            tracing::info!("exporting spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
+        }
         let listening = args.listening()?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -132,6 +136,8 @@ impl DataPlane {
         if let Some(workers) = workers {
             let _ = workers.await;
         }
+        // The exporter's last batch waits on its own thread, not on this runtime's.
+        let _ = tokio::task::spawn_blocking(crate::telemetry::spans::flush).await;
         Ok(())
     }
 }

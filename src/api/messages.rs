@@ -8,6 +8,7 @@ use crate::model::{
     NewMessage, ReserveRequest, Trace,
 };
 use crate::store::{IdempotencyKey, StoreError};
+use crate::telemetry::spans::{self, Attribute, Kind};
 use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::extract::{Query, State};
@@ -193,6 +194,16 @@ pub async fn post(
         window: state.limits.idempotency_window,
     });
     let mut messages = body.validate(&state)?;
+    let (project, queue) = (path.project.as_str(), path.queue.as_str());
+    let _span = queue_span(
+        "ferromq.post",
+        Kind::Producer,
+        &trace,
+        project,
+        queue,
+        &[],
+        messages.len(),
+    );
     if let Some(trace) = trace {
         for message in &mut messages {
             keep_trace(message, &trace);
@@ -230,6 +241,36 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceHeaders {
             });
         Ok(TraceHeaders(trace))
     }
+}
+
+/// The span of an operation on a queue (when spans are exported): a child of the request's
+/// trace context, linked to `links`.
+fn queue_span(
+    name: &'static str,
+    kind: Kind,
+    trace: &Option<Trace>,
+    project: &str,
+    queue: &str,
+    links: &[(&str, Option<&str>)],
+    messages: usize,
+) -> Option<spans::Span> {
+    if !spans::on() {
+        return None;
+    }
+    let parent = trace
+        .as_ref()
+        .map(|t| (t.traceparent.as_str(), t.tracestate.as_deref()));
+    spans::start(
+        name,
+        kind,
+        parent,
+        links,
+        vec![
+            Attribute::new("messaging.system", "ferromq"),
+            Attribute::new("messaging.destination.name", format!("{project}/{queue}")),
+            Attribute::new("messaging.batch.message_count", messages as i64),
+        ],
+    )
 }
 
 /// Keeps a post's trace context with a message, among its push headers, unless it has its own.
@@ -389,6 +430,7 @@ impl ReserveBody {
 pub async fn reserve(
     State(state): State<AppState>,
     path: QueuePath,
+    TraceHeaders(trace): TraceHeaders,
     JsonBody(body): JsonBody<ReserveBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (request, wait) = body.validate()?;
@@ -403,6 +445,24 @@ pub async fn reserve(
         .store
         .reserve(&path.project, &path.queue, &request, wait)
         .await?;
+    if spans::on() {
+        // Linked to the trace each message was posted in.
+        let links: Vec<(&str, Option<&str>)> = messages
+            .iter()
+            .filter_map(|m| m.trace.as_ref())
+            .map(|t| (t.traceparent.as_str(), t.tracestate.as_deref()))
+            .collect();
+        let (project, queue) = (path.project.as_str(), path.queue.as_str());
+        queue_span(
+            "ferromq.reserve",
+            Kind::Consumer,
+            &trace,
+            project,
+            queue,
+            &links,
+            messages.len(),
+        );
+    }
     Ok(messages_json(&messages))
 }
 
@@ -481,6 +541,7 @@ pub struct DeleteBody {
 pub async fn delete(
     State(state): State<AppState>,
     path: MessagePath,
+    TraceHeaders(trace): TraceHeaders,
     Query(query): Query<HashMap<String, String>>,
     JsonBody(body): JsonBody<DeleteBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -494,10 +555,24 @@ pub async fn delete(
         return super::subscribers::ack(&state, project, queue, id, rid.as_deref(), &subscriber)
             .await;
     }
-    state
+    let (project, queue) = (path.project.as_str(), path.queue.as_str());
+    let mut span = queue_span(
+        "ferromq.delete",
+        Kind::Consumer,
+        &trace,
+        project,
+        queue,
+        &[],
+        1,
+    );
+    let deleted = state
         .store
-        .delete_message(&path.project, &path.queue, &path.id, rid.as_deref())
-        .await?;
+        .delete_message(project, queue, &path.id, rid.as_deref())
+        .await;
+    if let (Some(span), Err(err)) = (&mut span, &deleted) {
+        span.fail(err.to_string());
+    }
+    deleted?;
     Ok(Json(json!({ "msg": "Deleted" })))
 }
 

@@ -6,9 +6,11 @@ use super::auth::Bearers;
 use super::guard::{AddressPolicy, GuardedResolver};
 use super::state::Outcome;
 use crate::metrics::METRICS;
+use crate::model::Trace;
 use crate::model::{NewMessage, PushConfig, Subscriber};
 use crate::settings::{Target, parse_target};
 use crate::store::{Claimed, Store};
+use crate::telemetry::spans::{self, Attribute, Kind, Span};
 use crate::tokens::Tokens;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
@@ -193,11 +195,6 @@ impl Courier {
         if to.cloudevents {
             cloudevent_headers(&mut headers, project, queue, message);
         }
-        if let Some(parent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok())
-            && let Some(child) = next_span(parent)
-        {
-            headers.insert(TRACEPARENT, child);
-        }
         let ack = self.ack_url(project, queue, message, key);
         for (name, value) in [
             ("iron-message-id", message.id.as_str()),
@@ -245,6 +242,7 @@ impl Courier {
                 headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
             }
         }
+        let mut span = self.continue_trace(&mut headers, project, queue, message, to);
         let request = self
             .http
             .post(url)
@@ -302,7 +300,50 @@ impl Courier {
                 .push_latency
                 .observe(started.elapsed().as_secs_f64());
         }
+        if let Some(span) = &mut span {
+            span.set(Attribute::new("http.response.status_code", i64::from(code)));
+            if let Outcome::Failed { msg, .. } | Outcome::Busy { msg, .. } = &outcome {
+                span.fail(msg.clone());
+            }
+        }
         outcome
+    }
+
+    /// A push of a message posted with a trace context carries it on, with a span of its own:
+    /// the span of this attempt when spans are exported, else a new span id. Returns the span.
+    fn continue_trace(
+        &self,
+        headers: &mut HeaderMap,
+        project: &str,
+        queue: &str,
+        message: &Claimed,
+        to: &Subscriber,
+    ) -> Option<Span> {
+        let parent = headers.get(TRACEPARENT)?.to_str().ok()?.to_string();
+        let state = headers
+            .get(Trace::STATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let span = spans::start(
+            "ferromq.push",
+            Kind::Client,
+            Some((&parent, state.as_deref())),
+            &[],
+            vec![
+                Attribute::new("messaging.system", "ferromq"),
+                Attribute::new("messaging.destination.name", format!("{project}/{queue}")),
+                Attribute::new("messaging.message.id", message.id.clone()),
+                Attribute::new("ferromq.subscriber", to.name.clone()),
+            ],
+        );
+        let child = match &span {
+            Some(span) => HeaderValue::from_str(&span.traceparent()).ok(),
+            None => next_span(&parent),
+        };
+        if let Some(child) = child {
+            headers.insert(TRACEPARENT, child);
+        }
+        span
     }
 
     /// Posts a copy of the message to a queue on another server, as an IronMQ client would.
