@@ -272,6 +272,15 @@ pub struct ServeArgs {
     #[arg(long, env = "FERROMQ_PUSH_JWT_KEY")]
     pub push_jwt_key: Option<String>,
 
+    /// The directory subscribers' `jwt.token_file` must be in (projected ServiceAccount tokens);
+    /// no other file is ever read for them.
+    #[arg(
+        long,
+        env = "FERROMQ_PUSH_TOKEN_DIR",
+        default_value = "/var/run/secrets/ferromq/push-tokens"
+    )]
+    pub push_token_dir: Option<std::path::PathBuf>,
+
     /// The `iss` of those JWTs (default: the public URL).
     #[arg(long, env = "FERROMQ_PUSH_JWT_ISSUER")]
     pub push_jwt_issuer: Option<String>,

@@ -492,7 +492,12 @@ impl Trace {
     /// The trace id and flags of a valid `traceparent` (version 00 form; a later version is
     /// read the same way, as the W3C recommendation asks).
     pub fn parse_parent(parent: &str) -> Option<(&str, &str)> {
-        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        // Lowercase hex only, as the W3C recommendation writes it.
+        let hex = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         let mut parts = parent.trim().split('-');
         let (version, trace, span, flags) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);

@@ -67,7 +67,7 @@ impl DataPlane {
             }
             None => None,
         };
-        let bearers = Arc::new(Bearers::new(signer));
+        let bearers = Arc::new(Bearers::new(signer, args.push_token_dir.clone()));
         let state = AppState {
             store: store.clone(),
             tokens: tokens.clone(),

@@ -202,12 +202,40 @@ const MAX_CONCURRENCY: u32 = 10_000;
 const MAX_PAUSE_AFTER: u32 = 1_000;
 const MAX_PROBE_INTERVAL: u64 = 3_600;
 
-/// Whether this process holds a key to sign push JWTs with (set once at start, see
-/// `push::auth`): a subscriber asking for a signed JWT needs one.
-static SIGNING_KEY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// What this process can send as push JWTs (set at start by `push::auth::Bearers`): whether
+/// it holds a signing key, and the only directory token files may be read from.
+static JWT_SOURCES: std::sync::RwLock<(bool, Option<std::path::PathBuf>)> =
+    std::sync::RwLock::new((false, None));
 
-pub fn set_signing_key_loaded() {
-    SIGNING_KEY.store(true, std::sync::atomic::Ordering::Relaxed);
+pub fn set_jwt_sources(signing_key: bool, token_dir: Option<std::path::PathBuf>) {
+    *JWT_SOURCES.write().unwrap_or_else(|e| e.into_inner()) = (signing_key, token_dir);
+}
+
+/// The file a subscriber's `jwt.token_file` names, if it lies in the token directory
+/// (`FERROMQ_PUSH_TOKEN_DIR`, links resolved): no other file of the server may be sent out.
+pub fn token_file(path: &str) -> Result<std::path::PathBuf, String> {
+    let dir = JWT_SOURCES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .1
+        .clone();
+    let outside = || match &dir {
+        Some(dir) => format!(
+            "jwt.token_file must name a file in {} (FERROMQ_PUSH_TOKEN_DIR)",
+            dir.display()
+        ),
+        None => "jwt.token_file needs FERROMQ_PUSH_TOKEN_DIR on the server".to_string(),
+    };
+    let dir = dir.as_ref().ok_or_else(outside)?;
+    if !std::path::Path::new(path).starts_with(dir) {
+        return Err(outside());
+    }
+    let resolved = std::fs::canonicalize(path)
+        .map_err(|err| format!("cannot read jwt.token_file {path:?}: {err}"))?;
+    match std::fs::canonicalize(dir) {
+        Ok(dir) if resolved.starts_with(&dir) => Ok(resolved),
+        _ => Err(outside()),
+    }
 }
 
 /// Flow control, circuit breaker and authentication settings of one subscriber.
@@ -247,21 +275,6 @@ fn check_delivery_controls(s: &Subscriber) -> Result<(), Invalid> {
                 "Subscriber {name:?}: jwt is for http(s) subscribers"
             ));
         }
-        match &jwt.token_file {
-            Some(path) => {
-                if let Err(err) = std::fs::read_to_string(path) {
-                    return invalid(format!(
-                        "Subscriber {name:?}: cannot read jwt.token_file {path:?}: {err}"
-                    ));
-                }
-            }
-            None if !SIGNING_KEY.load(std::sync::atomic::Ordering::Relaxed) => {
-                return invalid(format!(
-                    "Subscriber {name:?}: jwt needs a key source: give jwt.token_file, or start the server with FERROMQ_PUSH_JWT_KEY"
-                ));
-            }
-            None => {}
-        }
         if jwt
             .audience
             .as_ref()
@@ -270,6 +283,37 @@ fn check_delivery_controls(s: &Subscriber) -> Result<(), Invalid> {
             return invalid(format!(
                 "Subscriber {name:?}: jwt.audience must be 1 to 2048 bytes"
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether this process can send the JWTs subscribers ask for: a readable `token_file`, or its
+/// own signing key. Checked where subscribers are set over the API (on the data plane, which
+/// pushes), not for Subscriptions, whose controller runs elsewhere: a push that cannot get its
+/// token is a failed try that says why.
+pub fn check_jwt_sources(subscribers: &[Subscriber]) -> Result<(), Invalid> {
+    for s in subscribers {
+        let (name, Some(jwt)) = (&s.name, &s.jwt) else {
+            continue;
+        };
+        let signing_key = JWT_SOURCES.read().unwrap_or_else(|e| e.into_inner()).0;
+        match &jwt.token_file {
+            Some(path) => {
+                let read = token_file(path).and_then(|file| {
+                    std::fs::read_to_string(&file)
+                        .map_err(|err| format!("cannot read jwt.token_file {path:?}: {err}"))
+                });
+                if let Err(why) = read {
+                    return invalid(format!("Subscriber {name:?}: {why}"));
+                }
+            }
+            None if !signing_key => {
+                return invalid(format!(
+                    "Subscriber {name:?}: jwt needs a key source: give jwt.token_file, or start the server with FERROMQ_PUSH_JWT_KEY"
+                ));
+            }
+            None => {}
         }
     }
     Ok(())

@@ -162,32 +162,6 @@ fn request_with(sub: &Subscriber, body: &str) -> Received {
         .unwrap_or_else(|| panic!("no request carried {body:?}"))
 }
 
-/// An IMF-fixdate (RFC 9110), as `Retry-After` gives a date: "Wed, 21 Oct 2015 07:28:00 GMT".
-fn http_date(at: SystemTime) -> String {
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // from 1970-01-01
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = at.duration_since(UNIX_EPOCH).unwrap().as_secs() / 86_400;
-    // "2015-10-21T07:28:00Z"
-    let rfc3339 = humantime::format_rfc3339_seconds(at).to_string();
-    let month: usize = rfc3339[5..7].parse().unwrap();
-    format!(
-        "{}, {} {} {} {} GMT",
-        WEEKDAYS[(days % 7) as usize],
-        &rfc3339[8..10],
-        MONTHS[month - 1],
-        &rfc3339[0..4],
-        &rfc3339[11..19]
-    )
-}
-
-#[test]
-fn http_dates_are_imf_fixdates() {
-    let at = UNIX_EPOCH + Duration::from_secs(1_445_412_480);
-    assert_eq!(http_date(at), "Wed, 21 Oct 2015 07:28:00 GMT");
-}
-
 /// A 429 with `Retry-After: 2` holds the next try back at least 2 s and spends no retry: with
 /// the queue's `retries` 0, two such answers and then a 200 still deliver the message and
 /// nothing reaches the error queue. While it waits, the push status says why and until when,
@@ -296,7 +270,7 @@ async fn a_503_with_a_retry_after_date_is_retried_no_sooner_than_that_date() {
         let whole = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 6;
         let date = UNIX_EPOCH + Duration::from_secs(whole);
         *named.lock().unwrap() = Some(Instant::now() + date.duration_since(now).unwrap());
-        Reply::status(503).header("Retry-After", http_date(date))
+        Reply::status(503).header("Retry-After", httpdate::fmt_http_date(date))
     }))
     .await;
     push_queue(
@@ -335,6 +309,17 @@ async fn a_503_with_a_retry_after_date_is_retried_no_sooner_than_that_date() {
         "the 503 counted as a try: {done}"
     );
     assert_eq!(queue_size(client, "unavailable-errors").await, 0);
+}
+
+/// How many processes delivered to `sub`: each names itself in its acknowledgement URLs.
+fn pushing_processes(sub: &Subscriber) -> usize {
+    let origins: std::collections::BTreeSet<String> = sub
+        .received()
+        .iter()
+        .filter_map(|r| r.headers.get("iron-subscriber-message-url")?.to_str().ok())
+        .map(|url| url.split("/3/").next().unwrap_or_default().to_string())
+        .collect();
+    origins.len()
 }
 
 /// The most arrivals within any 1-second window.
@@ -389,7 +374,9 @@ async fn max_per_second_holds_across_processes_and_slows_no_other_subscriber() {
     assert_eq!(distinct_bodies(&slow), 200);
     let at = arrivals(&slow);
     let busiest = busiest_second(&at);
-    assert!(busiest <= 23, "{busiest} deliveries within one second");
+    // A booked slot may be used up to 250 ms late (push_gate_admit.lua's LATE_MS).
+    assert!(busiest <= 26, "{busiest} deliveries within one second");
+    assert_eq!(pushing_processes(&slow), 2, "both processes delivered");
     let span = *at.iter().max().unwrap() - *at.iter().min().unwrap();
     assert!(span >= Duration::from_secs(8), "200 at 20/s took {span:?}");
     assert!(drained(client, "metered", Duration::from_secs(5)).await);
@@ -426,6 +413,7 @@ async fn max_concurrency_holds_across_processes() {
     );
     assert!(drained(client, "narrow", Duration::from_secs(5)).await);
     assert_eq!(distinct_bodies(&narrow), 20);
+    assert_eq!(pushing_processes(&narrow), 2, "both processes delivered");
     assert!(
         narrow.peak_in_flight() <= 2,
         "{} requests at once",
@@ -505,6 +493,10 @@ async fn a_failing_subscriber_is_paused_probed_and_resumed_without_spending_retr
     })
     .await;
     assert!(opened, "ferromq_push_circuit_open is 1 after 3 failures");
+    // What the controller reads for the Subscription's status: the pause and when it ends.
+    let store = running.redis.store().await;
+    let open = store.open_circuits(PROJECT, "breaker").await.unwrap();
+    assert!(open.get("down").is_some_and(|&until| until > 0), "{open:?}");
 
     // Paused for 4 s from now: without the breaker each message would be retried after 3 s
     // (5 more requests); with it only probes come, one at a time, 1 s apart at least.
@@ -587,7 +579,13 @@ async fn a_failing_subscriber_is_paused_probed_and_resumed_without_spending_retr
 async fn jwt_subscribers_get_bearer_tokens_that_verify_against_the_jwks() {
     const AUDIENCE: &str = "https://example.test/aud";
     let key = JwtSigningKey::generate();
-    let running = start_process(&[("FERROMQ_PUSH_JWT_KEY", key.path.to_str().unwrap())]).await;
+    // Token files are read from this directory only.
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_process(&[
+        ("FERROMQ_PUSH_JWT_KEY", key.path.to_str().unwrap()),
+        ("FERROMQ_PUSH_TOKEN_DIR", dir.path().to_str().unwrap()),
+    ])
+    .await;
     let client = &running.client;
     let base = &running.server.base;
 
@@ -623,7 +621,6 @@ async fn jwt_subscribers_get_bearer_tokens_that_verify_against_the_jwks() {
     assert!(published["d"].is_null(), "never the private part");
     let jwks: JwkSet = serde_json::from_value(jwks_json.clone()).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "abc.def.ghi\n").unwrap();
     let signed = Subscriber::start(Answer::Always(200)).await;
@@ -711,10 +708,6 @@ async fn subscribers_of(client: &Client, queue: &str) -> Value {
 async fn bad_subscriber_settings_are_refused_and_change_nothing() {
     let running = start_server().await;
     let client = &running.client;
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "abc.def.ghi\n").unwrap();
-    let token_file = token_file.to_str().unwrap();
     let good = json!({
         "name": "s",
         "url": "http://example.test/hook",
@@ -723,7 +716,6 @@ async fn bad_subscriber_settings_are_refused_and_change_nothing() {
         "pause_after_failures": 4,
         "probe_interval": 7,
         "cloudevents": true,
-        "jwt": {"token_file": token_file},
     });
     let (status, body) = client
         .put(
@@ -742,7 +734,6 @@ async fn bad_subscriber_settings_are_refused_and_change_nothing() {
     ] {
         assert_eq!(before[0][setting], good[setting], "{setting}: {before}");
     }
-    assert_eq!(before[0]["jwt"]["token_file"], token_file, "{before}");
 
     let subscribers = format!("{}/subscribers", q("guarded"));
     let bad_settings = [
@@ -754,6 +745,8 @@ async fn bad_subscriber_settings_are_refused_and_change_nothing() {
         ("jwt", json!({})),
         ("jwt", json!({"audience": "https://example.test/aud"})),
         ("jwt", json!({"token_file": "/nonexistent/x"})),
+        // A file that exists, outside the token directory: never read, let alone sent.
+        ("jwt", json!({"token_file": "/etc/hostname"})),
     ];
     for (setting, value) in bad_settings {
         let mut bad = good.clone();

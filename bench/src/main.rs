@@ -629,10 +629,6 @@ async fn clear(api: &QueueApi) {
     }
 }
 
-/// Push throughput of one ferromq process to one subscriber: post `count` messages to a push
-/// queue and time until the subscriber has them all, with the CPU each message cost the server
-/// and redis-server (posting included). The limit is a raw HTTP loop at the push concurrency
-/// against the same subscriber.
 /// The rate a subscriber limited with `max_per_second` is held to.
 const LIMITED_RATE: f64 = 500.0;
 
@@ -749,6 +745,10 @@ async fn two_subscribers(
     })
 }
 
+/// Push throughput of one ferromq process to one subscriber: post `count` messages to a push
+/// queue and time until the subscriber has them all, with the CPU each message cost the server
+/// and redis-server (posting included). The limit is a raw HTTP loop at the push concurrency
+/// against the same subscriber.
 async fn push_scenario(
     args: &Args,
     base: &str,

@@ -150,11 +150,14 @@ fn saturate(n: u64) -> u32 {
 }
 
 pub fn subscribers_of(input: Vec<SubscriberInput>) -> Result<Vec<Subscriber>, ApiError> {
-    input
+    let subscribers = input
         .into_iter()
         .enumerate()
         .map(|(i, s)| s.into_subscriber(i))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::settings::check_jwt_sources(&subscribers)
+        .map_err(|invalid| ApiError::bad_request(invalid.0))?;
+    Ok(subscribers)
 }
 
 /// True for `null`, `{}`, `[]` and `""`: what clients send for "nothing here".

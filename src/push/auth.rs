@@ -110,10 +110,9 @@ pub struct Bearers {
 }
 
 impl Bearers {
-    pub fn new(signer: Option<Signer>) -> Self {
-        if signer.is_some() {
-            crate::settings::set_signing_key_loaded();
-        }
+    /// Token files are read only from `token_dir`.
+    pub fn new(signer: Option<Signer>, token_dir: Option<std::path::PathBuf>) -> Self {
+        crate::settings::set_jwt_sources(signer.is_some(), token_dir);
         Bearers {
             signer,
             cache: Mutex::default(),
@@ -138,10 +137,20 @@ impl Bearers {
         }
         let (token, renew_at) = match &jwt.token_file {
             Some(path) => {
-                let token = std::fs::read_to_string(path)
+                let file = crate::settings::token_file(path)?;
+                let token = std::fs::read_to_string(file)
                     .map_err(|e| format!("cannot read jwt.token_file {path}: {e}"))?
                     .trim()
                     .to_string();
+                // A projected token's audience is the pod's to choose; one that is not the
+                // audience asked for would be refused by the subscriber.
+                if let Some(wanted) = &jwt.audience
+                    && !audiences(&token).iter().any(|a| a == wanted)
+                {
+                    return Err(format!(
+                        "the token in jwt.token_file {path} is not for audience {wanted}"
+                    ));
+                }
                 // Read again before the token's own expiry, and at least every minute.
                 let renew = expiry(&token)
                     .map_or(u64::MAX, |exp| exp.saturating_sub(RENEW_BEFORE.as_secs()))
@@ -173,11 +182,27 @@ impl Bearers {
     }
 }
 
-/// The `exp` claim of a JWT, read without checking its signature (it is our own to send).
-fn expiry(token: &str) -> Option<u64> {
+/// The claims of a JWT, read without checking its signature (it is ours to send, not to trust).
+fn claims(token: &str) -> Option<Value> {
     let claims = token.split('.').nth(1)?;
-    let claims: Value = serde_json::from_slice(&B64.decode(claims).ok()?).ok()?;
-    claims["exp"].as_u64()
+    serde_json::from_slice(&B64.decode(claims).ok()?).ok()
+}
+
+/// The `exp` claim of a JWT.
+fn expiry(token: &str) -> Option<u64> {
+    claims(token)?["exp"].as_u64()
+}
+
+/// The `aud` claim of a JWT: one audience or several.
+fn audiences(token: &str) -> Vec<String> {
+    match claims(token).map(|c| c["aud"].clone()) {
+        Some(Value::String(one)) => vec![one],
+        Some(Value::Array(many)) => many
+            .into_iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +214,7 @@ mod tests {
         let claims = B64.encode(br#"{"exp":1700000000}"#);
         assert_eq!(expiry(&format!("h.{claims}.s")), Some(1_700_000_000));
         assert_eq!(expiry("not-a-jwt"), None);
+        let many = B64.encode(br#"{"aud":["a","b"]}"#);
+        assert_eq!(audiences(&format!("h.{many}.s")), ["a", "b"]);
     }
 }

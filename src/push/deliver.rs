@@ -265,7 +265,8 @@ impl Courier {
                     Outcome::Delivered { code }
                 } else if let (429 | 503, Some(wait)) = (code, retry_after) {
                     let reason = status.canonical_reason().unwrap_or("Busy");
-                    let wait = wait.min(self.max_retry_after);
+                    // At least a second: a 429 spends no retry, so "0" must not mean at once.
+                    let wait = wait.max(Duration::from_secs(1)).min(self.max_retry_after);
                     Outcome::Busy {
                         code,
                         msg: format!("{reason}; Retry-After {} s", wait.as_secs()),
@@ -310,7 +311,8 @@ impl Courier {
     }
 
     /// A push of a message posted with a trace context carries it on, with a span of its own:
-    /// the span of this attempt when spans are exported, else a new span id. Returns the span.
+    /// the span of this attempt when spans are exported, else a new span id. When spans are
+    /// exported, a push of a message without one starts a trace. Returns the span.
     fn continue_trace(
         &self,
         headers: &mut HeaderMap,
@@ -319,7 +321,13 @@ impl Courier {
         message: &Claimed,
         to: &Subscriber,
     ) -> Option<Span> {
-        let parent = headers.get(TRACEPARENT)?.to_str().ok()?.to_string();
+        let parent = headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if parent.is_none() && !spans::on() {
+            return None;
+        }
         let state = headers
             .get(Trace::STATE)
             .and_then(|v| v.to_str().ok())
@@ -327,7 +335,7 @@ impl Courier {
         let span = spans::start(
             "ferromq.push",
             Kind::Client,
-            Some((&parent, state.as_deref())),
+            parent.as_deref().map(|p| (p, state.as_deref())),
             &[],
             vec![
                 Attribute::new("messaging.system", "ferromq"),
@@ -336,9 +344,10 @@ impl Courier {
                 Attribute::new("ferromq.subscriber", to.name.clone()),
             ],
         );
-        let child = match &span {
-            Some(span) => HeaderValue::from_str(&span.traceparent()).ok(),
-            None => next_span(&parent),
+        let child = match (&span, &parent) {
+            (Some(span), _) => HeaderValue::from_str(&span.traceparent()).ok(),
+            (None, Some(parent)) => next_span(parent),
+            (None, None) => None,
         };
         if let Some(child) = child {
             headers.insert(TRACEPARENT, child);
@@ -447,10 +456,8 @@ fn cloudevent_headers(headers: &mut HeaderMap, project: &str, queue: &str, messa
         ("ce-type", "dev.ferromq.message"),
     ] {
         let name = HeaderName::from_static(name);
-        if !message
-            .push_headers
-            .keys()
-            .any(|k| k.eq_ignore_ascii_case(name.as_str()))
+        // The subscriber's and the message's own headers are already there, and win.
+        if !headers.contains_key(&name)
             && let Ok(value) = HeaderValue::from_str(value)
         {
             headers.insert(name, value);

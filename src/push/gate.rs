@@ -122,6 +122,7 @@ impl RoundGate<'_> {
                 key,
                 max_per_second: to.max_per_second.unwrap_or(0.0),
                 max_concurrency: to.max_concurrency.unwrap_or(0),
+                pause_after_failures: to.pause_after_failures.unwrap_or(0),
                 slot: state.subscribers.get(key).map_or(0, |s| s.slot),
                 probe_interval: probe_interval(to),
             })
@@ -161,9 +162,13 @@ impl RoundGate<'_> {
                 Verdict::Paused { wait } => (wait, Waiting::RetryAfter, 0),
                 Verdict::Open { wait } => (wait, Waiting::CircuitOpen, 0),
                 Verdict::Busy => {
-                    let jitter = fastrand::u64(0..=CONCURRENCY_WAIT.as_millis() as u64);
+                    // Longer each time in a row (up to 16 times), so a backlog waiting for a
+                    // place does not ask ever faster; with jitter, so it does not ask at once.
+                    let holds = state.subscribers.get(&key).map_or(0, |s| s.holds);
+                    let wait = CONCURRENCY_WAIT * (1 << holds.min(4)) as u32;
+                    let jitter = fastrand::u64(0..=wait.as_millis() as u64);
                     (
-                        CONCURRENCY_WAIT + Duration::from_millis(jitter),
+                        wait + Duration::from_millis(jitter),
                         Waiting::ConcurrencyLimit,
                         0,
                     )
@@ -196,14 +201,16 @@ impl RoundGate<'_> {
                 }
                 continue;
             }
-            // A rate limit alone has nothing to settle: its slot was taken when admitted.
+            // A rate limit alone has nothing to settle: its slot was taken when admitted. A
+            // probe always settles, so it is never left in flight.
             let leased = pass.to.max_concurrency.is_some();
-            if !leased && pass.to.pause_after_failures.is_none() && retry_after.is_zero() {
+            let breaker = pass.to.pause_after_failures.is_some() || pass.probed;
+            if !leased && !breaker && retry_after.is_zero() {
                 continue;
             }
             let took = match outcome {
-                Outcome::Delivered { .. } | Outcome::Accepted => Some(true),
-                Outcome::Busy { code: 429, .. } => None,
+                o if o.took() => Some(true),
+                o if o.asked_to_wait() => None,
                 _ => Some(false),
             };
             settled.push(Settled {

@@ -67,6 +67,9 @@ pub struct SubscriberState {
     /// none (see `store::ops::push_gate`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub slot: u64,
+    /// Times it was held in a row (see `hold`), so waits for a free place grow.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub holds: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -143,6 +146,11 @@ impl Outcome {
     /// Whether the subscriber took the message (2xx).
     pub fn took(&self) -> bool {
         matches!(self, Outcome::Delivered { .. } | Outcome::Accepted)
+    }
+
+    /// A 429 with Retry-After: neither taken nor failed.
+    pub fn asked_to_wait(&self) -> bool {
+        matches!(self, Outcome::Busy { code: 429, .. })
     }
 }
 
@@ -288,6 +296,7 @@ impl PushState {
             s.last_try_at = now;
             s.waiting = None;
             s.slot = 0;
+            s.holds = 0;
             match outcome {
                 Outcome::Busy {
                     code,
@@ -353,6 +362,7 @@ impl PushState {
             s.due = now + wait.as_millis() as u64;
             s.waiting = Some(why);
             s.slot = slot;
+            s.holds += 1;
         }
     }
 
@@ -421,14 +431,18 @@ impl PushState {
             Mode::Any => states.clone().any(|s| s.status.is_final()),
         };
         if !over {
-            let soonest = self
+            // Multicast tries each subscriber when it is due; a unicast round waits until
+            // every subscriber is (see `plan`), and an acknowledgement brings it back sooner.
+            let waits = self
                 .subscribers
                 .values()
                 .filter(|s| !s.status.is_final())
-                .map(|s| s.due.saturating_sub(now))
-                .min()
-                .unwrap_or(0);
-            return Next::Wait(Duration::from_millis(soonest));
+                .map(|s| s.due.saturating_sub(now));
+            let wait = match self.mode {
+                Mode::All => waits.min(),
+                Mode::Any => waits.max(),
+            };
+            return Next::Wait(Duration::from_millis(wait.unwrap_or(0)));
         }
         let delivered = self
             .subscribers
@@ -490,6 +504,7 @@ fn fresh(key: &str, s: &Subscriber) -> SubscriberState {
         retries_delay: s.retries_delay,
         waiting: None,
         slot: 0,
+        holds: 0,
     }
 }
 
@@ -860,6 +875,22 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(again, ["limited"], "only the held one, once its slot comes");
+    }
+
+    #[test]
+    fn a_unicast_message_held_for_its_subscriber_waits_for_it_without_spinning() {
+        let push = config(&["a", "b"], 1);
+        let mut state = PushState::new(QueueType::Unicast, &push);
+        let first = state.plan(&push, 0, 0);
+        assert_eq!(first[0].0, "a");
+        state.hold("a", Duration::from_secs(3), Waiting::RateLimit, 3_000, 0);
+        assert_eq!(
+            state.next(0),
+            Next::Wait(Duration::from_secs(3)),
+            "not at once"
+        );
+        assert!(state.plan(&push, 1_000, 0).is_empty());
+        assert_eq!(state.plan(&push, 3_000, 0)[0].0, "a");
     }
 
     #[test]

@@ -1177,6 +1177,8 @@ def main():
             external[values["redis"]["caSecret"]] = {values["redis"]["caSecretKey"]}
         if values["server"]["pushCaSecret"]:
             external[values["server"]["pushCaSecret"]] = {values["server"]["pushCaSecretKey"]}
+        if values["server"]["pushJwtSecret"]:
+            external[values["server"]["pushJwtSecret"]] = {values["server"]["pushJwtSecretKey"]}
         objects = [o for o in yaml.safe_load_all(path.read_text()) if o]
         before = len(fail)
         for obj in objects:

@@ -4,7 +4,8 @@
 //! after their answers it tells `push_gate_settle.lua` what they came to.
 //!
 //! In Redis, beside the queue's keys (same hash tag): the gate hash, fields per subscriber key
-//! - `<key>:tat`: the rate limit's next free slot (GCRA), ms since the epoch;
+//! - `<key>:tat`: the rate limit's next free slot (GCRA), ms since the epoch, and `<key>:rate`
+//!   the rate it was booked at (a new rate starts over);
 //! - `<key>:until`: no delivery before this (a Retry-After, or the breaker's pause);
 //! - `<key>:open`: present while its breaker is open, counting the pauses in a row;
 //! - `<key>:probe`: while a probe is in flight, when its lease ends;
@@ -33,6 +34,8 @@ pub struct Entry<'a> {
     /// 0 for no limit.
     pub max_per_second: f64,
     pub max_concurrency: u32,
+    /// 0 for no circuit breaker (one left open from before is closed).
+    pub pause_after_failures: u32,
     /// The slot its rate limit booked for this message, ms since the epoch; 0 for none.
     pub slot: u64,
     pub probe_interval: Duration,
@@ -126,6 +129,7 @@ impl Store {
                 e.key.to_string(),
                 e.max_per_second.to_string(),
                 e.max_concurrency.to_string(),
+                e.pause_after_failures.to_string(),
                 lease.to_string(),
                 ms(lease_for),
                 e.slot.to_string(),
