@@ -3,11 +3,13 @@
 //! exactly the chart's roles (rendered by `helm template`, applied, and a token minted for the
 //! account): a permission the code needs and the chart lacks fails here. Two controllers elect a
 //! leader through the Lease; Queues and Subscriptions become Ready and their status follows the
-//! spec; the leader's death hands the Lease over; a flushed Redis is repaired; deleting a Queue
-//! runs its finalizer and leaves an Event.
+//! spec; the leader's death hands the Lease over; a flushed Redis is repaired; a Subscription's
+//! circuit breaker shows in its status and Events; deleting a Queue runs its finalizer and
+//! leaves an Event.
 
 use common::kube::{Killed, KubeApi, helm_path};
 use common::manifests::{queue, subscription};
+use common::subscriber::{Answer, Subscriber};
 use common::{RedisServer, ServerProcess, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -213,6 +215,95 @@ async fn controllers_with_the_charts_rbac_on_a_real_api_server() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     println!("flushed queue declared again after {:?}", started.elapsed());
+
+    // A Subscription whose subscriber keeps failing is paused by its circuit breaker: its
+    // status says so (Delivering False, CircuitOpen) and an Event records it; once it answers
+    // again, a probe resumes it (Delivering True, CircuitClosed) and another Event says so.
+    let failing = Subscriber::start(Answer::switch(500)).await;
+    let mut guarded = subscription(json!({
+        "queue": "events", "url": failing.url, "pauseAfterFailures": 2, "probeInterval": 2,
+    }));
+    guarded["metadata"]["name"] = json!("guarded");
+    api.apply(&guarded.to_string()).unwrap();
+    wait_for(
+        "the guarded Subscription Ready",
+        Duration::from_secs(60),
+        || get(&api, &["subscription", "guarded", "-n", "shop"]).is_some_and(|s| ready(&s)),
+    );
+    let delivering = |reason: &str| {
+        get(&api, &["subscription", "guarded", "-n", "shop"]).is_some_and(|s| {
+            s["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Delivering" && c["reason"] == reason)
+            })
+        })
+    };
+    // The queue takes the subscriber in at its next reconcile; post until it is pushed to.
+    let started = Instant::now();
+    while failing.count() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "never pushed to"
+        );
+        let message = json!({"messages": [{"body": "m"}, {"body": "n"}]});
+        rest.post(&format!("{QUEUE_PATH}/messages"), message).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let poke = |n: u32| {
+        // Any change to the resource reconciles it at once.
+        let poked = api.kubectl(&[
+            "annotate",
+            "--overwrite",
+            "subscription",
+            "guarded",
+            "-n",
+            "shop",
+            &format!("test/poke={n}"),
+        ]);
+        assert!(poked.status.success(), "{poked:?}");
+    };
+    let mut pokes = 0;
+    wait_for(
+        "Delivering False, CircuitOpen",
+        Duration::from_secs(60),
+        || {
+            pokes += 1;
+            poke(pokes);
+            delivering("CircuitOpen")
+        },
+    );
+    failing.set_status(200);
+    let (before, started) = (failing.count(), Instant::now());
+    while !delivering("CircuitClosed") {
+        if started.elapsed() > Duration::from_secs(60) {
+            let store = redis.store().await;
+            let open = store.open_circuits("shop", "events").await;
+            let status = get(&api, &["subscription", "guarded", "-n", "shop"]);
+            panic!(
+                "not resumed: {} pushes before the switch, {} after; open: {open:?}; {}",
+                before,
+                failing.count() - before,
+                status.map(|s| s["status"].clone()).unwrap_or_default()
+            );
+        }
+        pokes += 1;
+        poke(pokes);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    let subscription_event = |list: &Value, reason: &str| {
+        list["items"].as_array().unwrap().iter().any(|e| {
+            e["reason"] == reason
+                && e["regarding"]["kind"] == "Subscription"
+                && e["regarding"]["name"] == "guarded"
+        })
+    };
+    wait_for("the breaker's Events", Duration::from_secs(20), || {
+        get(&api, &["events.events.k8s.io", "-n", "shop"]).is_some_and(|list| {
+            subscription_event(&list, "CircuitOpened") && subscription_event(&list, "CircuitClosed")
+        })
+    });
+    let deleted = api.kubectl(&["delete", "subscription", "guarded", "-n", "shop"]);
+    assert!(deleted.status.success(), "{deleted:?}");
 
     // Deleting a Queue runs its finalizer, as its deletionPolicy says, and leaves an Event:
     // Delete removes the stored queue, Retain keeps it (unmanaged).

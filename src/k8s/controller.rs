@@ -421,7 +421,13 @@ async fn announce_circuit(subscription: &Subscription, status: &SubscriptionStat
         action: "Deliver".into(),
         secondary: None,
     };
-    ctx.publish(&subscription.object_ref(&()), event).await;
+    // Not awaited here: the status does not wait on the Events API.
+    let (recorder, reference) = (ctx.recorder.clone(), subscription.object_ref(&()));
+    tokio::spawn(async move {
+        if let Err(err) = recorder.publish(&event, &reference).await {
+            tracing::warn!(%err, reason = event.reason, "cannot publish an event");
+        }
+    });
 }
 
 /// Writes a resource's status by server-side apply, owned by this controller's field manager.
