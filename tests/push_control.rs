@@ -6,7 +6,8 @@
 
 use common::subscriber::{Answer, JwtSigningKey, Received, Reply, Subscriber};
 use common::{
-    Client, ServerProcess, eventually, post_bodies, q, reserve, start_process, start_server,
+    Client, ServerProcess, eventually, post_bodies, posted_ids, q, reserve, start_process,
+    start_server,
 };
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -70,13 +71,7 @@ async fn post_with_headers(
             &all,
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{json}");
-    json["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| id.as_str().unwrap().to_string())
-        .collect()
+    posted_ids(status, &json)
 }
 
 /// Messages a queue holds; 0 for a queue that does not exist (an error queue nothing reached).

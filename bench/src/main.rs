@@ -629,6 +629,26 @@ async fn clear(api: &QueueApi) {
     }
 }
 
+/// Creates (or sets) `queue` with `settings` over REST.
+async fn put_queue(
+    http: &reqwest::Client,
+    base: &str,
+    queue: &str,
+    settings: &serde_json::Value,
+) -> Result<(), String> {
+    let response = http
+        .put(format!("{base}/3/projects/{PROJECT}/queues/{queue}"))
+        .header("Authorization", format!("OAuth {TOKEN}"))
+        .body(settings.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("cannot create {queue}: {}", response.status()));
+    }
+    Ok(())
+}
+
 /// The rate a subscriber limited with `max_per_second` is held to.
 const LIMITED_RATE: f64 = 500.0;
 
@@ -669,16 +689,7 @@ async fn two_subscribers(
     let settings = serde_json::json!({"queue": {"type": "multicast", "push": {"subscribers": [
         {"name": "free", "url": free.url}, second,
     ]}}});
-    let response = http_client(1)
-        .put(format!("{base}/3/projects/{PROJECT}/queues/{queue}"))
-        .header("Authorization", format!("OAuth {TOKEN}"))
-        .body(settings.to_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("cannot create {queue}: {}", response.status()));
-    }
+    put_queue(&http_client(1), base, queue, &settings).await?;
     let api = QueueApi::new(base, PROJECT, queue, TOKEN)?;
     api.post(
         &mut api.connect().await?,
@@ -766,19 +777,7 @@ async fn push_scenario(
     };
     let api = QueueApi::new(base, PROJECT, queue, TOKEN)?;
     let settings = serde_json::json!({"queue": {"type": "multicast", "push": {"subscribers": [{"name": "bench", "url": sub.url}]}}});
-    let response = http
-        .put(format!("{base}/3/projects/{PROJECT}/queues/{queue}"))
-        .header("Authorization", format!("OAuth {TOKEN}"))
-        .body(settings.to_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "cannot create the push queue: {}",
-            response.status()
-        ));
-    }
+    put_queue(&http, base, queue, &settings).await?;
     // Warm up: the workers pick a new push queue up within a second; time from then on.
     api.post(
         &mut api.connect().await?,

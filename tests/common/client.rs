@@ -169,6 +169,11 @@ pub async fn post_bodies(client: &Client, queue: &str, bodies: &[&str]) -> Vec<S
             serde_json::json!({ "messages": messages }),
         )
         .await;
+    posted_ids(status, &json)
+}
+
+/// The ids a post answered with, once it is checked to be a 201.
+pub fn posted_ids(status: StatusCode, json: &Value) -> Vec<String> {
     assert_eq!(status, StatusCode::CREATED, "{json}");
     json["ids"]
         .as_array()

@@ -28,7 +28,7 @@ pub mod subscriber;
 pub mod wait;
 
 pub use certificate::TestCertificate;
-pub use client::{Answer, Client, http, post_bodies, q, reserve, reserve_within};
+pub use client::{Answer, Client, http, post_bodies, posted_ids, q, reserve, reserve_within};
 pub use redis::{RedisCluster, RedisServer};
 pub use server::{ServerProcess, Standalone, TestServer};
 pub use wait::{eventually, quiet};
